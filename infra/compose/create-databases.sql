@@ -1,0 +1,5 @@
+create database orders;
+create database inventory;
+create database payments;
+create database registry;
+create database views;

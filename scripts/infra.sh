@@ -1,0 +1,198 @@
+# The infrastructure components: how each is installed, started and checked.
+# Sourced after lib.sh. Each component NAME has install_NAME, start_NAME and
+# healthy_NAME; scripts/up calls them in INFRA_COMPONENTS order.
+
+# ---------------------------------------------------------------- prerequisites
+
+require_tool() {
+  command -v "$1" >/dev/null 2>&1 || die "$1 is missing: $2 (.ci/run installs every prerequisite on Debian)"
+}
+
+check_state_layout() {
+  local file="$OUTFLOW_STATE/LAYOUT"
+  mkdir -p "$OUTFLOW_STATE" "$RUN" "$LIB" "$BIN"
+  if [ -f "$file" ] && [ "$(cat "$file")" != "$STATE_LAYOUT_VERSION" ]; then
+    die "the state folder $OUTFLOW_STATE was made by another version of Outflow (layout $(cat "$file"), this one needs $STATE_LAYOUT_VERSION). Run scripts/down, then move it away or delete it (rm -rf $OUTFLOW_STATE) and run scripts/up again."
+  fi
+  echo "$STATE_LAYOUT_VERSION" > "$file"
+}
+
+# ---------------------------------------------------------------- postgres
+
+install_postgres() {
+  [ -x "$PG_BIN/initdb" ] || die "PostgreSQL $POSTGRES_MAJOR is missing ($PG_BIN/initdb): apt-get update && apt-get install -y postgresql-$POSTGRES_MAJOR"
+  local data="$OUTFLOW_STATE/postgres/data"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    say "postgres: creating the cluster in $data"
+    mkdir -p "$data"
+    local pwfile="$OUTFLOW_STATE/postgres/.pwfile"
+    printf '%s\n' "$OUTFLOW_PG_PASSWORD" > "$pwfile"
+    [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$OUTFLOW_STATE/postgres"
+    chmod 600 "$pwfile"
+    as_pg "$PG_BIN/initdb" -D "$data" -U "$OUTFLOW_PG_USER" --pwfile="$pwfile" \
+      --auth=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 >"$OUTFLOW_STATE/postgres/initdb.log" 2>&1 \
+      || { rm -f "$pwfile"; cat "$OUTFLOW_STATE/postgres/initdb.log" >&2; die "postgres: initdb failed (log above)"; }
+    rm -f "$pwfile"
+    echo "include = 'outflow.conf'" >> "$data/postgresql.conf"
+    # Debezium connects for logical replication over TCP with the same user.
+    echo "host replication $OUTFLOW_PG_USER 127.0.0.1/32 scram-sha-256" >> "$data/pg_hba.conf"
+  fi
+  cp "$INFRA/postgres/outflow.conf" "$data/outflow.conf"
+  [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$OUTFLOW_STATE/postgres"
+  return 0
+}
+
+healthy_postgres() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$OUTFLOW_PG_PORT"; }
+
+start_postgres() {
+  local data="$OUTFLOW_STATE/postgres/data" log; log="$(log_file postgres)"
+  [ -f "$log" ] && mv -f "$log" "$log.1"
+  touch "$log"; [ "$(id -u)" = 0 ] && chown postgres:postgres "$log"
+  # A postmaster.pid left by a killed server names a dead pid: PostgreSQL removes
+  # it itself; one naming a live server means that server runs without our record.
+  as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$log" -o "-p $OUTFLOW_PG_PORT -k /tmp" -w -t 60 start >/dev/null \
+    || fail_component postgres "pg_ctl start failed"
+  record_pid postgres "$(head -n 1 "$data/postmaster.pid")"
+  wait_healthy postgres 60 healthy_postgres
+  local db
+  for db in orders inventory payments registry views; do
+    if ! PGPASSWORD="$OUTFLOW_PG_PASSWORD" psql -qtA -h 127.0.0.1 -p "$OUTFLOW_PG_PORT" -U "$OUTFLOW_PG_USER" -d postgres \
+        -c "select 1 from pg_database where datname = '$db'" | grep -q 1; then
+      PGPASSWORD="$OUTFLOW_PG_PASSWORD" psql -q -h 127.0.0.1 -p "$OUTFLOW_PG_PORT" -U "$OUTFLOW_PG_USER" -d postgres \
+        -c "create database $db" || fail_component postgres "could not create database $db"
+    fi
+  done
+}
+
+stop_postgres() {
+  local data="$OUTFLOW_STATE/postgres/data"
+  if [ -n "$(live_pid postgres)" ]; then
+    as_pg "$PG_BIN/pg_ctl" -D "$data" -m fast -w -t 60 stop >/dev/null || stop_pid postgres
+  fi
+  rm -f "$(pid_file postgres)"
+}
+
+# ---------------------------------------------------------------- Maven jars
+
+# Copies a pom's runtime dependencies into a folder once per version; Maven's
+# local repository (~/.m2) is the download cache.
+maven_copy() {
+  local pom="$1" dest="$2"; shift 2
+  [ -f "$dest/.complete" ] && return 0
+  require_tool java "install a Java 17+ JDK (apt-get install -y openjdk-17-jdk-headless)"
+  require_tool mvn "install Maven (apt-get install -y maven)"
+  say "resolving $(basename "$(dirname "$pom")") jars from Maven Central into $dest"
+  rm -rf "$dest"; mkdir -p "$dest"
+  mvn -B -q -f "$pom" dependency:copy-dependencies -DincludeScope=runtime \
+    -DoutputDirectory="$dest" "$@" >"$dest.mvn.log" 2>&1 \
+    || { tail -n 40 "$dest.mvn.log" >&2; die "Maven could not resolve $pom (log: $dest.mvn.log)"; }
+  touch "$dest/.complete"
+}
+
+KAFKA_LIB="$LIB/kafka-$KAFKA_VERSION"
+DEBEZIUM_LIB="$LIB/debezium-$DEBEZIUM_VERSION"
+
+install_kafka() {
+  maven_copy "$INFRA/maven/kafka/pom.xml" "$KAFKA_LIB" \
+    -Dkafka.version="$KAFKA_VERSION" -Dlog4j.version="$LOG4J_VERSION"
+  mkdir -p "$OUTFLOW_STATE/kafka/data"
+  render "$INFRA/kafka/server.properties" "$OUTFLOW_STATE/kafka/server.properties"
+  if [ ! -f "$OUTFLOW_STATE/kafka/data/meta.properties" ]; then
+    local id
+    id="$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+    java -cp "$KAFKA_LIB/*" -Dlog4j2.configurationFile="$INFRA/kafka/log4j2.properties" \
+      kafka.tools.StorageTool format -t "$id" -c "$OUTFLOW_STATE/kafka/server.properties" \
+      >"$OUTFLOW_STATE/kafka/format.log" 2>&1 \
+      || { cat "$OUTFLOW_STATE/kafka/format.log" >&2; die "kafka: formatting the KRaft log failed"; }
+  fi
+}
+
+start_kafka() {
+  start_detached kafka java $KAFKA_HEAP_OPTS $JVM_OPTS \
+    -Dlog4j2.configurationFile="$INFRA/kafka/log4j2.properties" \
+    -cp "$KAFKA_LIB/*" kafka.Kafka "$OUTFLOW_STATE/kafka/server.properties"
+  wait_healthy kafka 60 healthy_kafka
+}
+
+healthy_kafka() {
+  port_open "$OUTFLOW_KAFKA_PORT" && grep -q "Kafka Server started" "$(log_file kafka)"
+}
+
+install_connect() {
+  install_kafka
+  maven_copy "$INFRA/maven/debezium/pom.xml" "$DEBEZIUM_LIB" -Ddebezium.version="$DEBEZIUM_VERSION"
+  # plugin.path holds exactly the pinned Debezium version.
+  local plugins="$OUTFLOW_STATE/connect/plugins"
+  if [ "$(readlink "$plugins/debezium-postgres" 2>/dev/null)" != "$DEBEZIUM_LIB" ]; then
+    rm -rf "$plugins"; mkdir -p "$plugins"
+    ln -s "$DEBEZIUM_LIB" "$plugins/debezium-postgres"
+  fi
+  render "$INFRA/connect/connect-distributed.properties" "$OUTFLOW_STATE/connect/connect-distributed.properties"
+}
+
+start_connect() {
+  start_detached connect java $CONNECT_HEAP_OPTS $JVM_OPTS \
+    -Dlog4j2.configurationFile="$INFRA/kafka/log4j2.properties" \
+    -cp "$KAFKA_LIB/*" org.apache.kafka.connect.cli.ConnectDistributed \
+    "$OUTFLOW_STATE/connect/connect-distributed.properties"
+  wait_healthy connect 120 healthy_connect
+}
+
+healthy_connect() {
+  curl -sf --max-time 2 "$OUTFLOW_CONNECT_URL/health" >/dev/null && curl -sf --max-time 2 "$OUTFLOW_CONNECT_URL/connector-plugins" | grep -q PostgresConnector
+}
+
+# ---------------------------------------------------------------- Go servers
+
+# Builds a Go program from its module on the Go module proxy, once per version.
+# `go install pkg@version` refuses modules whose version list the proxy does not
+# serve, so the module is downloaded and built in a writable copy of its source.
+go_build() {
+  local name="$1" module_pkg="$2" version="$3" out="$BIN/$1-$3"
+  [ -x "$out" ] && return 0
+  require_tool go "install Go (apt-get install -y golang, or the toolchain from the Go module proxy)"
+  local module="${module_pkg%/cmd/*}" pkg="./cmd/${module_pkg##*/cmd/}"
+  local src="$OUTFLOW_STATE/build/$name-$version"
+  say "$name: building $module_pkg@$version"
+  local dir
+  dir="$(cd "$OUTFLOW_STATE" && GOFLAGS=-mod=mod go mod download -json "$module@$version" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')" \
+    || die "$name: could not download $module@$version from the Go module proxy"
+  rm -rf "$src"; mkdir -p "$(dirname "$src")"
+  cp -r "$dir" "$src"; chmod -R u+w "$src"
+  # FerretDB embeds its version from a generated file that its module zip lacks.
+  [ -d "$src/build/version" ] && echo "$version" > "$src/build/version/version.txt"
+  (cd "$src" && go build -trimpath -o "$out" "$pkg") >"$src.build.log" 2>&1 \
+    || { tail -n 40 "$src.build.log" >&2; die "$name: go build failed (log: $src.build.log)"; }
+  rm -rf "$src"
+}
+
+install_registry() {
+  go_build schema-registry "$SCHEMA_REGISTRY_MODULE" "$SCHEMA_REGISTRY_VERSION"
+  mkdir -p "$OUTFLOW_STATE/registry"
+  render "$INFRA/registry/config.yaml" "$OUTFLOW_STATE/registry/config.yaml"
+  chmod 600 "$OUTFLOW_STATE/registry/config.yaml"
+}
+
+start_registry() {
+  start_detached registry "$BIN/schema-registry-$SCHEMA_REGISTRY_VERSION" -config "$OUTFLOW_STATE/registry/config.yaml"
+  wait_healthy registry 60 healthy_registry
+}
+
+healthy_registry() { curl -sf --max-time 2 "$OUTFLOW_REGISTRY_URL/subjects" >/dev/null; }
+
+install_mongo() {
+  go_build ferretdb "$FERRETDB_MODULE" "$FERRETDB_VERSION"
+  mkdir -p "$OUTFLOW_STATE/mongo"
+}
+
+start_mongo() {
+  # FerretDB reads its PostgreSQL URL from the environment, not the command
+  # line, so that the password does not show in `ps`.
+  FERRETDB_POSTGRESQL_URL="$DATABASE_URL_BASE/views" start_detached mongo \
+    "$BIN/ferretdb-$FERRETDB_VERSION" --handler=postgresql \
+    --listen-addr="127.0.0.1:$OUTFLOW_MONGO_PORT" --debug-addr="127.0.0.1:$OUTFLOW_MONGO_DEBUG_PORT" \
+    --state-dir="$OUTFLOW_STATE/mongo" --telemetry=disable --log-level=warn
+  wait_healthy mongo 60 healthy_mongo
+}
+
+healthy_mongo() { curl -sf --max-time 2 "http://127.0.0.1:$OUTFLOW_MONGO_DEBUG_PORT/debug/readyz" >/dev/null; }

@@ -1,0 +1,198 @@
+# Shared by scripts/up, down, status and test. Sourced, never run.
+#
+# Everything Outflow starts lives under one git-ignored state folder
+# ($OUTFLOW_STATE, default .state/ in the repo): per component a data folder, a
+# log file and a pid file under run/. Downloads are cached outside it (~/.m2, the
+# Go module cache, ~/.cargo), so a fresh state folder starts without the network.
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+INFRA="$ROOT/infra"
+
+# shellcheck source=../infra/versions.env
+. "$INFRA/versions.env"
+
+OUTFLOW_ENV="${OUTFLOW_ENV:-development}"
+if [ "$OUTFLOW_ENV" != production ]; then
+  # Development defaults, never read in production; the real environment wins.
+  while IFS='=' read -r key value; do
+    case "$key" in ''|\#*) continue ;; esac
+    [ -n "${!key:-}" ] || export "$key=$value"
+  done < "$INFRA/dev.env"
+fi
+for secret in OUTFLOW_PG_USER OUTFLOW_PG_PASSWORD OUTFLOW_JWT_SECRET OUTFLOW_PROVIDER_SERVER_KEY; do
+  if [ -z "${!secret:-}" ]; then
+    echo "outflow: $secret is not set (OUTFLOW_ENV=$OUTFLOW_ENV reads no development defaults)" >&2
+    exit 1
+  fi
+  export "${secret?}"
+done
+
+export OUTFLOW_STATE="${OUTFLOW_STATE:-$ROOT/.state}"
+export OUTFLOW_PG_PORT="${OUTFLOW_PG_PORT:-55432}"
+export OUTFLOW_KAFKA_PORT="${OUTFLOW_KAFKA_PORT:-59092}"
+export OUTFLOW_KAFKA_CONTROLLER_PORT="${OUTFLOW_KAFKA_CONTROLLER_PORT:-59093}"
+export OUTFLOW_CONNECT_PORT="${OUTFLOW_CONNECT_PORT:-58083}"
+export OUTFLOW_REGISTRY_PORT="${OUTFLOW_REGISTRY_PORT:-58081}"
+export OUTFLOW_MONGO_PORT="${OUTFLOW_MONGO_PORT:-57017}"
+export OUTFLOW_MONGO_DEBUG_PORT="${OUTFLOW_MONGO_DEBUG_PORT:-57018}"
+
+# JVM heaps for a 2-core, 24 GiB machine that also runs PostgreSQL, the Go servers
+# and every Outflow service: the broker holds little (page cache does the work),
+# the Connect worker holds Debezium's queues.
+KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
+CONNECT_HEAP_OPTS="${CONNECT_HEAP_OPTS:--Xms256m -Xmx768m}"
+JVM_OPTS="-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true"
+
+PG_BIN="/usr/lib/postgresql/$POSTGRES_MAJOR/bin"
+RUN="$OUTFLOW_STATE/run"
+LIB="$OUTFLOW_STATE/lib"
+BIN="$OUTFLOW_STATE/bin"
+
+export DATABASE_URL_BASE="postgres://$OUTFLOW_PG_USER:$OUTFLOW_PG_PASSWORD@127.0.0.1:$OUTFLOW_PG_PORT"
+export OUTFLOW_KAFKA_BROKERS="127.0.0.1:$OUTFLOW_KAFKA_PORT"
+export OUTFLOW_CONNECT_URL="http://127.0.0.1:$OUTFLOW_CONNECT_PORT"
+export OUTFLOW_REGISTRY_URL="http://127.0.0.1:$OUTFLOW_REGISTRY_PORT"
+export OUTFLOW_MONGO_URL="mongodb://127.0.0.1:$OUTFLOW_MONGO_PORT/"
+
+# The infrastructure in start order; down stops it in reverse.
+INFRA_COMPONENTS=(postgres kafka connect registry mongo)
+
+say() { printf '%s\n' "$*"; }
+warn() { printf 'outflow: %s\n' "$*" >&2; }
+die() { warn "$*"; exit 1; }
+
+log_file() { echo "$OUTFLOW_STATE/$1/$1.log"; }
+
+# Prints the last lines of a component's log under a heading, for failures.
+show_log_tail() {
+  local log; log="$(log_file "$1")"
+  if [ -s "$log" ]; then
+    printf '\n--- last 30 lines of %s ---\n' "$log" >&2
+    tail -n 30 "$log" >&2
+    printf -- '--- end of log ---\n' >&2
+  fi
+}
+
+# Names the component, the cause and the log, then stops the script.
+fail_component() {
+  local name="$1"; shift
+  warn "$name failed to start: $*"
+  show_log_tail "$name"
+  die "fix the cause above and run scripts/up again; what did start keeps running (scripts/status lists it, scripts/down stops it)"
+}
+
+port_of() {
+  case "$1" in
+    postgres) echo "$OUTFLOW_PG_PORT" ;;
+    kafka) echo "$OUTFLOW_KAFKA_PORT" ;;
+    connect) echo "$OUTFLOW_CONNECT_PORT" ;;
+    registry) echo "$OUTFLOW_REGISTRY_PORT" ;;
+    mongo) echo "$OUTFLOW_MONGO_PORT" ;;
+    *) echo "" ;;
+  esac
+}
+
+pid_file() { echo "$RUN/$1.pid"; }
+
+# A process's start time in clock ticks since boot: with the pid it names one
+# process for good, so a recycled pid is never mistaken for ours.
+proc_started() { sed -E 's/^.*\) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
+
+record_pid() { printf '%s\n%s\n' "$2" "$(proc_started "$2")" > "$(pid_file "$1")"; }
+
+# The pid recorded for a component if that very process is still alive, else nothing.
+live_pid() {
+  local file pid started
+  file="$(pid_file "$1")"
+  [ -f "$file" ] || return 0
+  pid="$(sed -n 1p "$file")"; started="$(sed -n 2p "$file")"
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ "$(proc_started "$pid")" = "$started" ]; then
+    echo "$pid"
+  fi
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Who listens on a port, as `ss` tells it (empty when nobody does).
+port_owner() { ss -ltnpH "sport = :$1" 2>/dev/null | sed -E 's/.*users:\(\((.*)\)\).*/\1/' | head -n 1; }
+
+# Refuses to start a component whose port some other process holds.
+require_free_port() {
+  local name="$1" port="$2" owner
+  if port_open "$port"; then
+    owner="$(port_owner "$port")"
+    local pid; pid="$(sed -nE 's/.*pid=([0-9]+).*/\1/p' <<< "$owner")"
+    if [ -n "$pid" ] && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF "$OUTFLOW_STATE"; then
+      die "$name cannot start: port $port is held by pid $pid, an Outflow process from an earlier run whose pid record is lost (a half-finished up or down). Stop it (kill $pid) and run scripts/up again."
+    fi
+    die "$name cannot start: port $port is already taken by ${owner:-another process}. Stop it, or choose another port (see README: ports are overridable by OUTFLOW_*_PORT)."
+  fi
+}
+
+# Runs a command as the PostgreSQL user when we are root (postgres refuses root).
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# Substitutes @NAME@ with the value of the environment variable NAME.
+render() {
+  local src="$1" dst="$2" line
+  python3 - "$src" "$dst" <<'PY'
+import os, re, sys
+src, dst = sys.argv[1], sys.argv[2]
+text = open(src).read()
+def value(m):
+    name = m.group(1)
+    if name not in os.environ:
+        sys.exit(f"render: {src} needs ${name}, which is not set")
+    return os.environ[name]
+open(dst, "w").write(re.sub(r"@([A-Z0-9_]+)@", value, text))
+PY
+}
+
+# Starts a long-running process detached from this shell, logs to its file and
+# records its pid.
+start_detached() {
+  local name="$1"; shift
+  local log; log="$(log_file "$name")"
+  mkdir -p "$(dirname "$log")" "$RUN"
+  [ -f "$log" ] && mv -f "$log" "$log.1"
+  setsid nohup "$@" >"$log" 2>&1 < /dev/null &
+  record_pid "$name" $!
+}
+
+# Waits until `check` passes, the process dies, or the deadline passes.
+wait_healthy() {
+  local name="$1" deadline_s="$2" check="$3"
+  local until=$((SECONDS + deadline_s)) pid
+  while ! "$check" 2>/dev/null; do
+    pid="$(live_pid "$name")"
+    if [ "$name" != postgres ] && [ -z "$pid" ]; then
+      fail_component "$name" "the process exited during start"
+    fi
+    if [ "$SECONDS" -ge "$until" ]; then
+      fail_component "$name" "not healthy after ${deadline_s}s (check: $check)"
+    fi
+    sleep 0.3
+  done
+}
+
+# Stops a recorded process: TERM, then KILL after a grace period.
+stop_pid() {
+  local name="$1" grace="${2:-30}" pid
+  pid="$(live_pid "$name")"
+  if [ -z "$pid" ]; then rm -f "$(pid_file "$name")"; return 0; fi
+  kill -TERM "$pid" 2>/dev/null || true
+  local until=$((SECONDS + grace))
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ "$SECONDS" -ge "$until" ]; then
+      warn "$name (pid $pid) did not stop within ${grace}s; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+      break
+    fi
+    sleep 0.2
+  done
+  rm -f "$(pid_file "$name")"
+}

@@ -1,0 +1,235 @@
+//! # Layout
+//!
+//! Helpers for the end-to-end tests that run against the stack `scripts/up`
+//! starts (the tests themselves live in `tests/tests/`):
+//!
+//! - [`Stack`]: where each component listens and the credentials, read from the
+//!   same `OUTFLOW_*` variables as the scripts, with `infra/dev.env` behind them;
+//! - [`Stack::fresh_database`]: a uniquely named database per test;
+//! - [`Connect`]: a thin client of Kafka Connect's REST API for test connectors;
+//! - [`wait_for_topic`]: topic metadata polling, since topics appear only when
+//!   Connect writes their first record.
+//!
+//! Every test that needs the stack is `#[ignore = "needs the stack"]`:
+//! `cargo test` alone runs the pure ones, `scripts/test` starts the stack and
+//! runs everything.
+
+use std::{collections::HashMap, time::Duration};
+
+use anyhow::{bail, Context, Result};
+use rdkafka::{consumer::Consumer, ClientConfig};
+use sqlx::{postgres::PgPoolOptions, PgPool};
+
+/// Where the stack listens, as the scripts configure it.
+#[derive(Clone, Debug)]
+pub struct Stack {
+    pub pg_port: u16,
+    pub pg_user: String,
+    pub pg_password: String,
+    pub kafka_brokers: String,
+    pub connect_url: String,
+    pub registry_url: String,
+    pub mongo_url: String,
+}
+
+impl Stack {
+    pub fn from_env() -> Self {
+        let defaults = dev_defaults();
+        let var = |name: &str, default: &str| {
+            std::env::var(name)
+                .ok()
+                .or_else(|| defaults.get(name).cloned())
+                .unwrap_or_else(|| default.to_owned())
+        };
+        let port = |name: &str, default: u16| {
+            var(name, &default.to_string())
+                .parse()
+                .unwrap_or_else(|_| panic!("{name} is not a port"))
+        };
+        let kafka_port = port("OUTFLOW_KAFKA_PORT", 59092);
+        Stack {
+            pg_port: port("OUTFLOW_PG_PORT", 55432),
+            pg_user: var("OUTFLOW_PG_USER", "outflow"),
+            pg_password: var("OUTFLOW_PG_PASSWORD", ""),
+            kafka_brokers: var("OUTFLOW_KAFKA_BROKERS", &format!("127.0.0.1:{kafka_port}")),
+            connect_url: format!("http://127.0.0.1:{}", port("OUTFLOW_CONNECT_PORT", 58083)),
+            registry_url: format!("http://127.0.0.1:{}", port("OUTFLOW_REGISTRY_PORT", 58081)),
+            mongo_url: format!("mongodb://127.0.0.1:{}/", port("OUTFLOW_MONGO_PORT", 57017)),
+        }
+    }
+
+    pub fn database_url(&self, database: &str) -> String {
+        format!(
+            "postgres://{}:{}@127.0.0.1:{}/{}",
+            self.pg_user, self.pg_password, self.pg_port, database
+        )
+    }
+
+    /// Creates a database named `<prefix>_<random>` and connects to it.
+    pub async fn fresh_database(&self, prefix: &str) -> Result<(String, PgPool)> {
+        let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+        let admin = self.admin_pool().await?;
+        sqlx::query(&format!("create database {name}"))
+            .execute(&admin)
+            .await
+            .with_context(|| format!("creating database {name}"))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(5)
+            .connect(&self.database_url(&name))
+            .await
+            .with_context(|| format!("connecting to {name}"))?;
+        Ok((name, pool))
+    }
+
+    /// Drops a test database, its replication slots and its publications first.
+    pub async fn drop_database(&self, name: &str) -> Result<()> {
+        let admin = self.admin_pool().await?;
+        sqlx::query("select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = $1 and not active")
+            .bind(name)
+            .execute(&admin)
+            .await
+            .context("dropping the test database's replication slots")?;
+        sqlx::query(&format!("drop database if exists {name} with (force)"))
+            .execute(&admin)
+            .await
+            .with_context(|| format!("dropping database {name}"))?;
+        Ok(())
+    }
+
+    pub async fn admin_pool(&self) -> Result<PgPool> {
+        PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&self.database_url("postgres"))
+            .await
+            .with_context(|| {
+                format!(
+                    "PostgreSQL on 127.0.0.1:{} is not reachable: is the stack up (scripts/up)?",
+                    self.pg_port
+                )
+            })
+    }
+
+    pub fn kafka_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.kafka_brokers);
+        config
+    }
+}
+
+/// The development defaults in `infra/dev.env`, the same file the scripts read.
+fn dev_defaults() -> HashMap<String, String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/dev.env");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
+        .collect()
+}
+
+/// Kafka Connect's REST API, as much of it as the tests need.
+pub struct Connect {
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Connect {
+    pub fn new(stack: &Stack) -> Self {
+        Connect { url: stack.connect_url.clone(), http: reqwest::Client::new() }
+    }
+
+    pub async fn put_config(&self, name: &str, config: &serde_json::Value) -> Result<()> {
+        let response = self
+            .http
+            .put(format!("{}/connectors/{name}/config", self.url))
+            .json(config)
+            .send()
+            .await
+            .context("Kafka Connect is not reachable: is the stack up (scripts/up)?")?;
+        if !response.status().is_success() {
+            bail!("PUT connector {name}: {} {}", response.status(), response.text().await?);
+        }
+        Ok(())
+    }
+
+    /// Waits until the connector and all its tasks run; a FAILED task ends the
+    /// wait at once with its trace.
+    pub async fn wait_running(&self, name: &str, deadline: Duration) -> Result<()> {
+        let until = tokio::time::Instant::now() + deadline;
+        loop {
+            let status: serde_json::Value = self
+                .http
+                .get(format!("{}/connectors/{name}/status", self.url))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let connector = status["connector"]["state"].as_str().unwrap_or("");
+            let tasks = status["tasks"].as_array().cloned().unwrap_or_default();
+            if let Some(failed) = tasks.iter().find(|t| t["state"] == "FAILED") {
+                bail!("connector {name} task failed: {}", failed["trace"]);
+            }
+            if connector == "FAILED" {
+                bail!("connector {name} failed: {}", status["connector"]["trace"]);
+            }
+            if connector == "RUNNING" && !tasks.is_empty() && tasks.iter().all(|t| t["state"] == "RUNNING") {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > until {
+                bail!("connector {name} not RUNNING after {deadline:?}: {status}");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    pub async fn delete(&self, name: &str) -> Result<()> {
+        self.http.delete(format!("{}/connectors/{name}", self.url)).send().await?;
+        Ok(())
+    }
+}
+
+/// Waits until the broker knows `topic` (Connect creates topics on first write).
+pub async fn wait_for_topic(stack: &Stack, topic: &str, deadline: Duration) -> Result<()> {
+    let consumer: rdkafka::consumer::BaseConsumer = stack.kafka_config().create()?;
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(2))?;
+        if metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > until {
+            bail!("topic {topic} did not appear within {deadline:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until a logical replication slot is held by a WAL sender, so that rows
+/// written from now on are streamed.
+pub async fn wait_slot_active(pool: &PgPool, slot: &str, deadline: Duration) -> Result<()> {
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        let active: Option<bool> =
+            sqlx::query_scalar("select active from pg_replication_slots where slot_name = $1")
+                .bind(slot)
+                .fetch_optional(pool)
+                .await?;
+        if active == Some(true) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > until {
+            bail!("replication slot {slot} not active within {deadline:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Deletes topics a test created (missing ones are fine).
+pub async fn delete_topics(stack: &Stack, topics: &[&str]) -> Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = stack.kafka_config().create()?;
+    admin.delete_topics(topics, &AdminOptions::new()).await?;
+    Ok(())
+}
