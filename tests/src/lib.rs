@@ -8,7 +8,10 @@
 //! - [`Stack::fresh_database`]: a uniquely named database per test;
 //! - [`Connect`]: a thin client of Kafka Connect's REST API for test connectors;
 //! - [`wait_for_topic`]: topic metadata polling, since topics appear only when
-//!   Connect writes their first record.
+//!   Connect writes their first record;
+//! - [`WalProbe`]: a `test_decoding` replication slot that shows every row a
+//!   request changed, so a test proves "exactly one outbox insert" or "nothing
+//!   written" from the WAL itself, even for outbox rows deleted at commit.
 //!
 //! Every test that needs the stack is `#[ignore = "needs the stack"]`:
 //! `cargo test` alone runs the pure ones, `scripts/test` starts the stack and
@@ -30,6 +33,8 @@ pub struct Stack {
     pub connect_url: String,
     pub registry_url: String,
     pub mongo_url: String,
+    pub jwt_secret: String,
+    pub provider_server_key: String,
 }
 
 impl Stack {
@@ -55,6 +60,8 @@ impl Stack {
             connect_url: format!("http://127.0.0.1:{}", port("OUTFLOW_CONNECT_PORT", 58083)),
             registry_url: format!("http://127.0.0.1:{}", port("OUTFLOW_REGISTRY_PORT", 58081)),
             mongo_url: format!("mongodb://127.0.0.1:{}/", port("OUTFLOW_MONGO_PORT", 57017)),
+            jwt_secret: var("OUTFLOW_JWT_SECRET", ""),
+            provider_server_key: var("OUTFLOW_PROVIDER_SERVER_KEY", ""),
         }
     }
 
@@ -65,9 +72,10 @@ impl Stack {
         )
     }
 
-    /// Creates a database named `<prefix>_<random>` and connects to it.
+    /// Creates a database named `test_<prefix>_<random>` and connects to it
+    /// (`scripts/test` drops leftovers of earlier runs by that prefix).
     pub async fn fresh_database(&self, prefix: &str) -> Result<(String, PgPool)> {
-        let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+        let name = format!("test_{prefix}_{}", uuid::Uuid::new_v4().simple());
         let admin = self.admin_pool().await?;
         sqlx::query(&format!("create database {name}"))
             .execute(&admin)
@@ -232,4 +240,147 @@ pub async fn delete_topics(stack: &Stack, topics: &[&str]) -> Result<()> {
     let admin: AdminClient<rdkafka::client::DefaultClientContext> = stack.kafka_config().create()?;
     admin.delete_topics(topics, &AdminOptions::new()).await?;
     Ok(())
+}
+
+/// A logical replication slot with the `test_decoding` plugin on a test
+/// database: every committed change after [`WalProbe::start`], as text.
+pub struct WalProbe {
+    slot: String,
+    pool: PgPool,
+}
+
+impl WalProbe {
+    pub async fn start(pool: &PgPool) -> Result<Self> {
+        let slot = format!("probe_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query("select pg_create_logical_replication_slot($1, 'test_decoding')")
+            .bind(&slot)
+            .execute(pool)
+            .await
+            .context("creating a test_decoding slot")?;
+        Ok(WalProbe { slot, pool: pool.clone() })
+    }
+
+    /// The row changes committed so far, e.g. `table public.orders: INSERT: ...`
+    /// (BEGIN and COMMIT lines left out).
+    pub async fn changes(&self) -> Result<Vec<String>> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "select data from pg_logical_slot_peek_changes($1, null, null) where data like 'table %'",
+        )
+        .bind(&self.slot)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
+    /// The `type` of every outbox insert committed so far.
+    pub async fn outbox_event_types(&self) -> Result<Vec<String>> {
+        Ok(self
+            .changes()
+            .await?
+            .iter()
+            .filter(|c| c.starts_with("table public.outbox: INSERT:"))
+            .filter_map(|c| c.split(" type[text]:'").nth(1)?.split('\'').next().map(str::to_owned))
+            .collect())
+    }
+
+    pub async fn stop(self) -> Result<()> {
+        sqlx::query("select pg_drop_replication_slot($1)").bind(&self.slot).execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// The production connector config (`connectors/orders.json`: converter,
+/// router, predicates, heartbeat) pointed at a test database, its events
+/// routed to `<database>.<aggregate type>.events` instead of the real topics.
+pub struct TestConnector {
+    pub name: String,
+    connect: Connect,
+    stack: Stack,
+}
+
+impl TestConnector {
+    pub async fn start(stack: &Stack, pool: &PgPool, database: &str) -> Result<Self> {
+        let connect = Connect::new(stack);
+        connect.put_config(database, &test_connector_config(database)?).await?;
+        connect.wait_running(database, Duration::from_secs(60)).await?;
+        wait_slot_active(pool, database, Duration::from_secs(30)).await?;
+        Ok(TestConnector { name: database.to_owned(), connect, stack: stack.clone() })
+    }
+
+    pub fn topic(&self, aggregate_type: &str) -> String {
+        format!("{}.{aggregate_type}.events", self.name)
+    }
+
+    /// Deletes the connector (its task drops the slot) and the topics it made.
+    pub async fn stop(self, aggregate_types: &[&str]) -> Result<()> {
+        self.connect.delete(&self.name).await?;
+        let mut topics: Vec<String> = aggregate_types.iter().map(|t| self.topic(t)).collect();
+        topics.push(format!("__debezium-heartbeat.{}", self.name));
+        delete_topics(&self.stack, &topics.iter().map(String::as_str).collect::<Vec<_>>()).await?;
+        // The stopping task drops the slot; a database cannot be dropped before.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Ok(())
+    }
+}
+
+fn test_connector_config(database: &str) -> Result<serde_json::Value> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../connectors/orders.json");
+    let file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let mut config = file["config"].clone();
+    for (key, value) in [
+        ("database.dbname", database.to_owned()),
+        ("topic.prefix", database.to_owned()),
+        ("slot.name", database.to_owned()),
+        ("publication.name", database.to_owned()),
+        ("slot.drop.on.stop", "true".to_owned()),
+        ("heartbeat.interval.ms", "1000".to_owned()),
+        ("transforms.outbox.route.topic.replacement", format!("{database}.${{routedByValue}}.events")),
+        ("predicates.isOutbox.pattern", format!("{database}\\.public\\.outbox")),
+        ("predicates.isHeartbeatRow.pattern", format!("{database}\\.public\\.outbox_heartbeat")),
+    ] {
+        config[key] = serde_json::Value::String(value);
+    }
+    Ok(config)
+}
+
+/// Reads records from `topic` until `deadline`, returning those accepted by `keep`
+/// once `want` of them arrived (or all it saw when the deadline passes).
+pub async fn consume(
+    stack: &Stack,
+    topic: &str,
+    want: usize,
+    deadline: Duration,
+    keep: impl Fn(&rdkafka::message::BorrowedMessage<'_>) -> bool,
+) -> Result<Vec<rdkafka::message::OwnedMessage>> {
+    use futures::StreamExt;
+    use rdkafka::consumer::StreamConsumer;
+    wait_for_topic(stack, topic, deadline).await?;
+    let consumer: StreamConsumer = stack
+        .kafka_config()
+        .set("group.id", format!("test-{}", uuid::Uuid::new_v4()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    consumer.subscribe(&[topic])?;
+    let until = tokio::time::Instant::now() + deadline;
+    let mut kept = Vec::new();
+    let mut stream = consumer.stream();
+    while kept.len() < want {
+        match tokio::time::timeout_at(until, stream.next()).await {
+            Ok(Some(Ok(message))) if keep(&message) => kept.push(message.detach()),
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(e))) => bail!("consuming {topic}: {e}"),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Ok(kept)
+}
+
+/// A record's headers as text.
+pub fn header_map(message: &impl rdkafka::Message) -> HashMap<String, String> {
+    use rdkafka::message::Headers;
+    message
+        .headers()
+        .map(|h| h.iter().map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
+        .unwrap_or_default()
 }

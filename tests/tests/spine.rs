@@ -10,16 +10,12 @@ use anyhow::{Context, Result};
 use apache_avro::types::Value;
 use futures::StreamExt;
 use mongodb::bson::doc;
-use outflow_stack_tests::{delete_topics, wait_for_topic, wait_slot_active, Connect, Stack};
-use rdkafka::{
-    consumer::{Consumer, StreamConsumer},
-    message::{Headers, Message},
-};
+use outflow_stack_tests::{consume, header_map, Stack, TestConnector};
+use rdkafka::message::Message;
 use schema_registry_converter::{
     async_impl::{avro::AvroDecoder, avro::AvroEncoder, schema_registry::SrSettings},
     schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema},
 };
-use serde_json::json;
 
 const SPINE_SCHEMA: &str = r#"{
   "type": "record", "name": "SpineChecked", "namespace": "dev.outflow.test",
@@ -43,52 +39,22 @@ create table outbox (
 create table outbox_heartbeat (id int primary key, beat_at timestamptz not null);
 ";
 
-/// The orders connector from `connectors/`, pointed at a test database: the
-/// same converter, router, predicates and heartbeat as in production.
-fn outbox_connector(database: &str) -> Result<serde_json::Value> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../connectors/orders.json");
-    let file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
-    let mut config = file["config"].clone();
-    for (key, value) in [
-        ("database.dbname", database.to_owned()),
-        ("topic.prefix", database.to_owned()),
-        ("slot.name", database.to_owned()),
-        ("publication.name", database.to_owned()),
-        ("slot.drop.on.stop", "true".to_owned()),
-        ("heartbeat.interval.ms", "1000".to_owned()),
-        ("predicates.isOutbox.pattern", format!("{database}\\.public\\.outbox")),
-        ("predicates.isHeartbeatRow.pattern", format!("{database}\\.public\\.outbox_heartbeat")),
-    ] {
-        config[key] = json!(value);
-    }
-    Ok(config)
-}
-
 #[tokio::test]
 #[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
 async fn an_outbox_row_reaches_its_topic_byte_for_byte_and_decodes_through_the_registry() -> Result<()> {
     let stack = Stack::from_env();
     let (database, pool) = stack.fresh_database("spine").await?;
-    let connect = Connect::new(&stack);
-    let outcome = run_spine(&stack, &connect, &database, &pool).await;
-    connect.delete(&database).await.ok();
+    sqlx::raw_sql(OUTBOX_DDL).execute(&pool).await?;
+    let connector = TestConnector::start(&stack, &pool, &database).await?;
+    let outcome = run_spine(&stack, &connector, &pool).await;
+    connector.stop(&["spine"]).await?;
     pool.close().await;
-    // The slot is dropped by the stopping task (slot.drop.on.stop); give it a moment.
-    tokio::time::sleep(Duration::from_secs(1)).await;
     stack.drop_database(&database).await?;
-    let topics = [format!("outflow.{database}.events"), format!("__debezium-heartbeat.{database}")];
-    delete_topics(&stack, &topics.iter().map(String::as_str).collect::<Vec<_>>()).await?;
     outcome
 }
 
-async fn run_spine(stack: &Stack, connect: &Connect, database: &str, pool: &sqlx::PgPool) -> Result<()> {
-    sqlx::raw_sql(OUTBOX_DDL).execute(pool).await?;
-    connect.put_config(database, &outbox_connector(database)?).await?;
-    connect.wait_running(database, Duration::from_secs(60)).await?;
-    wait_slot_active(pool, database, Duration::from_secs(30)).await?;
-
-    let aggregate_type = database; // unique per run, so the topic is too
-    let topic = format!("outflow.{aggregate_type}.events");
+async fn run_spine(stack: &Stack, connector: &TestConnector, pool: &sqlx::PgPool) -> Result<()> {
+    let topic = connector.topic("spine");
     let event_id = uuid::Uuid::now_v7();
     let aggregate_id = uuid::Uuid::new_v4().to_string();
     let encoder = AvroEncoder::new(SrSettings::new(stack.registry_url.clone()));
@@ -110,7 +76,7 @@ async fn run_spine(stack: &Stack, connect: &Connect, database: &str, pool: &sqlx
     let mut tx = pool.begin().await?;
     sqlx::query("insert into outbox (id, aggregatetype, aggregateid, type, payload, traceparent) values ($1, $2, $3, $4, $5, $6)")
         .bind(event_id)
-        .bind(aggregate_type)
+        .bind("spine")
         .bind(&aggregate_id)
         .bind("SpineChecked")
         .bind(&payload)
@@ -120,29 +86,11 @@ async fn run_spine(stack: &Stack, connect: &Connect, database: &str, pool: &sqlx
     sqlx::query("delete from outbox where id = $1").bind(event_id).execute(&mut *tx).await?;
     tx.commit().await?;
 
-    wait_for_topic(stack, &topic, Duration::from_secs(60)).await?;
-    let consumer: StreamConsumer = stack
-        .kafka_config()
-        .set("group.id", format!("spine-{}", uuid::Uuid::new_v4()))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()?;
-    consumer.subscribe(&[&topic])?;
-    let message = tokio::time::timeout(Duration::from_secs(60), consumer.stream().next())
-        .await
-        .context("no record on the routed topic within 60 s")?
-        .context("consumer stream ended")??;
-
+    let messages = consume(stack, &topic, 1, Duration::from_secs(60), |_| true).await?;
+    let message = messages.first().context("no record on the routed topic within 60 s")?;
     assert_eq!(message.payload(), Some(payload.as_slice()), "the connector must pass the bytes through unchanged");
     assert_eq!(message.key(), Some(aggregate_id.as_bytes()), "key = aggregate id");
-    let headers: std::collections::HashMap<String, String> = message
-        .headers()
-        .map(|h| {
-            h.iter()
-                .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let headers = header_map(message);
     assert_eq!(headers.get("id").map(String::as_str), Some(event_id.to_string().as_str()), "event id header: {headers:?}");
     assert_eq!(headers.get("eventType").map(String::as_str), Some("SpineChecked"), "event type header: {headers:?}");
     assert_eq!(headers.get("traceparent").map(String::as_str), Some(traceparent), "trace context header: {headers:?}");

@@ -1,0 +1,66 @@
+//! Settings in layers: the service's defaults, then an optional TOML file named
+//! by `OUTFLOW_CONFIG`, then `OUTFLOW_*` environment variables (`__` separates
+//! nested keys, e.g. `OUTFLOW_DATABASE__URL`). Secrets are [`SecretString`]s.
+
+use anyhow::Context;
+use secrecy::SecretString;
+use serde::de::DeserializeOwned;
+
+/// Loads `T` from `defaults` (TOML text), then the optional file, then the environment.
+pub fn load<T: DeserializeOwned>(defaults: &str) -> anyhow::Result<T> {
+    let mut builder = config::Config::builder().add_source(config::File::from_str(defaults, config::FileFormat::Toml));
+    if let Ok(path) = std::env::var("OUTFLOW_CONFIG") {
+        builder = builder.add_source(config::File::with_name(&path));
+    }
+    builder
+        .add_source(config::Environment::with_prefix("OUTFLOW").prefix_separator("_").separator("__").try_parsing(true))
+        .build()
+        .context("reading settings")?
+        .try_deserialize()
+        .context("settings do not fit their types (see the service's defaults)")
+}
+
+/// The JWT secret and the database password come from the environment
+/// (`infra/dev.env` in development); a production start refuses defaults.
+pub fn require_secret(value: &SecretString, name: &str) -> anyhow::Result<()> {
+    use secrecy::ExposeSecret;
+    if value.expose_secret().is_empty() {
+        anyhow::bail!("{name} is empty: set it in the environment");
+    }
+    Ok(())
+}
+
+/// The settings every HTTP service shares.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct ServiceSettings {
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub registry_url: String,
+    pub jwt_secret: SecretString,
+}
+
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct HttpSettings {
+    pub host: String,
+    /// 0 picks a free port (tests).
+    pub port: u16,
+}
+
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct DatabaseSettings {
+    /// `postgres://user:password@host:port/database`; comes from the environment.
+    pub url: SecretString,
+    pub max_connections: u32,
+}
+
+impl DatabaseSettings {
+    /// A pool that connects lazily, so a service starts (and reports not ready)
+    /// while its database is still coming up.
+    pub fn pool(&self) -> anyhow::Result<sqlx::PgPool> {
+        use secrecy::ExposeSecret;
+        Ok(sqlx::postgres::PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect_lazy(self.url.expose_secret())?)
+    }
+}
