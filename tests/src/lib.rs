@@ -17,6 +17,8 @@
 //! `cargo test` alone runs the pure ones, `scripts/test` starts the stack and
 //! runs everything.
 
+pub mod service;
+
 use std::{collections::HashMap, time::Duration};
 
 use anyhow::{bail, Context, Result};

@@ -3,6 +3,7 @@
 //! What every Outflow HTTP service shares, so that each service crate holds only
 //! its routes and its domain:
 //!
+//! - [`app`]: the migrated pool, outbox and keys of a service, and its server;
 //! - [`settings`]: typed settings loaded in layers (defaults, file, `OUTFLOW_`
 //!   environment), secrets wrapped so they never print;
 //! - [`telemetry`]: tracing subscriber (JSON logs with `OUTFLOW_LOG_FORMAT=json`);
@@ -13,6 +14,7 @@
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, the request metrics layer, and
 //!   the server loop with graceful shutdown.
 
+pub mod app;
 pub mod auth;
 pub mod error;
 pub mod openapi;

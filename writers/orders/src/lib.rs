@@ -3,8 +3,8 @@
 //! The orders writer (port 7101): the only writer of the `orders` database.
 //!
 //! - [`settings`]: typed settings (defaults here, `OUTFLOW_*` environment);
-//! - [`startup`]: [`startup::Application`] builds the router, runs migrations,
-//!   registers the event schemas, binds the port;
+//! - [`startup`]: [`startup::build`] migrates, registers the event schemas and
+//!   binds the router;
 //! - [`routes`]: one file per endpoint (`place_order`, `get_order`,
 //!   `cancel_order`), each with its own error enum;
 //! - [`domain`]: order status and the validation of a placement;

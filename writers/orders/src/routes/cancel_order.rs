@@ -34,7 +34,7 @@ pub async fn cancel_order(
     Path(id): Path<String>,
 ) -> Result<Json<OrderAccepted>, ApiError> {
     let order_id = parse_order_id(&id)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.base.pool.begin().await?;
     let row = sqlx::query("select customer_id, status, version from orders where id = $1 for update")
         .bind(order_id)
         .fetch_optional(&mut *tx)
@@ -66,7 +66,7 @@ pub async fn cancel_order(
         reason: CUSTOMER_REQUEST.to_owned(),
     };
     let trace = TraceContext::child_of(headers.get("traceparent").and_then(|v| v.to_str().ok()));
-    state.outbox.append(&mut tx, &event, &trace).await.map_err(|e| ApiError::internal(e.into()))?;
+    state.base.outbox.append(&mut tx, &event, &trace).await.map_err(|e| ApiError::internal(e.into()))?;
     tx.commit().await?;
     Ok(Json(OrderAccepted { order_id, status: OrderStatus::Cancelled }))
 }

@@ -44,7 +44,7 @@ pub struct OrderItem {
 )]
 pub async fn get_order(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<OrderDetails>, ApiError> {
     let id = parse_order_id(&id)?;
-    let order = load_order(&state.pool, id).await?.ok_or_else(|| ApiError::not_found(format!("no order {id}")))?;
+    let order = load_order(&state.base.pool, id).await?.ok_or_else(|| ApiError::not_found(format!("no order {id}")))?;
     if !caller.may_see(&order.customer_id) {
         return Err(ApiError::forbidden("this order belongs to another customer"));
     }

@@ -97,7 +97,7 @@ pub async fn place_order(
     let hash = domain::request_hash(&body.items);
     let trace = TraceContext::child_of(headers.get("traceparent").and_then(|v| v.to_str().ok()));
 
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.base.pool.begin().await?;
     if let Some(existing) = find_by_key(&mut tx, &caller.id, key, &hash).await? {
         return Ok((StatusCode::ACCEPTED, Json(existing)));
     }
@@ -123,7 +123,7 @@ pub async fn place_order(
     if inserted.rows_affected() == 0 {
         // A concurrent request with the same key won the race: answer as it did.
         tx.rollback().await?;
-        let mut conn = state.pool.acquire().await?;
+        let mut conn = state.base.pool.acquire().await?;
         let existing = find_by_key(&mut conn, &caller.id, key, &hash).await?;
         return existing.map(|o| (StatusCode::ACCEPTED, Json(o))).ok_or_else(|| anyhow::anyhow!("the order of this key vanished").into());
     }
@@ -138,7 +138,7 @@ pub async fn place_order(
         total_minor,
         currency,
     };
-    state.outbox.append(&mut tx, &event, &trace).await.map_err(|e| PlaceOrderError::Unexpected(e.into()))?;
+    state.base.outbox.append(&mut tx, &event, &trace).await.map_err(|e| PlaceOrderError::Unexpected(e.into()))?;
     tx.commit().await?;
     metrics::counter!("orders_placed_total").increment(1);
     Ok((StatusCode::ACCEPTED, Json(OrderAccepted { order_id, status: OrderStatus::Pending })))

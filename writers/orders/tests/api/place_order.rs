@@ -2,12 +2,12 @@ use std::time::Duration;
 
 use outflow_events::{order::OrderPlaced, DomainEvent};
 use outflow_http::auth::Role;
-use outflow_stack_tests::{consume, header_map, TestConnector};
+use outflow_stack_tests::{consume, header_map, service::bad_tokens, TestConnector};
 use rdkafka::Message;
 use schema_registry_converter::async_impl::{avro::AvroDecoder, schema_registry::SrSettings};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app};
+use crate::helpers::{assert_error, spawn_app, OrdersClient};
 
 #[tokio::test]
 #[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
@@ -111,15 +111,11 @@ async fn every_bad_placement_is_refused_with_its_status_and_writes_nothing() {
     assert_error(no_key, 400, "idempotency_key_required").await;
 
     // Authentication and role.
-    let admin = app.jwt.mint("root", Role::Admin, 600);
-    let expired = app.jwt.mint("dave", Role::Customer, -600);
-    let foreign = outflow_http::auth::JwtKeys::new(&secrecy::SecretString::from("not-the-secret")).mint("dave", Role::Customer, 600);
-    let payload = token.split('.').nth(1).unwrap();
-    let unsigned = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
+    let admin = app.token("root", Role::Admin);
     let no_token = app.http.post(&url).header("Idempotency-Key", "k").json(&ok_body).send().await.unwrap();
     assert_error(no_token, 401, "missing_token").await;
-    for bad in [expired.as_str(), foreign.as_str(), unsigned.as_str(), "not-a-jwt"] {
-        assert_error(app.place_order(bad, "k", &ok_body).await, 401, "invalid_token").await;
+    for bad in bad_tokens(&app.jwt, "dave") {
+        assert_error(app.place_order(&bad, "k", &ok_body).await, 401, "invalid_token").await;
     }
     assert_error(app.place_order(&admin, "k", &ok_body).await, 403, "forbidden").await;
 

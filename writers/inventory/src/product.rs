@@ -1,0 +1,123 @@
+//! What a valid product is, and a product as the API shows it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{postgres::PgRow, Row};
+use utoipa::ToSchema;
+
+pub const MAX_STOCK: i64 = 1_000_000;
+pub const MAX_PRICE_MINOR: i64 = 1_000_000_000_000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProduct {
+    pub sku: String,
+    pub name: String,
+    pub price_minor: i64,
+    pub currency: String,
+    pub stock: i64,
+}
+
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum InvalidProduct {
+    #[error("a SKU is 1 to 64 of A-Z, a-z, 0-9, '.', '_' and '-'")]
+    Sku,
+    #[error("a name is 1 to 200 characters")]
+    Name,
+    #[error("price_minor must be between 0 and {MAX_PRICE_MINOR}")]
+    Price,
+    #[error("currency is an ISO 4217 code such as EUR")]
+    Currency,
+    #[error("stock and quantities must be between {min} and {MAX_STOCK}")]
+    Quantity { min: i64 },
+}
+
+pub fn valid_sku(sku: &str) -> bool {
+    (1..=64).contains(&sku.len()) && sku.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+impl NewProduct {
+    pub fn validate(&self) -> Result<(), InvalidProduct> {
+        if !valid_sku(&self.sku) {
+            return Err(InvalidProduct::Sku);
+        }
+        if self.name.trim().is_empty() || self.name.chars().count() > 200 {
+            return Err(InvalidProduct::Name);
+        }
+        if !(0..=MAX_PRICE_MINOR).contains(&self.price_minor) {
+            return Err(InvalidProduct::Price);
+        }
+        if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(InvalidProduct::Currency);
+        }
+        validate_quantity(self.stock, 0)
+    }
+}
+
+pub fn validate_quantity(quantity: i64, min: i64) -> Result<(), InvalidProduct> {
+    if (min..=MAX_STOCK).contains(&quantity) {
+        Ok(())
+    } else {
+        Err(InvalidProduct::Quantity { min })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Product {
+    pub sku: String,
+    pub name: String,
+    pub price_minor: i64,
+    pub currency: String,
+    pub on_hand: i32,
+    pub reserved: i32,
+    pub available: i32,
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub const PRODUCT_COLUMNS: &str = "sku, name, price_minor, currency, on_hand, reserved, version, updated_at";
+
+impl From<PgRow> for Product {
+    fn from(row: PgRow) -> Self {
+        let (on_hand, reserved): (i32, i32) = (row.get("on_hand"), row.get("reserved"));
+        Product {
+            sku: row.get("sku"),
+            name: row.get("name"),
+            price_minor: row.get("price_minor"),
+            currency: row.get("currency"),
+            on_hand,
+            reserved,
+            available: on_hand - reserved,
+            version: row.get("version"),
+            updated_at: row.get("updated_at"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn product() -> NewProduct {
+        NewProduct { sku: "MUG-1".into(), name: "Mug".into(), price_minor: 250, currency: "EUR".into(), stock: 5 }
+    }
+
+    #[test]
+    fn each_invalid_field_has_its_reason() {
+        assert_eq!(product().validate(), Ok(()));
+        let cases: [(fn(&mut NewProduct), InvalidProduct); 7] = [
+            (|p| p.sku = "".into(), InvalidProduct::Sku),
+            (|p| p.sku = "has space".into(), InvalidProduct::Sku),
+            (|p| p.name = " ".into(), InvalidProduct::Name),
+            (|p| p.price_minor = -1, InvalidProduct::Price),
+            (|p| p.currency = "eur".into(), InvalidProduct::Currency),
+            (|p| p.stock = -1, InvalidProduct::Quantity { min: 0 }),
+            (|p| p.stock = MAX_STOCK + 1, InvalidProduct::Quantity { min: 0 }),
+        ];
+        for (spoil, expected) in cases {
+            let mut p = product();
+            spoil(&mut p);
+            assert_eq!(p.validate(), Err(expected));
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! `GET /v1/products/{sku}`: the product as the writer sees it.
+
+use axum::{extract::{Path, State}, Json};
+use outflow_http::error::ApiError;
+
+use crate::{product::{Product, PRODUCT_COLUMNS}, startup::AppState};
+
+#[utoipa::path(
+    get, path = "/v1/products/{sku}", params(("sku" = String, Path)),
+    responses((status = 200, body = Product), (status = 404, description = "No such product"))
+)]
+pub async fn get_product(State(state): State<AppState>, Path(sku): Path<String>) -> Result<Json<Product>, ApiError> {
+    sqlx::query(&format!("select {PRODUCT_COLUMNS} from products where sku = $1"))
+        .bind(&sku)
+        .fetch_optional(&state.base.pool)
+        .await?
+        .map(|row| Json(Product::from(row)))
+        .ok_or_else(|| ApiError::not_found(format!("no product {sku}")))
+}

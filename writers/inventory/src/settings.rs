@@ -1,0 +1,32 @@
+use outflow_http::settings::ServiceSettings;
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Settings {
+    #[serde(flatten)]
+    pub service: ServiceSettings,
+}
+
+const DEFAULTS: &str = r#"
+registry_url = "http://127.0.0.1:58081"
+jwt_secret = ""
+[http]
+host = "127.0.0.1"
+port = 7102
+[database]
+url = ""
+max_connections = 20
+"#;
+
+impl Settings {
+    pub fn load() -> anyhow::Result<Self> {
+        let settings: Settings = outflow_http::settings::load(DEFAULTS)?;
+        outflow_http::settings::require_secret(&settings.service.jwt_secret, "OUTFLOW_JWT_SECRET")?;
+        outflow_http::settings::require_secret(&settings.service.database.url, "OUTFLOW_DATABASE__URL")?;
+        Ok(settings)
+    }
+
+    pub fn defaults_with(service: ServiceSettings) -> Self {
+        Settings { service }
+    }
+}
