@@ -1,0 +1,1 @@
+../../outbox/sql/outbox.sql

@@ -1,0 +1,29 @@
+//! The OpenAPI document of the payments writer, served at `/openapi.json` and
+//! checked in as `writers/payments/openapi.json` (a test keeps the two equal).
+
+use axum::Json;
+use outflow_http::openapi::BearerAuth;
+use utoipa::OpenApi;
+
+use crate::routes::{get_payment, notification};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Outflow payments writer", description = "Payments and the provider webhook; every change commits its outbox event in the same transaction."),
+    paths(notification::notification, get_payment::get_payment),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_checked_in_openapi_document_is_current() {
+        use utoipa::OpenApi;
+        outflow_http::openapi::check_in(&super::ApiDoc::openapi(), concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json"));
+    }
+}

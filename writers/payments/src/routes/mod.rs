@@ -1,0 +1,4 @@
+//! One file per endpoint.
+
+pub mod get_payment;
+pub mod notification;

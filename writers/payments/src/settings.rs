@@ -1,0 +1,37 @@
+use outflow_http::settings::ServiceSettings;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Settings {
+    #[serde(flatten)]
+    pub service: ServiceSettings,
+    /// Shared with the payment provider; signs its notifications.
+    pub provider_server_key: SecretString,
+}
+
+const DEFAULTS: &str = r#"
+registry_url = "http://127.0.0.1:58081"
+jwt_secret = ""
+provider_server_key = ""
+[http]
+host = "127.0.0.1"
+port = 7103
+[database]
+url = ""
+max_connections = 20
+"#;
+
+impl Settings {
+    pub fn load() -> anyhow::Result<Self> {
+        let settings: Settings = outflow_http::settings::load(DEFAULTS)?;
+        outflow_http::settings::require_secret(&settings.service.jwt_secret, "OUTFLOW_JWT_SECRET")?;
+        outflow_http::settings::require_secret(&settings.service.database.url, "OUTFLOW_DATABASE__URL")?;
+        outflow_http::settings::require_secret(&settings.provider_server_key, "OUTFLOW_PROVIDER_SERVER_KEY")?;
+        Ok(settings)
+    }
+
+    pub fn defaults_with(service: ServiceSettings, provider_server_key: SecretString) -> Self {
+        Settings { service, provider_server_key }
+    }
+}

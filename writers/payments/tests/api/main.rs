@@ -1,0 +1,4 @@
+//! The payments writer against the real stack: a fresh database per test, the
+//! app on port 0, the WAL read back through a test_decoding slot.
+
+mod webhook;
