@@ -1,0 +1,189 @@
+//! # Layout
+//!
+//! A stand-in for an external Snap-style payment provider, for development,
+//! tests and the benchmark. It is the only simulated part of Outflow: it sits
+//! outside the system and talks to it the way a real provider would.
+//!
+//! - `POST /v1/transactions` (HTTP Basic, the server key as user name): opens a
+//!   transaction for an order and answers a token and a redirect URL;
+//!   idempotent on the order id;
+//! - after `--settle-delay-ms` it settles or denies the transaction (denied with
+//!   probability `--failure-rate`, or as forced per order) and POSTs a notification
+//!   signed with the server key to `--notify-url`, retrying until it is accepted;
+//! - `PUT /sandbox/orders/{order_id}/outcome` forces the outcome of an order
+//!   (`settle`, `deny` or `never`), for tests;
+//! - `GET /v1/transactions/{order_id}`: the transaction and its notifications.
+//!
+//! State is in memory: a restarted sandbox forgets open transactions, which the
+//! saga's payment deadline then expires, as it would with a provider outage.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use axum::{
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    routing::{get, post, put},
+    Json, Router,
+};
+use base64::Engine;
+use clap::Parser;
+use outflow_payments::signature;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::Mutex;
+
+#[derive(Clone, Debug, Parser)]
+#[command(about = "Payment provider sandbox for Outflow")]
+pub struct SandboxConfig {
+    #[arg(long, env = "OUTFLOW_SANDBOX_PORT", default_value_t = 7199)]
+    pub port: u16,
+    /// Where notifications go: the payments writer's webhook.
+    #[arg(long, env = "OUTFLOW_SANDBOX_NOTIFY_URL", default_value = "http://127.0.0.1:7103/v1/payments/notifications")]
+    pub notify_url: String,
+    #[arg(long, env = "OUTFLOW_PROVIDER_SERVER_KEY", hide_env_values = true)]
+    pub server_key: String,
+    /// How long a customer "takes" to pay.
+    #[arg(long, env = "OUTFLOW_SANDBOX_SETTLE_DELAY_MS", default_value_t = 200)]
+    pub settle_delay_ms: u64,
+    /// Share of transactions the provider denies, 0.0 to 1.0.
+    #[arg(long, env = "OUTFLOW_SANDBOX_FAILURE_RATE", default_value_t = 0.1)]
+    pub failure_rate: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Settle,
+    Deny,
+    /// The customer never pays: no notification is ever sent.
+    Never,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Transaction {
+    pub transaction_id: String,
+    pub order_id: String,
+    pub gross_amount: String,
+    pub token: String,
+    pub redirect_url: String,
+    pub outcome: Option<Outcome>,
+    pub notified: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CreateTransaction {
+    pub order_id: String,
+    pub gross_amount: String,
+}
+
+#[derive(Clone)]
+pub struct Sandbox {
+    config: Arc<SandboxConfig>,
+    transactions: Arc<Mutex<HashMap<String, Transaction>>>,
+    forced: Arc<Mutex<HashMap<String, Outcome>>>,
+    http: reqwest::Client,
+}
+
+impl Sandbox {
+    pub fn new(config: SandboxConfig) -> Self {
+        Sandbox { config: Arc::new(config), transactions: Default::default(), forced: Default::default(), http: reqwest::Client::new() }
+    }
+
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/v1/transactions", post(create_transaction))
+            .route("/v1/transactions/{order_id}", get(get_transaction))
+            .route("/sandbox/orders/{order_id}/outcome", put(force_outcome))
+            .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+            .with_state(self)
+    }
+
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let expected = base64::engine::general_purpose::STANDARD.encode(format!("{}:", self.config.server_key));
+        headers.get("authorization").and_then(|h| h.to_str().ok()) == Some(format!("Basic {expected}").as_str())
+    }
+
+    async fn settle_later(self, order_id: String) {
+        tokio::time::sleep(Duration::from_millis(self.config.settle_delay_ms)).await;
+        let forced = self.forced.lock().await.get(&order_id).copied();
+        let outcome = forced.unwrap_or_else(|| if rand::rng().random_bool(self.config.failure_rate.clamp(0.0, 1.0)) { Outcome::Deny } else { Outcome::Settle });
+        let transaction = {
+            let mut transactions = self.transactions.lock().await;
+            let Some(t) = transactions.get_mut(&order_id) else { return };
+            t.outcome = Some(outcome);
+            t.clone()
+        };
+        let (status, code) = match outcome {
+            Outcome::Settle => ("settlement", "200"),
+            Outcome::Deny => ("deny", "202"),
+            Outcome::Never => return,
+        };
+        let body = json!({
+            "order_id": order_id,
+            "transaction_id": transaction.transaction_id,
+            "transaction_status": status,
+            "status_code": code,
+            "gross_amount": transaction.gross_amount,
+            "signature_key": signature::sign(&order_id, code, &transaction.gross_amount, &self.config.server_key),
+            "payment_type": "sandbox",
+        });
+        // A provider retries until the merchant accepts, backing off.
+        for attempt in 0..12u32 {
+            match self.http.post(&self.config.notify_url).json(&body).send().await {
+                Ok(r) if r.status().is_success() => {
+                    if let Some(t) = self.transactions.lock().await.get_mut(&order_id) {
+                        t.notified = true;
+                    }
+                    return;
+                }
+                Ok(r) => tracing::warn!(%order_id, status = %r.status(), attempt, "notification refused"),
+                Err(e) => tracing::warn!(%order_id, error = %e, attempt, "notification failed"),
+            }
+            tokio::time::sleep(Duration::from_millis(100 * 2u64.pow(attempt.min(7)))).await;
+        }
+        tracing::error!(%order_id, "notification never accepted; giving up");
+    }
+}
+
+async fn create_transaction(
+    State(sandbox): State<Sandbox>,
+    headers: HeaderMap,
+    Json(body): Json<CreateTransaction>,
+) -> Result<(StatusCode, Json<Transaction>), (StatusCode, Json<serde_json::Value>)> {
+    if !sandbox.authorized(&headers) {
+        return Err((StatusCode::UNAUTHORIZED, Json(json!({"error": {"code": "unauthorized", "message": "Basic auth with the server key"}}))));
+    }
+    let mut transactions = sandbox.transactions.lock().await;
+    if let Some(existing) = transactions.get(&body.order_id) {
+        return Ok((StatusCode::OK, Json(existing.clone())));
+    }
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let transaction = Transaction {
+        transaction_id: uuid::Uuid::new_v4().to_string(),
+        order_id: body.order_id.clone(),
+        gross_amount: body.gross_amount,
+        redirect_url: format!("http://127.0.0.1:{}/pay/{token}", sandbox.config.port),
+        token,
+        outcome: None,
+        notified: false,
+    };
+    transactions.insert(body.order_id.clone(), transaction.clone());
+    drop(transactions);
+    tokio::spawn(sandbox.clone().settle_later(body.order_id));
+    Ok((StatusCode::CREATED, Json(transaction)))
+}
+
+async fn get_transaction(State(sandbox): State<Sandbox>, Path(order_id): Path<String>) -> Result<Json<Transaction>, StatusCode> {
+    sandbox.transactions.lock().await.get(&order_id).cloned().map(Json).ok_or(StatusCode::NOT_FOUND)
+}
+
+#[derive(Deserialize)]
+struct ForceOutcome {
+    outcome: Outcome,
+}
+
+async fn force_outcome(State(sandbox): State<Sandbox>, Path(order_id): Path<String>, Json(body): Json<ForceOutcome>) -> StatusCode {
+    sandbox.forced.lock().await.insert(order_id, body.outcome);
+    StatusCode::NO_CONTENT
+}
