@@ -78,7 +78,15 @@ async fn track_request(service: &'static str, request: Request, next: Next) -> R
 }
 
 /// Serves `router` on `listener` until `shutdown` completes; in-flight requests finish.
+/// Responses go out at once (TCP_NODELAY): a small JSON answer must not wait
+/// for Nagle's algorithm and the client's delayed ACK.
 pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await
 }
 

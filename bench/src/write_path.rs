@@ -1,0 +1,176 @@
+//! The write path: `POST /v1/orders` through the orders writer (built from the
+//! same code as the service, on port 0) against its ceiling, the same
+//! transaction issued directly over SQL (idempotency lookup, catalog read,
+//! order, lines, outbox insert and delete) with an Avro payload encoded once.
+//! Both run on a fresh database at the same concurrency, in alternating rounds.
+
+use std::{path::PathBuf, sync::Arc};
+
+use anyhow::Context;
+use outflow_http::{auth::{JwtKeys, Role}, settings::{DatabaseSettings, HttpSettings, ServiceSettings}};
+use outflow_orders::{settings::Settings, startup};
+use outflow_stack_tests::Stack;
+use secrecy::SecretString;
+use serde_json::json;
+use sqlx::postgres::PgPoolOptions;
+use uuid::Uuid;
+
+use crate::{http1::Connection, measure::{closed_loop, median, print_table, Measurement}};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    #[arg(long, default_value_t = 15)]
+    seconds: u64,
+    /// Rounds of (ceiling, writer); the medians are compared.
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    #[arg(long, default_value = "bench/results")]
+    results: PathBuf,
+}
+
+const SKUS: [&str; 4] = ["BENCH-1", "BENCH-2", "BENCH-3", "BENCH-4"];
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let stack = Stack::from_env();
+    let (database, pool) = stack.fresh_database("bench_write").await?;
+    startup::MIGRATOR.run(&pool).await?;
+    for (i, sku) in SKUS.iter().enumerate() {
+        sqlx::query("insert into catalog (sku, name, price_minor, currency, version) values ($1, $1, $2, 'EUR', 1)")
+            .bind(sku)
+            .bind(100 * (i as i64 + 1))
+            .execute(&pool)
+            .await?;
+    }
+    let settings = ServiceSettings {
+        http: HttpSettings { host: "127.0.0.1".into(), port: 0 },
+        database: DatabaseSettings { url: SecretString::from(stack.database_url(&database)), max_connections: 20 },
+        registry_url: stack.registry_url.clone(),
+        jwt_secret: SecretString::from(stack.jwt_secret.clone()),
+    };
+    let jwt = JwtKeys::new(&settings.jwt_secret);
+    let app = startup::build(Settings::defaults_with(settings)).await.context("building the orders writer")?;
+    let address = format!("127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let sql_pool = PgPoolOptions::new().max_connections(20).connect(&stack.database_url(&database)).await?;
+    let payload = Arc::new(sample_payload(&stack).await?);
+
+    let mut rows: Vec<Measurement> = Vec::new();
+    for round in 1..=args.rounds {
+        let (pool, payload) = (sql_pool.clone(), payload.clone());
+        rows.push(closed_loop(&format!("SQL ceiling (round {round})"), args.concurrency, args.seconds, move |n| {
+            let (pool, payload) = (pool.clone(), payload.clone());
+            async move { sql_transaction(&pool, n, &payload).await }
+        }).await);
+        let token = Arc::new(format!("Bearer {}", jwt.mint("bench", Role::Customer, 3600)));
+        let connections: Arc<Vec<Connection>> = Arc::new((0..args.concurrency).map(|_| Connection::new(&address)).collect());
+        rows.push(closed_loop(&format!("POST /v1/orders (round {round})"), args.concurrency, args.seconds, move |n| {
+            let (connections, token) = (connections.clone(), token.clone());
+            async move { post_order(&connections[(n / 1_000_000_000) as usize], &token, n).await }
+        }).await);
+    }
+    print_table(&rows);
+    let mut ceiling: Vec<f64> = rows.iter().step_by(2).map(|r| r.per_second).collect();
+    let mut writer: Vec<f64> = rows.iter().skip(1).step_by(2).map(|r| r.per_second).collect();
+    let (ceiling, writer) = (median(&mut ceiling), median(&mut writer));
+    let ratio = writer / ceiling;
+    println!("\nwrite path: {writer:.1}/s against the SQL ceiling {ceiling:.1}/s = {ratio:.2} (goal >= 0.80), concurrency {}", args.concurrency);
+
+    std::fs::create_dir_all(&args.results)?;
+    let file = args.results.join(format!("write-path-{}.json", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")));
+    let report = json!({"concurrency": args.concurrency, "seconds": args.seconds, "rounds": rows, "writer_per_second": writer, "ceiling_per_second": ceiling, "ratio": ratio});
+    std::fs::write(&file, serde_json::to_string_pretty(&report)?)?;
+    println!("results: {}", file.display());
+    sql_pool.close().await;
+    pool.close().await;
+    stack.drop_database(&database).await?;
+    Ok(())
+}
+
+fn lines(n: u64) -> (Vec<&'static str>, Vec<i32>) {
+    let count = 1 + (n % 3) as usize;
+    (SKUS[..count].to_vec(), (1..=count as i32).collect())
+}
+
+async fn post_order(connection: &Connection, authorization: &str, n: u64) -> anyhow::Result<()> {
+    let (skus, quantities) = lines(n);
+    let items: Vec<_> = skus.iter().zip(&quantities).map(|(sku, q)| json!({"sku": sku, "quantity": q})).collect();
+    let request = hyper::Request::post("/v1/orders")
+        .header("host", "127.0.0.1")
+        .header("authorization", authorization)
+        .header("content-type", "application/json")
+        .header("idempotency-key", format!("bench-{n}-{}", Uuid::new_v4()))
+        .body(http_body_util::Full::new(bytes::Bytes::from(serde_json::to_vec(&json!({"items": items}))?)))?;
+    let (status, body) = connection.send(request).await?;
+    anyhow::ensure!(status == 202, "status {status}: {}", String::from_utf8_lossy(&body));
+    Ok(())
+}
+
+/// The writer's transaction, statement for statement, with a pre-encoded payload.
+async fn sql_transaction(pool: &sqlx::PgPool, n: u64, payload: &[u8]) -> anyhow::Result<()> {
+    let (skus, quantities) = lines(n);
+    let key = format!("bench-{n}-{}", Uuid::new_v4());
+    let mut tx = pool.begin().await?;
+    sqlx::query("select id, status, request_hash from orders where customer_id = $1 and idempotency_key = $2")
+        .bind("bench-sql")
+        .bind(&key)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let prices: Vec<(String, i64, String)> = sqlx::query_as("select sku, price_minor, currency from catalog where sku = any($1)").bind(&skus).fetch_all(&mut *tx).await?;
+    let order_id = Uuid::now_v7();
+    let total: i64 = prices.iter().zip(&quantities).map(|((_, p, _), q)| p * i64::from(*q)).sum();
+    sqlx::query(
+        "insert into orders (id, customer_id, status, total_minor, currency, version, idempotency_key, request_hash)
+         values ($1, $2, 'PENDING', $3, 'EUR', 1, $4, $5) on conflict (customer_id, idempotency_key) do nothing",
+    )
+    .bind(order_id)
+    .bind("bench-sql")
+    .bind(total)
+    .bind(&key)
+    .bind("0".repeat(64))
+    .execute(&mut *tx)
+    .await?;
+    let line_nos: Vec<i32> = (1..=skus.len() as i32).collect();
+    let unit_prices: Vec<i64> = prices.iter().map(|(_, p, _)| *p).collect();
+    sqlx::query("insert into order_items (order_id, line_no, sku, quantity, unit_price_minor) select $1, * from unnest($2::int[], $3::text[], $4::int[], $5::bigint[])")
+        .bind(order_id)
+        .bind(&line_nos)
+        .bind(&skus)
+        .bind(&quantities)
+        .bind(&unit_prices)
+        .execute(&mut *tx)
+        .await?;
+    let event_id = Uuid::now_v7();
+    sqlx::query("insert into outbox (id, aggregatetype, aggregateid, type, payload, traceparent) values ($1, 'order', $2, 'OrderPlaced', $3, $4)")
+        .bind(event_id)
+        .bind(order_id.to_string())
+        .bind(payload)
+        .bind("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("delete from outbox where id = $1").bind(event_id).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A representative OrderPlaced, Confluent-framed through the registry once.
+async fn sample_payload(stack: &Stack) -> anyhow::Result<Vec<u8>> {
+    use outflow_events::{order::{OrderLine, OrderPlaced}, Event};
+    use schema_registry_converter::{async_impl::{avro::AvroEncoder, schema_registry::SrSettings}, schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema}};
+    let event = OrderPlaced {
+        event_id: Uuid::now_v7().to_string(),
+        aggregate_id: Uuid::now_v7().to_string(),
+        aggregate_version: 1,
+        occurred_at: outflow_outbox::now_millis(),
+        customer_id: "bench-sql".into(),
+        lines: vec![OrderLine { sku: SKUS[0].into(), quantity: 1, unit_price_minor: 100 }, OrderLine { sku: SKUS[1].into(), quantity: 2, unit_price_minor: 200 }],
+        total_minor: 500,
+        currency: "EUR".into(),
+    };
+    let strategy = SubjectNameStrategy::TopicRecordNameStrategyWithSchema(
+        OrderPlaced::AGGREGATE_TYPE.topic(),
+        SuppliedSchema::new(Some(OrderPlaced::full_name()), SchemaType::Avro, OrderPlaced::SCHEMA.to_owned()),
+    );
+    Ok(AvroEncoder::new(SrSettings::new(stack.registry_url.clone())).encode_struct(&event, &strategy).await?)
+}

@@ -1,0 +1,128 @@
+//! The schema compatibility gate. Every event schema must stay
+//! BACKWARD_TRANSITIVE compatible with every version it ever had: consumers
+//! reading with the new schema must decode every retained event written with
+//! an old one. The gate registers, under a fresh subject per event type, each
+//! version of the `.avsc` file from git history (oldest first) and then the
+//! working copy, so it checks the whole history even on a fresh registry; and
+//! it registers the current schemas under the real subjects the writers use.
+
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use outflow_events::DomainEvent;
+use outflow_stack_tests::Stack;
+use serde_json::{json, Value};
+
+struct Registry {
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Registry {
+    fn new(stack: &Stack) -> Self {
+        Registry { url: stack.registry_url.clone(), http: reqwest::Client::new() }
+    }
+
+    async fn set_compatibility(&self, subject: &str, level: &str) -> Result<()> {
+        let response = self.http.put(format!("{}/config/{subject}", self.url)).json(&json!({"compatibility": level})).send().await?;
+        if !response.status().is_success() {
+            bail!("setting {level} on {subject}: {}", response.text().await?);
+        }
+        Ok(())
+    }
+
+    /// Registers a schema; Ok(Err(message)) when the registry refuses it as incompatible.
+    async fn register(&self, subject: &str, schema: &str) -> Result<std::result::Result<u64, String>> {
+        let response = self
+            .http
+            .post(format!("{}/subjects/{subject}/versions", self.url))
+            .header("content-type", "application/vnd.schemaregistry.v1+json")
+            .json(&json!({"schema": schema}))
+            .send()
+            .await
+            .context("the schema registry is not reachable: is the stack up (scripts/up)?")?;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await?;
+        match status {
+            200 => Ok(Ok(body["id"].as_u64().context("an id")?)),
+            409 => Ok(Err(body["message"].as_str().unwrap_or_default().to_owned())),
+            _ => bail!("registering under {subject}: {status} {body}"),
+        }
+    }
+
+    async fn delete_subject(&self, subject: &str) {
+        let _ = self.http.delete(format!("{}/subjects/{subject}", self.url)).send().await;
+        let _ = self.http.delete(format!("{}/subjects/{subject}?permanent=true", self.url)).send().await;
+    }
+}
+
+/// Every committed version of a schema file, oldest first (none outside a git checkout).
+fn history(file: &str) -> Vec<String> {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let Ok(log) = Command::new("git").args(["-C", root, "log", "--reverse", "--format=%H", "--", file]).output() else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&log.stdout)
+        .lines()
+        .filter_map(|commit| {
+            let shown = Command::new("git").args(["-C", root, "show", &format!("{commit}:{file}")]).output().ok()?;
+            shown.status.success().then(|| String::from_utf8_lossy(&shown.stdout).into_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn every_schema_is_backward_transitive_compatible_with_its_whole_history() -> Result<()> {
+    let registry = Registry::new(&Stack::from_env());
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let mut failures = Vec::new();
+    for (name, aggregate, current) in DomainEvent::catalog() {
+        let subject = format!("test-gate-{run}-{name}");
+        registry.set_compatibility(&subject, "BACKWARD_TRANSITIVE").await?;
+        let mut versions = history(&format!("avro/schemas/{name}.avsc"));
+        versions.push(current.to_owned());
+        for (i, schema) in versions.iter().enumerate() {
+            if let Err(message) = registry.register(&subject, schema).await? {
+                failures.push(format!("{name}.avsc (version {} of {}): {message}", i + 1, versions.len()));
+            }
+        }
+        registry.delete_subject(&subject).await;
+
+        // The subject the writers register under: topic + record name.
+        let real = format!("{}-{}.{name}", aggregate.topic(), outflow_events::NAMESPACE);
+        registry.set_compatibility(&real, "BACKWARD_TRANSITIVE").await?;
+        if let Err(message) = registry.register(&real, current).await? {
+            failures.push(format!("{name}.avsc against the registered {real}: {message}"));
+        }
+    }
+    assert!(failures.is_empty(), "incompatible schema changes:\n{}", failures.join("\n"));
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn the_gate_refuses_an_incompatible_edit_and_accepts_a_compatible_one() -> Result<()> {
+    let registry = Registry::new(&Stack::from_env());
+    let subject = format!("test-gate-{}-edit", uuid::Uuid::new_v4().simple());
+    registry.set_compatibility(&subject, "BACKWARD_TRANSITIVE").await?;
+    let original: Value = serde_json::from_str(<outflow_events::order::OrderPlaced as outflow_events::Event>::SCHEMA)?;
+    assert!(registry.register(&subject, &original.to_string()).await?.is_ok());
+
+    let mut required_field = original.clone();
+    required_field["fields"].as_array_mut().unwrap().push(json!({"name": "coupon", "type": "string"}));
+    let refused = registry.register(&subject, &required_field.to_string()).await?;
+    assert!(refused.is_err(), "a new field without a default must be refused: {refused:?}");
+
+    let mut retyped = original.clone();
+    retyped["fields"][4]["type"] = json!("int"); // customer_id: string -> int
+    assert!(registry.register(&subject, &retyped.to_string()).await?.is_err(), "a changed field type must be refused");
+
+    let mut optional_field = original.clone();
+    optional_field["fields"].as_array_mut().unwrap().push(json!({"name": "coupon", "type": ["null", "string"], "default": null}));
+    let accepted = registry.register(&subject, &optional_field.to_string()).await?;
+    assert!(accepted.is_ok(), "an optional field with a default is compatible: {accepted:?}");
+
+    registry.delete_subject(&subject).await;
+    Ok(())
+}
