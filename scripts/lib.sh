@@ -163,11 +163,11 @@ start_detached() {
   record_pid "$name" $!
 }
 
-# Waits until `check` passes, the process dies, or the deadline passes.
+# Waits until the check command passes, the process dies, or the deadline passes.
 wait_healthy() {
-  local name="$1" deadline_s="$2" check="$3"
-  local until=$((SECONDS + deadline_s)) pid
-  while ! "$check" 2>/dev/null; do
+  local name="$1" deadline_s="$2"; shift 2
+  local check="$*" until=$((SECONDS + deadline_s)) pid
+  while ! "$@" 2>/dev/null; do
     pid="$(live_pid "$name")"
     if [ "$name" != postgres ] && [ -z "$pid" ]; then
       fail_component "$name" "the process exited during start"

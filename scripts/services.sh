@@ -7,7 +7,12 @@ export OUTFLOW_PAYMENTS_PORT="${OUTFLOW_PAYMENTS_PORT:-7103}"
 export OUTFLOW_SANDBOX_PORT="${OUTFLOW_SANDBOX_PORT:-7199}"
 export OUTFLOW_SANDBOX_NOTIFY_URL="${OUTFLOW_SANDBOX_NOTIFY_URL:-http://127.0.0.1:$OUTFLOW_PAYMENTS_PORT/v1/payments/notifications}"
 
-SERVICE_COMPONENTS=(orders inventory payments sandbox)
+export OUTFLOW_SANDBOX_FAILURE_RATE="${OUTFLOW_SANDBOX_FAILURE_RATE:-0.0}"
+export OUTFLOW_PROVIDER_URL="${OUTFLOW_PROVIDER_URL:-http://127.0.0.1:$OUTFLOW_SANDBOX_PORT}"
+# The saga timeout: a payment still pending after this fails as expired.
+export OUTFLOW_PAYMENT_DEADLINE_MS="${OUTFLOW_PAYMENT_DEADLINE_MS:-20000}"
+
+SERVICE_COMPONENTS=(orders inventory payments sandbox inventory-consumer payments-consumer orders-consumer)
 COMPONENTS=("${INFRA_COMPONENTS[@]}" "${SERVICE_COMPONENTS[@]}")
 RELEASE="$ROOT/target/release"
 
@@ -17,6 +22,9 @@ service_port() {
     inventory) echo "$OUTFLOW_INVENTORY_PORT" ;;
     payments) echo "$OUTFLOW_PAYMENTS_PORT" ;;
     sandbox) echo "$OUTFLOW_SANDBOX_PORT" ;;
+    inventory-consumer) echo "${OUTFLOW_INVENTORY_CONSUMER_PORT:-7121}" ;;
+    payments-consumer) echo "${OUTFLOW_PAYMENTS_CONSUMER_PORT:-7122}" ;;
+    orders-consumer) echo "${OUTFLOW_ORDERS_CONSUMER_PORT:-7123}" ;;
   esac
 }
 
@@ -41,7 +49,10 @@ install_service() {
   require_tool cargo "install Rust with rustup"
   say "services: cargo build --release (the first build takes a few minutes)"
   mkdir -p "$OUTFLOW_STATE/build"
-  (cd "$ROOT" && cargo build --release --locked -p outflow-orders -p outflow-inventory -p outflow-payments -p outflow-provider-sandbox) \
+  local packages=() name
+  # Each service's binary is named after its package.
+  for name in "${SERVICE_COMPONENTS[@]}"; do packages+=(-p "$(basename "$(service_binary "$name")")"); done
+  (cd "$ROOT" && cargo build --release --locked "${packages[@]}") \
     >"$OUTFLOW_STATE/build/cargo.log" 2>&1 \
     || { tail -n 40 "$OUTFLOW_STATE/build/cargo.log" >&2; die "services: the release build failed (log: $OUTFLOW_STATE/build/cargo.log)"; }
   SERVICES_BUILT=1
@@ -49,17 +60,17 @@ install_service() {
 
 start_service() {
   local name="$1" port; port="$(service_port "$1")"
-  local db="$name"
+  local db="${name%-consumer}"
   OUTFLOW_HTTP__PORT="$port" OUTFLOW_DATABASE__URL="$DATABASE_URL_BASE/$db" \
     start_detached "$name" "$(service_binary "$name")"
-  wait_healthy "$name" 60 "healthy_$name"
+  wait_healthy "$name" 60 healthy_service "$name"
 }
 
-healthy_service() { curl -sf --max-time 2 "http://127.0.0.1:$(service_port "$1")/readyz" >/dev/null; }
-healthy_orders() { healthy_service orders; }
-healthy_inventory() { healthy_service inventory; }
-healthy_payments() { healthy_service payments; }
-healthy_sandbox() { curl -sf --max-time 2 "http://127.0.0.1:$OUTFLOW_SANDBOX_PORT/healthz" >/dev/null; }
+healthy_service() {
+  local path=/readyz
+  case "$1" in *-consumer|sandbox) path=/healthz ;; esac
+  curl -sf --max-time 2 "http://127.0.0.1:$(service_port "$1")$path" >/dev/null
+}
 
 # A service whose binary was rebuilt after it started runs old code.
 service_stale() {

@@ -50,7 +50,12 @@ pub struct HttpSettings {
 pub struct DatabaseSettings {
     /// `postgres://user:password@host:port/database`; comes from the environment.
     pub url: SecretString,
+    #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+}
+
+fn default_max_connections() -> u32 {
+    10
 }
 
 impl DatabaseSettings {

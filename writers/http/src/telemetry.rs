@@ -11,7 +11,8 @@ pub fn init(service: &str) {
     let _ = if json {
         registry.with(fmt::layer().json().with_current_span(true)).try_init()
     } else {
-        registry.with(fmt::layer().compact()).try_init()
+        // Colours only for a terminal: logs redirected to files stay plain text.
+        registry.with(fmt::layer().compact().with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))).try_init()
     };
     tracing::info!(service, "telemetry ready");
 }

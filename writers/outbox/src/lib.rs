@@ -9,12 +9,14 @@
 //!   transaction (the WAL keeps the insert, which is all Debezium reads);
 //! - [`Outbox::register_all`]: register every schema at start, so a service
 //!   whose events the registry would refuse does not become ready;
+//! - [`inbox`]: claiming a consumed event id in the step's own transaction;
 //! - [`trace`]: the W3C trace context that travels in the outbox row (and so in
 //!   the Kafka headers), so one order is one trace across services;
 //! - [`new_event_id`], [`now_millis`]: UUIDv7 event ids and event timestamps;
 //! - `sql/outbox.sql`: the outbox, heartbeat and inbox tables, which each write
 //!   service links into its migrations.
 
+pub mod inbox;
 pub mod trace;
 
 use outflow_events::{AggregateType, DomainEvent, Event};

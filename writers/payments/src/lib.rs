@@ -7,11 +7,13 @@
 //!   binds the router;
 //! - [`signature`]: the provider's SHA-512 notification signature, checked in
 //!   constant time (the sandbox signs with the same function);
+//! - [`provider`]: the client of the provider's API (open, refund);
 //! - [`routes`]: `notification` (the provider webhook, authenticated by its
 //!   signature) and `get_payment`;
 //! - [`openapi`]: the OpenAPI document, served and checked in as `openapi.json`.
 
 pub mod openapi;
+pub mod provider;
 pub mod routes;
 pub mod settings;
 pub mod signature;

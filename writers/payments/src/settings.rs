@@ -8,12 +8,15 @@ pub struct Settings {
     pub service: ServiceSettings,
     /// Shared with the payment provider; signs its notifications.
     pub provider_server_key: SecretString,
+    /// The provider's API, for refunds of payments captured too late.
+    pub provider_url: String,
 }
 
 const DEFAULTS: &str = r#"
 registry_url = "http://127.0.0.1:58081"
 jwt_secret = ""
 provider_server_key = ""
+provider_url = "http://127.0.0.1:7199"
 [http]
 host = "127.0.0.1"
 port = 7103
@@ -31,7 +34,7 @@ impl Settings {
         Ok(settings)
     }
 
-    pub fn defaults_with(service: ServiceSettings, provider_server_key: SecretString) -> Self {
-        Settings { service, provider_server_key }
+    pub fn defaults_with(service: ServiceSettings, provider_server_key: SecretString, provider_url: &str) -> Self {
+        Settings { service, provider_server_key, provider_url: provider_url.to_owned() }
     }
 }

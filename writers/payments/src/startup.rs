@@ -2,7 +2,7 @@ use axum::{routing::{get, post}, Router};
 use outflow_http::{app::{Application, ServiceBase}, auth::{HasJwtKeys, JwtKeys}};
 use secrecy::SecretString;
 
-use crate::{routes, settings::Settings};
+use crate::{provider::ProviderClient, routes, settings::Settings};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -10,6 +10,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct AppState {
     pub base: ServiceBase,
     pub provider_server_key: SecretString,
+    pub provider: ProviderClient,
 }
 
 impl HasJwtKeys for AppState {
@@ -26,6 +27,10 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         .route("/v1/payments/notifications", post(routes::notification::notification))
         .route("/v1/payments/{order_id}", get(routes::get_payment::get_payment))
         .route("/openapi.json", get(crate::openapi::serve))
-        .with_state(AppState { base, provider_server_key: settings.provider_server_key });
+        .with_state(AppState {
+            base,
+            provider: ProviderClient::new(&settings.provider_url, settings.provider_server_key.clone()),
+            provider_server_key: settings.provider_server_key,
+        });
     Application::bind(&settings.service, api, pool, "payments").await
 }

@@ -12,7 +12,8 @@
 //!   signed with the server key to `--notify-url`, retrying until it is accepted;
 //! - `PUT /sandbox/orders/{order_id}/outcome` forces the outcome of an order
 //!   (`settle`, `deny` or `never`), for tests;
-//! - `GET /v1/transactions/{order_id}`: the transaction and its notifications.
+//! - `POST /v1/transactions/{order_id}/refund`: refunds it (idempotent);
+//! - `GET /v1/transactions/{order_id}`: the transaction and its state.
 //!
 //! State is in memory: a restarted sandbox forgets open transactions, which the
 //! saga's payment deadline then expires, as it would with a provider outage.
@@ -69,6 +70,7 @@ pub struct Transaction {
     pub redirect_url: String,
     pub outcome: Option<Outcome>,
     pub notified: bool,
+    pub refunded: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,6 +96,7 @@ impl Sandbox {
         Router::new()
             .route("/v1/transactions", post(create_transaction))
             .route("/v1/transactions/{order_id}", get(get_transaction))
+            .route("/v1/transactions/{order_id}/refund", post(refund_transaction))
             .route("/sandbox/orders/{order_id}/outcome", put(force_outcome))
             .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
             .with_state(self)
@@ -167,6 +170,7 @@ async fn create_transaction(
         token,
         outcome: None,
         notified: false,
+        refunded: false,
     };
     transactions.insert(body.order_id.clone(), transaction.clone());
     drop(transactions);
@@ -176,6 +180,17 @@ async fn create_transaction(
 
 async fn get_transaction(State(sandbox): State<Sandbox>, Path(order_id): Path<String>) -> Result<Json<Transaction>, StatusCode> {
     sandbox.transactions.lock().await.get(&order_id).cloned().map(Json).ok_or(StatusCode::NOT_FOUND)
+}
+
+/// Refunds are idempotent: refunding twice is refunding once.
+async fn refund_transaction(State(sandbox): State<Sandbox>, headers: HeaderMap, Path(order_id): Path<String>) -> Result<Json<Transaction>, StatusCode> {
+    if !sandbox.authorized(&headers) {
+        return Err(StatusCode::UNAUTHORIZED);
+    }
+    let mut transactions = sandbox.transactions.lock().await;
+    let transaction = transactions.get_mut(&order_id).ok_or(StatusCode::NOT_FOUND)?;
+    transaction.refunded = true;
+    Ok(Json(transaction.clone()))
 }
 
 #[derive(Deserialize)]

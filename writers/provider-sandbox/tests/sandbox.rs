@@ -19,7 +19,7 @@ async fn opened_transactions_settle_or_deny_through_the_signed_webhook() {
         .map(|id| format!("insert into payments (order_id, customer_id, status, amount_minor, currency, provider_token, redirect_url, version) values ('{id}', 'alice', 'PENDING', 990, 'EUR', '-', '-', 1);"))
         .join("\n");
     let payments = TestService::spawn("sandbox", &arrange, |service| {
-        startup::build(Settings::defaults_with(service, SecretString::from(Stack::from_env().provider_server_key)))
+        startup::build(Settings::defaults_with(service, SecretString::from(Stack::from_env().provider_server_key), "http://127.0.0.1:7199"))
     })
     .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

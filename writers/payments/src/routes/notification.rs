@@ -4,7 +4,7 @@
 //! adds beyond ours are ignored, as providers add fields over time.
 
 use axum::{extract::State, Json};
-use outflow_events::payment::{PaymentCaptured, PaymentFailed};
+use outflow_events::payment::{PaymentCaptured, PaymentFailed, PaymentRefunded};
 use outflow_http::error::{ApiError, ApiJson};
 use outflow_outbox::{new_event_id, now_millis, TraceContext};
 use secrecy::ExposeSecret;
@@ -28,7 +28,8 @@ pub struct Notification {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NotificationOutcome {
-    /// `applied`, `duplicate`, `recorded` (no change of state) or `ignored`.
+    /// `applied`, `duplicate`, `recorded` (no change of state), `refunded`
+    /// (captured after the payment was given up) or `ignored`.
     pub result: &'static str,
     pub payment_status: String,
 }
@@ -99,6 +100,13 @@ pub async fn notification(State(state): State<AppState>, ApiJson(body): ApiJson<
             let version: i64 = payment.get::<i64, _>("version") + 1;
             apply(&state, &mut tx, &body, order_id, version, matches!(transition, Transition::Capture)).await?
         }
+        // Money taken after the payment was given up (expired, or its order
+        // cancelled): give it back at once, so no customer pays for a cancelled order.
+        (Transition::Capture, "FAILED") => {
+            state.provider.refund(&body.order_id).await.map_err(|e| ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "refund_failed", format!("refunding the late capture failed; retry: {e}")))?;
+            let version: i64 = payment.get::<i64, _>("version") + 1;
+            refund_late_capture(&state, &mut tx, &body, order_id, version, payment.get("amount_minor")).await?
+        }
         // A late word on a payment that is already settled one way or the other:
         // kept in provider_notifications, the payment stays as it is.
         _ => {
@@ -139,4 +147,17 @@ async fn apply(
     };
     appended.map_err(|e| ApiError::internal(e.into()))?;
     Ok(NotificationOutcome { result: "applied", payment_status: status.to_owned() })
+}
+
+async fn refund_late_capture(state: &AppState, tx: &mut PgConnection, body: &Notification, order_id: Uuid, version: i64, amount_minor: i64) -> Result<NotificationOutcome, ApiError> {
+    sqlx::query("update payments set status = 'REFUNDED', transaction_id = $2, failure_reason = 'late_capture', version = $3, updated_at = now() where order_id = $1")
+        .bind(order_id)
+        .bind(&body.transaction_id)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+    let id = order_id.to_string();
+    let event = PaymentRefunded { event_id: new_event_id(), aggregate_id: id.clone(), aggregate_version: version, occurred_at: now_millis(), order_id: id, amount_minor, reason: "late_capture".into() };
+    state.base.outbox.append(tx, &event, &TraceContext::new_root()).await.map_err(|e| ApiError::internal(e.into()))?;
+    Ok(NotificationOutcome { result: "refunded", payment_status: "REFUNDED".into() })
 }

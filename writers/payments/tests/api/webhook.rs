@@ -13,7 +13,7 @@ async fn spawn_app() -> TestService {
     );
     TestService::spawn("payments", &arrange, |service| {
         let key = SecretString::from(outflow_stack_tests::Stack::from_env().provider_server_key);
-        startup::build(Settings::defaults_with(service, key))
+        startup::build(Settings::defaults_with(service, key, "http://127.0.0.1:7199"))
     })
     .await
 }

@@ -1,0 +1,73 @@
+//! One file per event type.
+
+pub mod order_cancelled;
+pub mod order_confirmed;
+pub mod order_placed;
+
+use outflow_events::inventory::{CommittedLine, ReleasedLine, ReservedLine};
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+/// A product's stock after a change, as the events report it.
+pub struct StockAfter {
+    pub sku: String,
+    pub quantity: i32,
+    pub on_hand: i32,
+    pub reserved: i32,
+    pub version: i64,
+}
+
+macro_rules! into_line {
+    ($line:ident) => {
+        impl From<&StockAfter> for $line {
+            fn from(s: &StockAfter) -> Self {
+                $line { sku: s.sku.clone(), quantity: s.quantity, on_hand: s.on_hand, reserved: s.reserved, product_version: s.version }
+            }
+        }
+    };
+}
+into_line!(ReservedLine);
+into_line!(ReleasedLine);
+into_line!(CommittedLine);
+
+/// Applies `(on_hand delta, reserved delta) * quantity` to every line of a
+/// reservation, bumping each product's version; returns the stock after.
+pub async fn move_stock(tx: &mut PgConnection, order_id: Uuid, on_hand_sign: i32, reserved_sign: i32) -> Result<Vec<StockAfter>, sqlx::Error> {
+    let rows = sqlx::query(
+        "update products p set on_hand = p.on_hand + $2 * l.quantity, reserved = p.reserved + $3 * l.quantity,
+                version = p.version + 1, updated_at = now()
+         from reservation_lines l where l.order_id = $1 and l.sku = p.sku
+         returning p.sku, l.quantity, p.on_hand, p.reserved, p.version",
+    )
+    .bind(order_id)
+    .bind(on_hand_sign)
+    .bind(reserved_sign)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut stock: Vec<StockAfter> = rows
+        .into_iter()
+        .map(|r| StockAfter { sku: r.get(0), quantity: r.get(1), on_hand: r.get(2), reserved: r.get(3), version: r.get(4) })
+        .collect();
+    stock.sort_by(|a, b| a.sku.cmp(&b.sku));
+    Ok(stock)
+}
+
+/// Locks a reservation and moves it from RESERVED to `to`; None when it is not RESERVED.
+pub async fn close_reservation(tx: &mut PgConnection, order_id: Uuid, to: &str) -> Result<Option<i64>, sqlx::Error> {
+    let status: Option<(String, i64)> = sqlx::query_as("select status, version from reservations where order_id = $1 for update")
+        .bind(order_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    match status {
+        Some((status, version)) if status == "RESERVED" => {
+            sqlx::query("update reservations set status = $2, version = $3, updated_at = now() where order_id = $1")
+                .bind(order_id)
+                .bind(to)
+                .bind(version + 1)
+                .execute(&mut *tx)
+                .await?;
+            Ok(Some(version + 1))
+        }
+        _ => Ok(None),
+    }
+}

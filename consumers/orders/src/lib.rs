@@ -1,0 +1,53 @@
+//! # Layout
+//!
+//! The orders consumer: the orders database's saga steps.
+//!
+//! - [`handlers`]: `payment_captured` (PENDING → CONFIRMED + `OrderConfirmed`),
+//!   `order_failed` (StockRejected / PaymentFailed → CANCELLED with the reason +
+//!   `OrderCancelled`), `catalog` (ProductCreated / StockAdjusted → the local
+//!   catalog replica that prices new orders, guarded by product version);
+//! - [`Steps`]: what every step needs and the dispatch.
+
+pub mod handlers;
+
+use std::sync::Arc;
+
+use outflow_consumer::{Delivery, Handler, HandlerError, Outcome};
+use outflow_events::DomainEvent;
+use outflow_outbox::Outbox;
+use sqlx::PgPool;
+
+pub const GROUP: &str = "outflow-orders";
+
+pub struct Steps {
+    pub pool: PgPool,
+    pub outbox: Outbox,
+}
+
+impl Steps {
+    pub async fn dispatch(&self, delivery: Delivery) -> Result<Outcome, HandlerError> {
+        use handlers::{catalog, order_failed, payment_captured};
+        match &delivery.event {
+            DomainEvent::PaymentCaptured(e) => payment_captured::confirm_order(self, &delivery, e).await,
+            DomainEvent::StockRejected(e) => order_failed::cancel_order(self, &delivery, &e.order_id, "out_of_stock").await,
+            DomainEvent::PaymentFailed(e) => {
+                let reason = if e.reason == "expired" { "expired" } else { "payment_failed" };
+                order_failed::cancel_order(self, &delivery, &e.order_id, reason).await
+            }
+            DomainEvent::ProductCreated(e) => catalog::upsert(self, &e.sku, &e.name, e.price_minor, &e.currency, e.aggregate_version).await,
+            DomainEvent::StockAdjusted(e) => catalog::upsert(self, &e.sku, &e.name, e.price_minor, &e.currency, e.aggregate_version).await,
+            _ => Ok(Outcome::Skipped),
+        }
+    }
+
+    pub fn handler(self: Arc<Self>) -> Handler {
+        Arc::new(move |delivery| {
+            let steps = self.clone();
+            Box::pin(async move { steps.dispatch(delivery).await })
+        })
+    }
+}
+
+pub fn topics() -> Vec<String> {
+    vec![outflow_events::AggregateType::Inventory.topic(), outflow_events::AggregateType::Payment.topic()]
+}

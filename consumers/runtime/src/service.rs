@@ -1,0 +1,52 @@
+//! What a consumer process is: settings from the environment, `/healthz` and
+//! `/metrics` on its own port, and the consumer loop until SIGTERM.
+
+use std::future::Future;
+
+use anyhow::Context;
+use axum::{routing::get, Json, Router};
+use outflow_http::settings::DatabaseSettings;
+use serde::Deserialize;
+
+use crate::{run, ConsumerSettings, Handler};
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ServiceSettings {
+    pub kafka_brokers: String,
+    pub registry_url: String,
+    pub http: outflow_http::settings::HttpSettings,
+    #[serde(default)]
+    pub database: Option<DatabaseSettings>,
+}
+
+/// Defaults shared by every consumer; each passes its own port.
+pub fn defaults(port: u16) -> String {
+    format!(
+        "kafka_brokers = \"127.0.0.1:59092\"\nregistry_url = \"http://127.0.0.1:58081\"\n[http]\nhost = \"127.0.0.1\"\nport = {port}\n"
+    )
+}
+
+/// Serves `/healthz` and `/metrics`, then consumes until `shutdown`.
+pub async fn serve(
+    name: &'static str,
+    settings: &ServiceSettings,
+    group_id: &str,
+    topics: Vec<String>,
+    handler: Handler,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let handle = outflow_http::ops::metrics_handle();
+    let ops = Router::new()
+        .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route("/metrics", get(move || std::future::ready(handle.render())));
+    let address = format!("{}:{}", settings.http.host, settings.http.port);
+    let listener = tokio::net::TcpListener::bind(&address).await.with_context(|| format!("{name}: binding {address}"))?;
+    tokio::spawn(async move { axum::serve(listener, ops).await });
+    let consumer = ConsumerSettings {
+        brokers: settings.kafka_brokers.clone(),
+        group_id: group_id.to_owned(),
+        topics,
+        registry_url: settings.registry_url.clone(),
+    };
+    run(consumer, handler, shutdown).await
+}

@@ -1,0 +1,137 @@
+//! The order saga end to end on the running stack: REST → PostgreSQL →
+//! Debezium → Kafka → the consumers → back through the outbox, until the order
+//! is CONFIRMED or CANCELLED and every compensation ran. Each test uses its own
+//! SKUs and customers, so tests run side by side on the shared stack.
+
+mod shop;
+
+use std::time::Duration;
+
+use shop::Shop;
+
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn a_paid_order_is_confirmed_and_its_stock_sold() {
+    let shop = Shop::new().await;
+    let sku = shop.product(5).await;
+    let order = shop.place("happy-customer", &[(&sku, 2)]).await;
+    shop.force(&order, "settle").await;
+
+    let confirmed = shop.wait_order(&order, "CONFIRMED").await;
+    assert_eq!(confirmed["total_minor"], 2 * shop::PRICE);
+    shop.wait_reservation(&order, "COMMITTED").await;
+    assert_eq!(shop.stock(&sku).await, (3, 0), "on hand goes down by what was sold; nothing stays reserved");
+    assert_eq!(shop.payment(&order).await["status"], "CAPTURED");
+}
+
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn an_order_beyond_the_stock_is_cancelled_out_of_stock_and_reserves_nothing() {
+    let shop = Shop::new().await;
+    let (scarce, plenty) = (shop.product(1).await, shop.product(10).await);
+    let order = shop.place("greedy-customer", &[(&plenty, 3), (&scarce, 2)]).await;
+
+    let cancelled = shop.wait_order(&order, "CANCELLED").await;
+    assert_eq!(cancelled["cancel_reason"], "out_of_stock");
+    shop.wait_reservation(&order, "REJECTED").await;
+    assert_eq!(shop.stock(&scarce).await, (1, 0));
+    assert_eq!(shop.stock(&plenty).await, (10, 0), "all lines or none");
+    assert!(shop.payment_status(&order).await.is_none(), "no payment is opened for a rejected order");
+}
+
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn a_denied_payment_cancels_the_order_and_releases_the_stock() {
+    let shop = Shop::new().await;
+    let sku = shop.product(4).await;
+    let order = shop.place("denied-customer", &[(&sku, 3)]).await;
+    shop.force(&order, "deny").await;
+
+    let cancelled = shop.wait_order(&order, "CANCELLED").await;
+    assert_eq!(cancelled["cancel_reason"], "payment_failed");
+    shop.wait_reservation(&order, "RELEASED").await;
+    assert_eq!(shop.stock(&sku).await, (4, 0), "availability is restored");
+    assert_eq!(shop.payment(&order).await["status"], "FAILED");
+}
+
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn a_payment_captured_after_the_customer_cancelled_is_refunded() {
+    let shop = Shop::new().await;
+    let sku = shop.product(2).await;
+    let order = shop.place("fickle-customer", &[(&sku, 1)]).await;
+    shop.force(&order, "never").await;
+    shop.wait_payment(&order, "PENDING").await;
+
+    let cancel = shop.http.post(format!("{}/v1/orders/{order}/cancel", shop::ORDERS)).bearer_auth(shop.customer("fickle-customer")).send().await.unwrap();
+    assert_eq!(cancel.status().as_u16(), 200);
+    shop.wait_reservation(&order, "RELEASED").await;
+    shop.wait_payment(&order, "FAILED").await; // voided: the order is gone
+
+    // The provider settles anyway, late: the money goes back.
+    let outcome = shop.settle_late(&order, shop::PRICE).await;
+    assert_eq!(outcome["result"], "refunded");
+    let payment = shop.wait_payment(&order, "REFUNDED").await;
+    assert_eq!(payment["failure_reason"], "late_capture");
+    assert_eq!(shop.sandbox_transaction(&order).await["refunded"], true, "refunded at the provider");
+    assert_eq!(shop.stock(&sku).await, (2, 0));
+}
+
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn a_payment_pending_past_its_deadline_expires_and_cancels_the_order() {
+    let shop = Shop::new().await;
+    let sku = shop.product(3).await;
+    let order = shop.place("slow-customer", &[(&sku, 1)]).await;
+    shop.force(&order, "never").await;
+
+    let deadline = Duration::from_millis(shop::payment_deadline_ms()) + Duration::from_secs(30);
+    let cancelled = shop.wait_order_within(&order, "CANCELLED", deadline).await;
+    assert_eq!(cancelled["cancel_reason"], "expired");
+    shop.wait_reservation(&order, "RELEASED").await;
+    assert_eq!(shop.stock(&sku).await, (3, 0));
+    let payment = shop.payment(&order).await;
+    assert_eq!((payment["status"].as_str(), payment["failure_reason"].as_str()), (Some("FAILED"), Some("expired")));
+}
+
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn two_hundred_concurrent_orders_for_ten_units_confirm_exactly_ten() {
+    let shop = std::sync::Arc::new(Shop::new().await);
+    let sku = shop.product(10).await;
+    let watcher = {
+        let (shop, sku) = (shop.clone(), sku.clone());
+        tokio::spawn(async move {
+            let mut lowest = i64::MAX;
+            for _ in 0..100 {
+                let (on_hand, reserved) = shop.stock(&sku).await;
+                lowest = lowest.min(i64::from(on_hand - reserved));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            lowest
+        })
+    };
+    let placed = futures::future::join_all((0..200).map(|i| {
+        let (shop, sku) = (shop.clone(), sku.clone());
+        async move { shop.place(&format!("crowd-{i}"), &[(&sku, 1)]).await }
+    }))
+    .await;
+
+    let mut confirmed = 0;
+    for order in &placed {
+        let status = shop.wait_terminal(order, Duration::from_secs(120)).await;
+        if status["status"] == "CONFIRMED" {
+            confirmed += 1;
+        } else {
+            assert_eq!(status["cancel_reason"], "out_of_stock", "{status}");
+        }
+    }
+    assert_eq!(confirmed, 10);
+    let until = tokio::time::Instant::now() + Duration::from_secs(60);
+    while shop.stock(&sku).await != (0, 0) {
+        assert!(tokio::time::Instant::now() < until, "stock did not settle at (0, 0): {:?}", shop.stock(&sku).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let lowest = watcher.await.unwrap();
+    assert!(lowest >= 0, "availability went negative: {lowest}");
+}

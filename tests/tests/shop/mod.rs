@@ -1,0 +1,157 @@
+#![allow(dead_code)] // shared by several test binaries, each using part of it
+//! A client of the running shop: the writers' REST APIs, the sandbox's test
+//! controls, and read-only looks into the service databases.
+
+use std::time::Duration;
+
+use outflow_http::auth::{JwtKeys, Role};
+use outflow_payments::signature;
+use outflow_stack_tests::Stack;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+pub const ORDERS: &str = "http://127.0.0.1:7101";
+pub const INVENTORY: &str = "http://127.0.0.1:7102";
+pub const PAYMENTS: &str = "http://127.0.0.1:7103";
+pub const SANDBOX: &str = "http://127.0.0.1:7199";
+pub const PRICE: i64 = 1250;
+const WAIT: Duration = Duration::from_secs(30);
+
+pub fn payment_deadline_ms() -> u64 {
+    std::env::var("OUTFLOW_PAYMENT_DEADLINE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000)
+}
+
+pub struct Shop {
+    pub stack: Stack,
+    pub http: reqwest::Client,
+    jwt: JwtKeys,
+    inventory_db: PgPool,
+    orders_db: PgPool,
+}
+
+impl Shop {
+    pub async fn new() -> Self {
+        let stack = Stack::from_env();
+        let jwt = JwtKeys::new(&SecretString::from(stack.jwt_secret.clone()));
+        let pool = |db: &str| sqlx::postgres::PgPoolOptions::new().max_connections(3).connect_lazy(&stack.database_url(db)).unwrap();
+        Shop { inventory_db: pool("inventory"), orders_db: pool("orders"), stack, http: reqwest::Client::new(), jwt }
+    }
+
+    pub fn customer(&self, id: &str) -> String {
+        self.jwt.mint(id, Role::Customer, 600)
+    }
+
+    fn admin(&self) -> String {
+        self.jwt.mint("e2e-admin", Role::Admin, 600)
+    }
+
+    /// A new product with `stock` units, once the orders side's catalog has it.
+    pub async fn product(&self, stock: i64) -> String {
+        let sku = format!("E2E-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let body = json!({"sku": sku, "name": "End-to-end item", "price_minor": PRICE, "currency": "EUR", "stock": stock});
+        let created = self.http.post(format!("{INVENTORY}/v1/products")).bearer_auth(self.admin()).json(&body).send().await.unwrap();
+        assert_eq!(created.status().as_u16(), 201, "{}", created.text().await.unwrap());
+        self.until(WAIT, "the catalog replica to learn the product", || async {
+            sqlx::query_scalar::<_, i64>("select count(*) from catalog where sku = $1").bind(&sku).fetch_one(&self.orders_db).await.unwrap() == 1
+        })
+        .await;
+        sku
+    }
+
+    pub async fn place(&self, customer: &str, lines: &[(&str, i64)]) -> String {
+        let items: Vec<Value> = lines.iter().map(|(sku, q)| json!({"sku": sku, "quantity": q})).collect();
+        let response = self
+            .http
+            .post(format!("{ORDERS}/v1/orders"))
+            .bearer_auth(self.customer(customer))
+            .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+            .json(&json!({"items": items}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 202);
+        response.json::<Value>().await.unwrap()["order_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Tells the provider sandbox how this order's payment ends.
+    pub async fn force(&self, order: &str, outcome: &str) {
+        let response = self.http.put(format!("{SANDBOX}/sandbox/orders/{order}/outcome")).json(&json!({"outcome": outcome})).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 204);
+    }
+
+    pub async fn order(&self, order: &str) -> Value {
+        self.http.get(format!("{ORDERS}/v1/orders/{order}")).bearer_auth(self.admin()).send().await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn wait_order(&self, order: &str, status: &str) -> Value {
+        self.wait_order_within(order, status, WAIT).await
+    }
+
+    pub async fn wait_order_within(&self, order: &str, status: &str, within: Duration) -> Value {
+        self.until(within, &format!("order {order} to be {status}"), || async { self.order(order).await["status"] == status }).await;
+        self.order(order).await
+    }
+
+    pub async fn wait_terminal(&self, order: &str, within: Duration) -> Value {
+        self.until(within, &format!("order {order} to end"), || async { self.order(order).await["status"] != "PENDING" }).await;
+        self.order(order).await
+    }
+
+    pub async fn wait_reservation(&self, order: &str, status: &str) {
+        let id = uuid::Uuid::parse_str(order).unwrap();
+        self.until(WAIT, &format!("reservation of {order} to be {status}"), || async {
+            sqlx::query_scalar::<_, String>("select status from reservations where order_id = $1").bind(id).fetch_optional(&self.inventory_db).await.unwrap().as_deref() == Some(status)
+        })
+        .await;
+    }
+
+    /// (on hand, reserved) of a product.
+    pub async fn stock(&self, sku: &str) -> (i32, i32) {
+        sqlx::query_as("select on_hand, reserved from products where sku = $1").bind(sku).fetch_one(&self.inventory_db).await.unwrap()
+    }
+
+    pub async fn payment_status(&self, order: &str) -> Option<String> {
+        let response = self.http.get(format!("{PAYMENTS}/v1/payments/{order}")).bearer_auth(self.admin()).send().await.unwrap();
+        if response.status().as_u16() != 200 {
+            return None;
+        }
+        response.json::<Value>().await.unwrap()["status"].as_str().map(str::to_owned)
+    }
+
+    pub async fn payment(&self, order: &str) -> Value {
+        self.http.get(format!("{PAYMENTS}/v1/payments/{order}")).bearer_auth(self.admin()).send().await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn wait_payment(&self, order: &str, status: &str) -> Value {
+        self.until(WAIT, &format!("payment of {order} to be {status}"), || async { self.payment_status(order).await.as_deref() == Some(status) }).await;
+        self.payment(order).await
+    }
+
+    pub async fn sandbox_transaction(&self, order: &str) -> Value {
+        self.http.get(format!("{SANDBOX}/v1/transactions/{order}")).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// Sends the settlement the provider would send, signed with the server key.
+    pub async fn settle_late(&self, order: &str, amount_minor: i64) -> Value {
+        let gross = signature::gross_amount(amount_minor);
+        let body = json!({
+            "order_id": order, "transaction_id": format!("late-{order}"), "transaction_status": "settlement",
+            "status_code": "200", "gross_amount": gross,
+            "signature_key": signature::sign(order, "200", &gross, &self.stack.provider_server_key),
+        });
+        self.http.post(format!("{PAYMENTS}/v1/payments/notifications")).json(&body).send().await.unwrap().json().await.unwrap()
+    }
+
+    async fn until<F, Fut>(&self, within: Duration, what: &str, check: F)
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let until = tokio::time::Instant::now() + within;
+        while !check().await {
+            assert!(tokio::time::Instant::now() < until, "timed out after {within:?} waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
