@@ -159,7 +159,9 @@ start_detached() {
   local log; log="$(log_file "$name")"
   mkdir -p "$(dirname "$log")" "$RUN"
   [ -f "$log" ] && mv -f "$log" "$log.1"
-  setsid nohup "$@" >"$log" 2>&1 < /dev/null &
+  # No library backtraces in service logs: the error's cause chain says more,
+  # and a backtrace would push it out of the tail that a failed start prints.
+  RUST_LIB_BACKTRACE=0 setsid nohup "$@" >"$log" 2>&1 < /dev/null &
   record_pid "$name" $!
 }
 

@@ -135,3 +135,34 @@ async fn two_hundred_concurrent_orders_for_ten_units_confirm_exactly_ten() {
     let lowest = watcher.await.unwrap();
     assert!(lowest >= 0, "availability went negative: {lowest}");
 }
+
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn the_query_service_shows_the_confirmed_order_its_payment_reservation_and_availability() {
+    let shop = Shop::new().await;
+    let sku = shop.product(6).await;
+    let customer = format!("viewer-{}", uuid::Uuid::new_v4().simple());
+    let order = shop.place(&customer, &[(&sku, 2)]).await;
+    shop.force(&order, "settle").await;
+    shop.wait_order(&order, "CONFIRMED").await;
+
+    let token = shop.customer(&customer);
+    let view = shop
+        .until_json(&format!("{}/v1/orders/{order}", shop::QUERY), &token, |v| {
+            v["status"] == "CONFIRMED" && v["payment"]["status"] == "CAPTURED" && v["reservation"]["status"] == "COMMITTED"
+        })
+        .await;
+    assert_eq!(view["customer_id"], customer.as_str());
+    assert_eq!(view["lines"][0]["quantity"], 2);
+    let types: Vec<&str> = view["timeline"].as_array().unwrap().iter().map(|t| t["type"].as_str().unwrap()).collect();
+    for expected in ["OrderPlaced", "StockReserved", "PaymentRequested", "PaymentCaptured", "OrderConfirmed", "StockCommitted"] {
+        assert_eq!(types.iter().filter(|t| **t == expected).count(), 1, "{expected} once in {types:?}");
+    }
+    let list = shop.until_json(&format!("{}/v1/customers/{customer}/orders?per_page=10", shop::QUERY), &token, |v| v["total"] == 1).await;
+    assert_eq!(list["orders"][0]["order_id"], order.as_str());
+    let availability = shop.until_json(&format!("{}/v1/products/{sku}/availability", shop::QUERY), &token, |v| v["on_hand"] == 4).await;
+    assert_eq!((availability["reserved"].as_i64(), availability["available"].as_i64()), (Some(0), Some(4)));
+
+    let other = shop.http.get(format!("{}/v1/orders/{order}", shop::QUERY)).bearer_auth(shop.customer("someone-else")).send().await.unwrap();
+    assert_eq!(other.status().as_u16(), 403);
+}

@@ -19,10 +19,11 @@ pub struct ServiceSettings {
     pub database: Option<DatabaseSettings>,
 }
 
-/// Defaults shared by every consumer; each passes its own port.
-pub fn defaults(port: u16) -> String {
+/// Defaults shared by every consumer, with its own port and its own top-level
+/// `extra` keys (TOML), which must come before the `[http]` table.
+pub fn defaults(port: u16, extra: &str) -> String {
     format!(
-        "kafka_brokers = \"127.0.0.1:59092\"\nregistry_url = \"http://127.0.0.1:58081\"\n[http]\nhost = \"127.0.0.1\"\nport = {port}\n"
+        "kafka_brokers = \"127.0.0.1:59092\"\nregistry_url = \"http://127.0.0.1:58081\"\n{extra}\n[http]\nhost = \"127.0.0.1\"\nport = {port}\n"
     )
 }
 

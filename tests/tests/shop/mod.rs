@@ -15,6 +15,7 @@ pub const ORDERS: &str = "http://127.0.0.1:7101";
 pub const INVENTORY: &str = "http://127.0.0.1:7102";
 pub const PAYMENTS: &str = "http://127.0.0.1:7103";
 pub const SANDBOX: &str = "http://127.0.0.1:7199";
+pub const QUERY: &str = "http://127.0.0.1:7110";
 pub const PRICE: i64 = 1250;
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -141,6 +142,20 @@ impl Shop {
             "signature_key": signature::sign(order, "200", &gross, &self.stack.provider_server_key),
         });
         self.http.post(format!("{PAYMENTS}/v1/payments/notifications")).json(&body).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// GETs `url` until its JSON satisfies `done`, and returns that JSON.
+    pub async fn until_json(&self, url: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let until = tokio::time::Instant::now() + WAIT;
+        loop {
+            let response = self.http.get(url).bearer_auth(token).send().await.unwrap();
+            let last: Value = response.json().await.unwrap_or(Value::Null);
+            if done(&last) {
+                return last;
+            }
+            assert!(tokio::time::Instant::now() < until, "timed out waiting on {url}; last answer: {last}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn until<F, Fut>(&self, within: Duration, what: &str, check: F)

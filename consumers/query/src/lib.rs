@@ -1,0 +1,122 @@
+//! # Layout
+//!
+//! The query service (port 7110): reads only, from the views in MongoDB.
+//!
+//! - `GET /v1/orders/{id}`: the order view (owner or admin);
+//! - `GET /v1/customers/{id}/orders?page=&per_page=`: a customer's orders,
+//!   newest first (that customer or an admin);
+//! - `GET /v1/products/{sku}/availability`: on hand, reserved, available;
+//! - `/healthz`, `/readyz` (MongoDB answers), `/metrics`.
+
+use std::{future::Future, time::Duration};
+
+use anyhow::Context;
+use axum::{
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::get,
+    Json, Router,
+};
+use futures::TryStreamExt;
+use mongodb::{bson::{doc, Bson, Document}, Database};
+use outflow_http::{auth::{Caller, HasJwtKeys, JwtKeys}, error::ApiError, ops};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Database,
+    pub jwt: JwtKeys,
+}
+
+impl HasJwtKeys for AppState {
+    fn jwt_keys(&self) -> &JwtKeys {
+        &self.jwt
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let handle = ops::metrics_handle();
+    let api = Router::new()
+        .route("/v1/orders/{id}", get(order))
+        .route("/v1/customers/{id}/orders", get(customer_orders))
+        .route("/v1/products/{sku}/availability", get(availability))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/metrics", get(move || std::future::ready(handle.render())));
+    ops::with_common_layers(api, "query")
+}
+
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    ops::serve(listener, router(state), shutdown).await.context("serving HTTP")
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match tokio::time::timeout(Duration::from_secs(2), state.db.run_command(doc! { "ping": 1 })).await {
+        Ok(Ok(_)) => Json(json!({"status": "ready"})).into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not_ready", "reason": "MongoDB does not answer"}))).into_response(),
+    }
+}
+
+fn mongo(error: mongodb::error::Error) -> ApiError {
+    ApiError::internal(anyhow::Error::new(error).context("MongoDB"))
+}
+
+/// A view document as JSON, with `_id` under its proper name.
+fn to_json(mut document: Document, id_name: &str) -> Value {
+    if let Some(id) = document.remove("_id") {
+        document.insert(id_name, id);
+    }
+    Bson::Document(document).into_relaxed_extjson()
+}
+
+async fn order(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let view = state.db.collection::<Document>("order_views").find_one(doc! { "_id": &id }).await.map_err(mongo)?;
+    let view = view.filter(|v| v.contains_key("customer_id")).ok_or_else(|| ApiError::not_found(format!("no order view {id}")))?;
+    if !caller.may_see(view.get_str("customer_id").unwrap_or_default()) {
+        return Err(ApiError::forbidden("this order belongs to another customer"));
+    }
+    Ok(Json(to_json(view, "order_id")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    page: Option<u64>,
+    per_page: Option<i64>,
+}
+
+async fn customer_orders(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, page: Result<Query<Page>, axum::extract::rejection::QueryRejection>) -> Result<Json<Value>, ApiError> {
+    let Query(page) = page.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    if !caller.may_see(&id) {
+        return Err(ApiError::forbidden("these are another customer's orders"));
+    }
+    let (number, per_page) = (page.page.unwrap_or(1).max(1), page.per_page.unwrap_or(20));
+    if !(1..=100).contains(&per_page) {
+        return Err(ApiError::unprocessable("invalid_page", "per_page is 1 to 100"));
+    }
+    let collection = state.db.collection::<Document>("customer_orders");
+    let filter = doc! { "customer_id": &id };
+    let total = collection.count_documents(filter.clone()).await.map_err(mongo)?;
+    let orders: Vec<Value> = collection
+        .find(filter)
+        .sort(doc! { "placed_at": -1, "_id": 1 })
+        .skip((number - 1) * per_page as u64)
+        .limit(per_page)
+        .await
+        .map_err(mongo)?
+        .try_collect::<Vec<Document>>()
+        .await
+        .map_err(mongo)?
+        .into_iter()
+        .map(|d| to_json(d, "order_id"))
+        .collect();
+    Ok(Json(json!({ "customer_id": id, "page": number, "per_page": per_page, "total": total, "orders": orders })))
+}
+
+async fn availability(State(state): State<AppState>, Path(sku): Path<String>) -> Result<Json<Value>, ApiError> {
+    let view = state.db.collection::<Document>("product_availability").find_one(doc! { "_id": &sku }).await.map_err(mongo)?;
+    view.map(|v| Json(to_json(v, "sku"))).ok_or_else(|| ApiError::not_found(format!("no product {sku}")))
+}

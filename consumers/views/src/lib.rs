@@ -1,0 +1,61 @@
+//! # Layout
+//!
+//! The view consumer: every event topic folded into MongoDB.
+//!
+//! - `order_views`: one document per order: its lines and status (guarded by
+//!   the order's version), its reservation (guarded by the reservation's
+//!   version), its payment (guarded by the payment's version) and a timeline
+//!   with one entry per event id;
+//! - `customer_orders`: one small document per order, indexed by customer, for
+//!   the paginated list;
+//! - `product_availability`: on hand, reserved, available per SKU, guarded by
+//!   the product's version (every stock event carries it per line).
+//!
+//! Every write is an upsert whose filter holds the guard: an older or repeated
+//! event matches nothing, its upsert collides with the existing `_id`
+//! (duplicate key), and that is the "already newer" answer. So duplicates and
+//! reordering across topics never move a view backwards, and replaying the
+//! topics from offset 0 into an empty database rebuilds every view.
+
+pub mod fold;
+
+use std::sync::Arc;
+
+use mongodb::{bson::doc, Database};
+use outflow_consumer::{Handler, HandlerError, Outcome};
+
+pub const GROUP: &str = "outflow-views";
+
+pub fn topics() -> Vec<String> {
+    outflow_events::AggregateType::ALL.iter().map(|t| t.topic()).collect()
+}
+
+pub struct Views {
+    pub db: Database,
+}
+
+impl Views {
+    /// Creates the indexes the query service reads by.
+    pub async fn prepare(&self) -> anyhow::Result<()> {
+        let index = mongodb::IndexModel::builder().keys(doc! { "customer_id": 1, "placed_at": -1 }).build();
+        self.db.collection::<mongodb::bson::Document>("customer_orders").create_index(index).await?;
+        Ok(())
+    }
+
+    pub fn handler(self: Arc<Self>) -> Handler {
+        Arc::new(move |delivery| {
+            let views = self.clone();
+            Box::pin(async move {
+                let lag = chrono::Utc::now().timestamp_millis() - fold::occurred_at(&delivery.event);
+                let outcome = fold::apply(&views.db, &delivery).await.map_err(mongo)?;
+                metrics::histogram!("view_commit_to_view_seconds").record(lag.max(0) as f64 / 1000.0);
+                Ok::<Outcome, HandlerError>(outcome)
+            })
+        })
+    }
+}
+
+/// MongoDB being unreachable is transient; the consumer retries.
+fn mongo(error: mongodb::error::Error) -> HandlerError {
+    HandlerError::Transient(anyhow::Error::new(error).context("MongoDB"))
+}
