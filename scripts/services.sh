@@ -12,7 +12,7 @@ export OUTFLOW_PROVIDER_URL="${OUTFLOW_PROVIDER_URL:-http://127.0.0.1:$OUTFLOW_S
 # The saga timeout: a payment still pending after this fails as expired.
 export OUTFLOW_PAYMENT_DEADLINE_MS="${OUTFLOW_PAYMENT_DEADLINE_MS:-20000}"
 
-SERVICE_COMPONENTS=(orders inventory payments sandbox inventory-consumer payments-consumer orders-consumer views-consumer query)
+SERVICE_COMPONENTS=(orders inventory payments sandbox inventory-consumer payments-consumer orders-consumer views-consumer notifications-consumer query)
 COMPONENTS=("${INFRA_COMPONENTS[@]}" "${SERVICE_COMPONENTS[@]}")
 RELEASE="$ROOT/target/release"
 
@@ -26,6 +26,7 @@ service_port() {
     payments-consumer) echo "${OUTFLOW_PAYMENTS_CONSUMER_PORT:-7122}" ;;
     orders-consumer) echo "${OUTFLOW_ORDERS_CONSUMER_PORT:-7123}" ;;
     views-consumer) echo "${OUTFLOW_VIEWS_CONSUMER_PORT:-7124}" ;;
+    notifications-consumer) echo "${OUTFLOW_NOTIFICATIONS_CONSUMER_PORT:-7125}" ;;
     query) echo "${OUTFLOW_QUERY_PORT:-7110}" ;;
   esac
 }

@@ -165,4 +165,22 @@ async fn the_query_service_shows_the_confirmed_order_its_payment_reservation_and
 
     let other = shop.http.get(format!("{}/v1/orders/{order}", shop::QUERY)).bearer_auth(shop.customer("someone-else")).send().await.unwrap();
     assert_eq!(other.status().as_u16(), 403);
+
+    // One notification per customer-visible event.
+    let notifications = mongodb::Client::with_uri_str(&shop.stack.mongo_url).await.unwrap().database("outflow").collection::<mongodb::bson::Document>("notifications");
+    let until = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut kinds: Vec<String> = futures::TryStreamExt::try_collect::<Vec<_>>(notifications.find(mongodb::bson::doc! { "order_id": &order }).await.unwrap())
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| format!("{}:{}", d.get_str("kind").unwrap(), d.get_str("customer_id").unwrap()))
+            .collect();
+        kinds.sort();
+        if kinds == vec![format!("order_confirmed:{customer}"), format!("order_placed:{customer}")] {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < until, "notifications: {kinds:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

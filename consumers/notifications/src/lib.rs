@@ -1,0 +1,76 @@
+//! # Layout
+//!
+//! The notification consumer: one document in MongoDB's `notifications` per
+//! customer-visible event, with the event id as `_id`, so a redelivered event
+//! finds its notification already there and records nothing twice. Delivering
+//! notifications (mail, push) is a later step that reads this collection.
+
+use std::sync::Arc;
+
+use mongodb::{bson::{doc, Document}, error::{ErrorKind, WriteFailure}, Database};
+use outflow_consumer::{Delivery, Handler, HandlerError, Outcome};
+use outflow_events::DomainEvent;
+
+pub const GROUP: &str = "outflow-notifications";
+
+pub fn topics() -> Vec<String> {
+    vec![outflow_events::AggregateType::Order.topic(), outflow_events::AggregateType::Payment.topic()]
+}
+
+pub struct Notifications {
+    pub db: Database,
+}
+
+/// What the customer is told, for the events a customer sees.
+fn message(event: &DomainEvent) -> Option<(&str, &str, String)> {
+    match event {
+        DomainEvent::OrderPlaced(e) => Some((&e.aggregate_id, "order_placed", format!("We received your order of {} {}.", e.total_minor, e.currency))),
+        DomainEvent::OrderConfirmed(e) => Some((&e.aggregate_id, "order_confirmed", "Your order is paid and confirmed.".into())),
+        DomainEvent::OrderCancelled(e) => Some((&e.aggregate_id, "order_cancelled", format!("Your order was cancelled ({}).", e.reason))),
+        DomainEvent::PaymentRefunded(e) => Some((&e.order_id, "payment_refunded", format!("We refunded {} to you.", e.amount_minor))),
+        _ => None,
+    }
+}
+
+fn customer_of(event: &DomainEvent) -> Option<&str> {
+    match event {
+        DomainEvent::OrderPlaced(e) => Some(&e.customer_id),
+        DomainEvent::OrderConfirmed(e) => Some(&e.customer_id),
+        DomainEvent::OrderCancelled(e) => Some(&e.customer_id),
+        _ => None,
+    }
+}
+
+impl Notifications {
+    pub async fn record(&self, delivery: &Delivery) -> Result<Outcome, HandlerError> {
+        let Some((order_id, kind, text)) = message(&delivery.event) else { return Ok(Outcome::Skipped) };
+        let collection = self.db.collection::<Document>("notifications");
+        // A refund event does not name the customer; the order's first notification does.
+        let customer = match customer_of(&delivery.event) {
+            Some(c) => c.to_owned(),
+            None => collection
+                .find_one(doc! { "order_id": order_id, "kind": "order_placed" })
+                .await
+                .map_err(transient)?
+                .and_then(|d| d.get_str("customer_id").ok().map(str::to_owned))
+                .unwrap_or_default(),
+        };
+        let notification = doc! { "_id": delivery.event_id.to_string(), "order_id": order_id, "customer_id": customer, "kind": kind, "text": text };
+        match collection.insert_one(notification).await {
+            Ok(_) => Ok(Outcome::Applied),
+            Err(e) if matches!(e.kind.as_ref(), ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 11000) => Ok(Outcome::Duplicate),
+            Err(e) => Err(transient(e)),
+        }
+    }
+
+    pub fn handler(self: Arc<Self>) -> Handler {
+        Arc::new(move |delivery| {
+            let notifications = self.clone();
+            Box::pin(async move { notifications.record(&delivery).await })
+        })
+    }
+}
+
+fn transient(error: mongodb::error::Error) -> HandlerError {
+    HandlerError::Transient(anyhow::Error::new(error).context("MongoDB"))
+}
