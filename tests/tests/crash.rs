@@ -215,7 +215,15 @@ async fn wait_healthy(child: &mut Killed, log: &Path) -> Result<()> {
 /// must run healthy afterwards; a failure of `scripts/up` elsewhere (another
 /// component it could not start) is reported, not charged to this test.
 async fn restart_the_stack() -> Result<()> {
-    let up = Command::new(repo().join("scripts/up")).current_dir(repo()).stdin(Stdio::null()).output().context("running scripts/up")?;
+    let mut command = Command::new(repo().join("scripts/up"));
+    // The variables cargo sets for a test process would make the release build
+    // inside scripts/up look stale and rebuild; scripts/up runs as from a shell.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CARGO") && key != "CARGO_HOME" {
+            command.env_remove(key);
+        }
+    }
+    let up = command.current_dir(repo()).stdin(Stdio::null()).output().context("running scripts/up")?;
     let output = format!("{}{}", String::from_utf8_lossy(&up.stdout), String::from_utf8_lossy(&up.stderr));
     let healthy = reqwest::Client::new().get(format!("http://127.0.0.1:{PORT}/healthz")).timeout(Duration::from_secs(2)).send().await.is_ok_and(|r| r.status().is_success());
     match recorded_consumer() {

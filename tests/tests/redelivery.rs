@@ -117,9 +117,9 @@ async fn replaying_every_topic_from_the_start_changes_nothing() {
     let registry = stack.registry_url.clone();
     let provider = outflow_payments::provider::ProviderClient::new("http://127.0.0.1:7199", secrecy::SecretString::from(stack.provider_server_key.clone()));
     let replays = vec![
-        (outflow_inventory_consumer::topics(), counting(Arc::new(outflow_inventory_consumer::Steps { pool: pool(1), outbox: Outbox::new(&registry) }).handler())),
-        (outflow_payments_consumer::topics(), counting(Arc::new(outflow_payments_consumer::Steps { pool: pool(2), outbox: Outbox::new(&registry), provider }).handler())),
-        (outflow_orders_consumer::topics(), counting(Arc::new(outflow_orders_consumer::Steps { pool: pool(0), outbox: Outbox::new(&registry) }).handler())),
+        (outflow_inventory_consumer::topics(), counting(outflow_consumer::handler(Arc::new(outflow_inventory_consumer::Steps { pool: pool(1), outbox: Outbox::new(&registry) })))),
+        (outflow_payments_consumer::topics(), counting(outflow_consumer::handler(Arc::new(outflow_payments_consumer::Steps { pool: pool(2), outbox: Outbox::new(&registry), provider })))),
+        (outflow_orders_consumer::topics(), counting(outflow_consumer::handler(Arc::new(outflow_orders_consumer::Steps { pool: pool(0), outbox: Outbox::new(&registry) })))),
     ];
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut running = Vec::new();

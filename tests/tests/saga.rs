@@ -149,7 +149,11 @@ async fn the_query_service_shows_the_confirmed_order_its_payment_reservation_and
     let token = shop.customer(&customer);
     let view = shop
         .until_json(&format!("{}/v1/orders/{order}", shop::QUERY), &token, |v| {
-            v["status"] == "CONFIRMED" && v["payment"]["status"] == "CAPTURED" && v["reservation"]["status"] == "COMMITTED"
+            // The timeline entry and the fields of one event are two writes: wait for both.
+            v["status"] == "CONFIRMED"
+                && v["payment"]["status"] == "CAPTURED"
+                && v["reservation"]["status"] == "COMMITTED"
+                && v["timeline"].as_array().is_some_and(|t| t.len() >= 6)
         })
         .await;
     assert_eq!(view["customer_id"], customer.as_str());

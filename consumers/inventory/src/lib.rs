@@ -14,9 +14,7 @@
 
 pub mod handlers;
 
-use std::sync::Arc;
-
-use outflow_consumer::{Delivery, Handler, HandlerError, Outcome};
+use outflow_consumer::{Delivery, Dispatch, HandlerError, Outcome};
 use outflow_events::DomainEvent;
 use outflow_outbox::Outbox;
 use sqlx::PgPool;
@@ -28,8 +26,8 @@ pub struct Steps {
     pub outbox: Outbox,
 }
 
-impl Steps {
-    pub async fn dispatch(&self, delivery: Delivery) -> Result<Outcome, HandlerError> {
+impl Dispatch for Steps {
+    async fn dispatch(&self, delivery: Delivery) -> Result<Outcome, HandlerError> {
         match &delivery.event {
             DomainEvent::OrderPlaced(e) => handlers::order_placed::reserve_stock(self, &delivery, e).await,
             DomainEvent::OrderCancelled(e) => handlers::order_cancelled::release_stock(self, &delivery, e).await,
@@ -38,12 +36,6 @@ impl Steps {
         }
     }
 
-    pub fn handler(self: Arc<Self>) -> Handler {
-        Arc::new(move |delivery| {
-            let steps = self.clone();
-            Box::pin(async move { steps.dispatch(delivery).await })
-        })
-    }
 }
 
 /// The order topic this consumer reads.

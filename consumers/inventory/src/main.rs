@@ -10,5 +10,5 @@ async fn main() -> anyhow::Result<()> {
     let settings: ServiceSettings = outflow_http::settings::load(&service::defaults(7121, ""))?;
     let database = settings.database.clone().ok_or_else(|| anyhow::anyhow!("OUTFLOW_DATABASE__URL is not set"))?;
     let steps = Arc::new(Steps { pool: database.pool()?, outbox: Outbox::new(&settings.registry_url) });
-    service::serve("inventory-consumer", &settings, GROUP, topics(), steps.handler(), outflow_http::ops::shutdown_signal()).await
+    service::serve("inventory-consumer", &settings, GROUP, topics(), outflow_consumer::handler(steps), outflow_http::ops::shutdown_signal()).await
 }

@@ -5,10 +5,8 @@
 //! finds its notification already there and records nothing twice. Delivering
 //! notifications (mail, push) is a later step that reads this collection.
 
-use std::sync::Arc;
-
 use mongodb::{bson::{doc, Document}, error::{ErrorKind, WriteFailure}, Database};
-use outflow_consumer::{Delivery, Handler, HandlerError, Outcome};
+use outflow_consumer::{Delivery, Dispatch, HandlerError, Outcome};
 use outflow_events::DomainEvent;
 
 pub const GROUP: &str = "outflow-notifications";
@@ -41,8 +39,8 @@ fn customer_of(event: &DomainEvent) -> Option<&str> {
     }
 }
 
-impl Notifications {
-    pub async fn record(&self, delivery: &Delivery) -> Result<Outcome, HandlerError> {
+impl Dispatch for Notifications {
+    async fn dispatch(&self, delivery: Delivery) -> Result<Outcome, HandlerError> {
         let Some((order_id, kind, text)) = message(&delivery.event) else { return Ok(Outcome::Skipped) };
         let collection = self.db.collection::<Document>("notifications");
         // A refund event does not name the customer; the order's first notification does.
@@ -61,13 +59,6 @@ impl Notifications {
             Err(e) if matches!(e.kind.as_ref(), ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 11000) => Ok(Outcome::Duplicate),
             Err(e) => Err(transient(e)),
         }
-    }
-
-    pub fn handler(self: Arc<Self>) -> Handler {
-        Arc::new(move |delivery| {
-            let notifications = self.clone();
-            Box::pin(async move { notifications.record(&delivery).await })
-        })
     }
 }
 

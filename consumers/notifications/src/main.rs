@@ -19,5 +19,5 @@ async fn main() -> anyhow::Result<()> {
     let settings: Settings = outflow_http::settings::load(&defaults)?;
     let client = mongodb::Client::with_uri_str(&settings.mongo_url).await?;
     let notifications = Arc::new(Notifications { db: client.database(&settings.views_database) });
-    service::serve("notifications-consumer", &settings.service, GROUP, topics(), notifications.handler(), outflow_http::ops::shutdown_signal()).await
+    service::serve("notifications-consumer", &settings.service, GROUP, topics(), outflow_consumer::handler(notifications), outflow_http::ops::shutdown_signal()).await
 }

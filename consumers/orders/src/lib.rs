@@ -10,9 +10,7 @@
 
 pub mod handlers;
 
-use std::sync::Arc;
-
-use outflow_consumer::{Delivery, Handler, HandlerError, Outcome};
+use outflow_consumer::{Delivery, Dispatch, HandlerError, Outcome};
 use outflow_events::DomainEvent;
 use outflow_outbox::Outbox;
 use sqlx::PgPool;
@@ -24,8 +22,8 @@ pub struct Steps {
     pub outbox: Outbox,
 }
 
-impl Steps {
-    pub async fn dispatch(&self, delivery: Delivery) -> Result<Outcome, HandlerError> {
+impl Dispatch for Steps {
+    async fn dispatch(&self, delivery: Delivery) -> Result<Outcome, HandlerError> {
         use handlers::{catalog, order_failed, payment_captured};
         match &delivery.event {
             DomainEvent::PaymentCaptured(e) => payment_captured::confirm_order(self, &delivery, e).await,
@@ -40,12 +38,6 @@ impl Steps {
         }
     }
 
-    pub fn handler(self: Arc<Self>) -> Handler {
-        Arc::new(move |delivery| {
-            let steps = self.clone();
-            Box::pin(async move { steps.dispatch(delivery).await })
-        })
-    }
 }
 
 pub fn topics() -> Vec<String> {

@@ -12,9 +12,7 @@
 pub mod expiry;
 pub mod handlers;
 
-use std::sync::Arc;
-
-use outflow_consumer::{Delivery, Handler, HandlerError, Outcome};
+use outflow_consumer::{Delivery, Dispatch, HandlerError, Outcome};
 use outflow_events::DomainEvent;
 use outflow_outbox::Outbox;
 use outflow_payments::provider::ProviderClient;
@@ -28,8 +26,8 @@ pub struct Steps {
     pub provider: ProviderClient,
 }
 
-impl Steps {
-    pub async fn dispatch(&self, delivery: Delivery) -> Result<Outcome, HandlerError> {
+impl Dispatch for Steps {
+    async fn dispatch(&self, delivery: Delivery) -> Result<Outcome, HandlerError> {
         match &delivery.event {
             DomainEvent::StockReserved(e) => handlers::stock_reserved::request_payment(self, &delivery, e).await,
             DomainEvent::OrderCancelled(e) => handlers::order_cancelled::refund_or_void(self, &delivery, e).await,
@@ -37,12 +35,6 @@ impl Steps {
         }
     }
 
-    pub fn handler(self: Arc<Self>) -> Handler {
-        Arc::new(move |delivery| {
-            let steps = self.clone();
-            Box::pin(async move { steps.dispatch(delivery).await })
-        })
-    }
 }
 
 pub fn topics() -> Vec<String> {

@@ -38,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
         Duration::from_secs(1),
         stopping,
     ));
-    let result = service::serve("payments-consumer", &settings.service, GROUP, topics(), steps.handler(), outflow_http::ops::shutdown_signal()).await;
+    let result = service::serve("payments-consumer", &settings.service, GROUP, topics(), outflow_consumer::handler(steps), outflow_http::ops::shutdown_signal()).await;
     let _ = stop.send(true);
     let _ = sweeper.await;
     result

@@ -24,7 +24,7 @@ pub mod service;
 pub mod topics;
 
 pub use decode::{Delivery, Undecodable};
-pub use runtime::{run, ConsumerSettings, Handler, HandlerError, Outcome};
+pub use runtime::{handler, run, ConsumerSettings, Dispatch, Handler, HandlerError, Outcome};
 
 /// Database failures are transient (retry), except a broken integrity rule,
 /// which retrying cannot fix (dead letter).

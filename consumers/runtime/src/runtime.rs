@@ -66,6 +66,19 @@ pub enum HandlerError {
 
 pub type Handler = Arc<dyn Fn(Delivery) -> BoxFuture<'static, Result<Outcome, HandlerError>> + Send + Sync>;
 
+/// A consumer's steps: one call per delivery, dispatching on the event type.
+pub trait Dispatch: Send + Sync + 'static {
+    fn dispatch(&self, delivery: Delivery) -> impl Future<Output = Result<Outcome, HandlerError>> + Send;
+}
+
+/// The runtime's handler for a consumer's steps.
+pub fn handler<T: Dispatch>(steps: Arc<T>) -> Handler {
+    Arc::new(move |delivery| {
+        let steps = steps.clone();
+        Box::pin(async move { steps.dispatch(delivery).await })
+    })
+}
+
 const QUEUE_PER_PARTITION: usize = 512;
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 

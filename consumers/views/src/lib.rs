@@ -19,10 +19,8 @@
 
 pub mod fold;
 
-use std::sync::Arc;
-
 use mongodb::{bson::doc, Database};
-use outflow_consumer::{Handler, HandlerError, Outcome};
+use outflow_consumer::{Delivery, Dispatch, HandlerError, Outcome};
 
 pub const GROUP: &str = "outflow-views";
 
@@ -42,16 +40,22 @@ impl Views {
         Ok(())
     }
 
-    pub fn handler(self: Arc<Self>) -> Handler {
-        Arc::new(move |delivery| {
-            let views = self.clone();
-            Box::pin(async move {
-                let lag = chrono::Utc::now().timestamp_millis() - fold::occurred_at(&delivery.event);
-                let outcome = fold::apply(&views.db, &delivery).await.map_err(mongo)?;
-                metrics::histogram!("view_commit_to_view_seconds").record(lag.max(0) as f64 / 1000.0);
-                Ok::<Outcome, HandlerError>(outcome)
-            })
-        })
+    /// Drops every view collection (before a rebuild by replay).
+    pub async fn drop_all(&self) -> anyhow::Result<()> {
+        for name in ["order_views", "customer_orders", "product_availability"] {
+            self.db.collection::<mongodb::bson::Document>(name).drop().await?;
+        }
+        Ok(())
+    }
+
+}
+
+impl Dispatch for Views {
+    async fn dispatch(&self, delivery: Delivery) -> Result<Outcome, HandlerError> {
+        let lag = chrono::Utc::now().timestamp_millis() - fold::occurred_at(&delivery.event);
+        let outcome = fold::apply(&self.db, &delivery).await.map_err(mongo)?;
+        metrics::histogram!("view_commit_to_view_seconds").record(lag.max(0) as f64 / 1000.0);
+        Ok(outcome)
     }
 }
 

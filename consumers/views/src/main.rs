@@ -19,6 +19,12 @@ async fn main() -> anyhow::Result<()> {
     let settings: Settings = outflow_http::settings::load(&defaults)?;
     let client = mongodb::Client::with_uri_str(&settings.mongo_url).await?;
     let views = Arc::new(Views { db: client.database(&settings.views_database) });
+    // scripts/rebuild-views: empty the views, then the consumer replays the topics into them.
+    if std::env::args().any(|a| a == "--drop-views") {
+        views.drop_all().await?;
+        tracing::info!(database = %settings.views_database, "views dropped");
+        return Ok(());
+    }
     views.prepare().await?;
-    service::serve("views-consumer", &settings.service, GROUP, topics(), views.handler(), outflow_http::ops::shutdown_signal()).await
+    service::serve("views-consumer", &settings.service, GROUP, topics(), outflow_consumer::handler(views), outflow_http::ops::shutdown_signal()).await
 }

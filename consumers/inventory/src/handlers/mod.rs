@@ -71,3 +71,34 @@ pub async fn close_reservation(tx: &mut PgConnection, order_id: Uuid, to: &str) 
         _ => Ok(None),
     }
 }
+
+/// Closes a RESERVED reservation (to RELEASED or COMMITTED) in one transaction:
+/// claim the event, give the reserved stock back (and, for a sale, take it off
+/// hand: `on_hand_sign` -1), append the event that `build` makes from the
+/// reservation's new version and the stock after. Anything but RESERVED is
+/// left alone (rejected, never reserved, already closed).
+pub async fn close<E: outflow_events::Event>(
+    steps: &crate::Steps,
+    delivery: &outflow_consumer::Delivery,
+    order: &str,
+    to: &str,
+    on_hand_sign: i32,
+    build: impl FnOnce(i64, &[StockAfter]) -> E,
+) -> Result<outflow_consumer::Outcome, outflow_consumer::HandlerError> {
+    use outflow_consumer::{db, HandlerError, Outcome};
+    let order_id = Uuid::parse_str(order).map_err(|_| HandlerError::Rejected(format!("order id {order} is not a UUID")))?;
+    let mut tx = steps.pool.begin().await.map_err(db)?;
+    if !outflow_outbox::inbox::claim(&mut tx, delivery.event_id, delivery.event.name()).await.map_err(db)? {
+        return Ok(Outcome::Duplicate);
+    }
+    let Some(version) = close_reservation(&mut tx, order_id, to).await.map_err(db)? else {
+        tx.commit().await.map_err(db)?;
+        return Ok(Outcome::Skipped);
+    };
+    let stock = move_stock(&mut tx, order_id, on_hand_sign, -1).await.map_err(db)?;
+    let event = build(version, &stock);
+    let trace = outflow_outbox::TraceContext::child_of(delivery.traceparent.as_deref());
+    steps.outbox.append(&mut tx, &event, &trace).await.map_err(|e| HandlerError::Transient(e.into()))?;
+    tx.commit().await.map_err(db)?;
+    Ok(Outcome::Applied)
+}

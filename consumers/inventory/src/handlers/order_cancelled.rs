@@ -1,38 +1,21 @@
 //! OrderCancelled → give a held reservation back: `StockReleased`.
 
-use outflow_consumer::{db, Delivery, HandlerError, Outcome};
+use outflow_consumer::{Delivery, HandlerError, Outcome};
 use outflow_events::{inventory::StockReleased, order::OrderCancelled};
-use outflow_outbox::{inbox, new_event_id, now_millis, TraceContext};
+use outflow_outbox::{new_event_id, now_millis};
 use tracing::instrument;
-use uuid::Uuid;
 
-
-
-use super::{close_reservation, move_stock};
 use crate::Steps;
 
 #[instrument(skip_all, fields(order_id = %event.aggregate_id), err(Debug))]
 pub async fn release_stock(steps: &Steps, delivery: &Delivery, event: &OrderCancelled) -> Result<Outcome, HandlerError> {
-    let order_id = Uuid::parse_str(&event.aggregate_id).map_err(|_| HandlerError::Rejected(format!("order id {} is not a UUID", event.aggregate_id)))?;
-    let mut tx = steps.pool.begin().await.map_err(db)?;
-    if !inbox::claim(&mut tx, delivery.event_id, "OrderCancelled").await.map_err(db)? {
-        return Ok(Outcome::Duplicate);
-    }
-    let Some(version) = close_reservation(&mut tx, order_id, "RELEASED").await.map_err(db)? else {
-        tx.commit().await.map_err(db)?;
-        return Ok(Outcome::Skipped); // rejected, never reserved, or already closed
-    };
-    let stock = move_stock(&mut tx, order_id, 0, -1).await.map_err(db)?;
-    let released = StockReleased {
+    super::close(steps, delivery, &event.aggregate_id, "RELEASED", 0, |version, stock| StockReleased {
         event_id: new_event_id(),
         aggregate_id: event.aggregate_id.clone(),
         aggregate_version: version,
         occurred_at: now_millis(),
         order_id: event.aggregate_id.clone(),
         lines: stock.iter().map(Into::into).collect(),
-    };
-    let trace = TraceContext::child_of(delivery.traceparent.as_deref());
-    steps.outbox.append(&mut tx, &released, &trace).await.map_err(|e| HandlerError::Transient(e.into()))?;
-    tx.commit().await.map_err(db)?;
-    Ok(Outcome::Applied)
+    })
+    .await
 }
