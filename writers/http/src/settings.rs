@@ -39,6 +39,14 @@ pub struct ServiceSettings {
     pub jwt_secret: SecretString,
 }
 
+impl ServiceSettings {
+    /// Refuses to start without the secrets every write service needs.
+    pub fn require_secrets(&self) -> anyhow::Result<()> {
+        require_secret(&self.jwt_secret, "OUTFLOW_JWT_SECRET")?;
+        require_secret(&self.database.url, "OUTFLOW_DATABASE__URL")
+    }
+}
+
 #[derive(Clone, Debug, serde::Deserialize)]
 pub struct HttpSettings {
     pub host: String,

@@ -28,8 +28,7 @@ max_connections = 20
 impl Settings {
     pub fn load() -> anyhow::Result<Self> {
         let settings: Settings = outflow_http::settings::load(DEFAULTS)?;
-        outflow_http::settings::require_secret(&settings.service.jwt_secret, "OUTFLOW_JWT_SECRET")?;
-        outflow_http::settings::require_secret(&settings.service.database.url, "OUTFLOW_DATABASE__URL")?;
+        settings.service.require_secrets()?;
         outflow_http::settings::require_secret(&settings.provider_server_key, "OUTFLOW_PROVIDER_SERVER_KEY")?;
         Ok(settings)
     }
