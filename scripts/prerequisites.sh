@@ -8,6 +8,8 @@ DEBIAN_PACKAGES=(
   curl iproute2 python3 util-linux procps
   # rdkafka's bundled librdkafka: cmake and the libraries it links.
   build-essential cmake pkg-config libssl-dev libcurl4-openssl-dev libsasl2-dev zlib1g-dev libzstd-dev
+  # The monitor's page is tested in a real headless browser (tests/tests/monitor.rs).
+  chromium
 )
 
 ensure_prerequisites() {

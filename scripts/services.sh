@@ -11,8 +11,10 @@ export OUTFLOW_SANDBOX_FAILURE_RATE="${OUTFLOW_SANDBOX_FAILURE_RATE:-0.0}"
 export OUTFLOW_PROVIDER_URL="${OUTFLOW_PROVIDER_URL:-http://127.0.0.1:$OUTFLOW_SANDBOX_PORT}"
 # The saga timeout: a payment still pending after this fails as expired.
 export OUTFLOW_PAYMENT_DEADLINE_MS="${OUTFLOW_PAYMENT_DEADLINE_MS:-20000}"
+# The monitor reads commit-to-view latency from the view consumer's histogram.
+export OUTFLOW_VIEWS_METRICS_URL="${OUTFLOW_VIEWS_METRICS_URL:-http://127.0.0.1:${OUTFLOW_VIEWS_CONSUMER_PORT:-7124}/metrics}"
 
-SERVICE_COMPONENTS=(orders inventory payments sandbox inventory-consumer payments-consumer orders-consumer views-consumer notifications-consumer query)
+SERVICE_COMPONENTS=(orders inventory payments sandbox inventory-consumer payments-consumer orders-consumer views-consumer notifications-consumer query monitor)
 COMPONENTS=("${INFRA_COMPONENTS[@]}" "${SERVICE_COMPONENTS[@]}")
 RELEASE="$ROOT/target/release"
 
@@ -28,6 +30,7 @@ service_port() {
     views-consumer) echo "${OUTFLOW_VIEWS_CONSUMER_PORT:-7124}" ;;
     notifications-consumer) echo "${OUTFLOW_NOTIFICATIONS_CONSUMER_PORT:-7125}" ;;
     query) echo "${OUTFLOW_QUERY_PORT:-7110}" ;;
+    monitor) echo "${OUTFLOW_MONITOR_PORT:-7190}" ;;
   esac
 }
 

@@ -3,14 +3,26 @@
 //! `outflow-bench`: each measured path next to its ceiling, both in one run on
 //! the same machine, alternating rounds so that drift hits both alike.
 //!
+//! - [`run`]: `scripts/bench [quick|full]`, every figure in one run: the SQL
+//!   ceilings ([`ceiling`] for the whole saga), the write path, the saga
+//!   through the stack ([`saga`], timed hop by hop by the [`observer`]), the
+//!   view consumer's apply rate ([`views_apply`]), CPU and memory
+//!   ([`resources`]); [`report`] prints the table and writes JSON and a chart;
 //! - [`write_path`]: `POST /v1/orders` through the orders writer against the
 //!   same transaction (order + lines + outbox row) issued directly over SQL;
 //! - [`http1`]: a lean keep-alive HTTP/1.1 client, one connection per worker;
 //! - [`measure`]: the closed-loop driver (N workers, fixed duration), latency
 //!   percentiles and the result table.
 
+mod ceiling;
 mod http1;
 mod measure;
+mod observer;
+mod report;
+mod resources;
+mod run;
+mod saga;
+mod views_apply;
 mod write_path;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +36,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Every figure against its ceiling: quick (minutes) or full (saga sustained 10 minutes).
+    Run(run::Args),
+    /// The view consumer replaying every topic against batched upserts.
+    ViewsApply {
+        #[arg(long, default_value_t = 60)]
+        max_seconds: u64,
+    },
     /// POST /v1/orders against its SQL ceiling.
     WritePath(write_path::Args),
 }
@@ -31,6 +50,13 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Run(args) => run::run(args).await,
         Command::WritePath(args) => write_path::run(args).await,
+        Command::ViewsApply { max_seconds } => {
+            let run_id = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
+            let result = views_apply::measure(&outflow_stack_tests::Stack::from_env(), &run_id, max_seconds).await?;
+            println!("{}", serde_json::to_string_pretty(&result)?);
+            Ok(())
+        }
     }
 }

@@ -68,17 +68,25 @@ where
     ticker.abort();
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
-    latencies.sort();
-    let percentile = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    let mut latencies: Vec<f64> = latencies.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    latencies.sort_by(|a, b| a.total_cmp(b));
     Measurement {
         name: name.to_owned(),
         completed: latencies.len() as u64,
         errors,
         seconds,
         per_second: latencies.len() as f64 / seconds,
-        p50_ms: percentile(0.50),
-        p99_ms: percentile(0.99),
+        p50_ms: percentile(&latencies, 0.50),
+        p99_ms: percentile(&latencies, 0.99),
     }
+}
+
+/// The `p` quantile of sorted values (nearest rank), 0 when there are none.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
 }
 
 pub fn print_table(rows: &[Measurement]) {

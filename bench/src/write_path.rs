@@ -33,7 +33,30 @@ pub struct Args {
 const SKUS: [&str; 4] = ["BENCH-1", "BENCH-2", "BENCH-3", "BENCH-4"];
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let stack = Stack::from_env();
+    let result = compare(&Stack::from_env(), args.concurrency, args.seconds, args.rounds).await?;
+    print_table(&result.rounds);
+    println!(
+        "\nwrite path: {:.1}/s against the SQL ceiling {:.1}/s = {:.2} (goal >= 0.80), concurrency {}",
+        result.writer_per_second, result.ceiling_per_second, result.ratio, args.concurrency
+    );
+    std::fs::create_dir_all(&args.results)?;
+    let file = args.results.join(format!("write-path-{}.json", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")));
+    std::fs::write(&file, serde_json::to_string_pretty(&result)?)?;
+    println!("results: {}", file.display());
+    Ok(())
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct WritePath {
+    pub concurrency: usize,
+    pub rounds: Vec<Measurement>,
+    pub ceiling_per_second: f64,
+    pub writer_per_second: f64,
+    pub ratio: f64,
+}
+
+/// Alternating rounds of (SQL ceiling, writer); the medians are compared.
+pub async fn compare(stack: &Stack, concurrency: usize, seconds: u64, rounds: usize) -> anyhow::Result<WritePath> {
     let (database, pool) = stack.fresh_database("bench_write").await?;
     startup::MIGRATOR.run(&pool).await?;
     for (i, sku) in SKUS.iter().enumerate() {
@@ -52,40 +75,32 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let jwt = JwtKeys::new(&settings.jwt_secret);
     let app = startup::build(Settings::defaults_with(settings)).await.context("building the orders writer")?;
     let address = format!("127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
     let sql_pool = PgPoolOptions::new().max_connections(20).connect(&stack.database_url(&database)).await?;
-    let payload = Arc::new(sample_payload(&stack).await?);
+    let payload = Arc::new(sample_payload(stack).await?);
 
     let mut rows: Vec<Measurement> = Vec::new();
-    for round in 1..=args.rounds {
+    for round in 1..=rounds {
         let (pool, payload) = (sql_pool.clone(), payload.clone());
-        rows.push(closed_loop(&format!("SQL ceiling (round {round})"), args.concurrency, args.seconds, move |n| {
+        rows.push(closed_loop(&format!("order SQL ceiling ({round})"), concurrency, seconds, move |n| {
             let (pool, payload) = (pool.clone(), payload.clone());
             async move { sql_transaction(&pool, n, &payload).await }
         }).await);
         let token = Arc::new(format!("Bearer {}", jwt.mint("bench", Role::Customer, 3600)));
-        let connections: Arc<Vec<Connection>> = Arc::new((0..args.concurrency).map(|_| Connection::new(&address)).collect());
-        rows.push(closed_loop(&format!("POST /v1/orders (round {round})"), args.concurrency, args.seconds, move |n| {
+        let connections: Arc<Vec<Connection>> = Arc::new((0..concurrency).map(|_| Connection::new(&address)).collect());
+        rows.push(closed_loop(&format!("POST /v1/orders ({round})"), concurrency, seconds, move |n| {
             let (connections, token) = (connections.clone(), token.clone());
             async move { post_order(&connections[(n / 1_000_000_000) as usize], &token, n).await }
         }).await);
     }
-    print_table(&rows);
     let mut ceiling: Vec<f64> = rows.iter().step_by(2).map(|r| r.per_second).collect();
     let mut writer: Vec<f64> = rows.iter().skip(1).step_by(2).map(|r| r.per_second).collect();
     let (ceiling, writer) = (median(&mut ceiling), median(&mut writer));
-    let ratio = writer / ceiling;
-    println!("\nwrite path: {writer:.1}/s against the SQL ceiling {ceiling:.1}/s = {ratio:.2} (goal >= 0.80), concurrency {}", args.concurrency);
-
-    std::fs::create_dir_all(&args.results)?;
-    let file = args.results.join(format!("write-path-{}.json", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")));
-    let report = json!({"concurrency": args.concurrency, "seconds": args.seconds, "rounds": rows, "writer_per_second": writer, "ceiling_per_second": ceiling, "ratio": ratio});
-    std::fs::write(&file, serde_json::to_string_pretty(&report)?)?;
-    println!("results: {}", file.display());
+    server.abort();
     sql_pool.close().await;
     pool.close().await;
     stack.drop_database(&database).await?;
-    Ok(())
+    Ok(WritePath { concurrency, rounds: rows, ceiling_per_second: ceiling, writer_per_second: writer, ratio: writer / ceiling })
 }
 
 fn lines(n: u64) -> (Vec<&'static str>, Vec<i32>) {

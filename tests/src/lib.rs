@@ -9,6 +9,8 @@
 //! - [`Connect`]: a thin client of Kafka Connect's REST API for test connectors;
 //! - [`wait_for_topic`]: topic metadata polling, since topics appear only when
 //!   Connect writes their first record;
+//! - [`consume`] and [`read_topic`]: records of a topic, up to a count or to
+//!   the topic's end;
 //! - [`WalProbe`]: a `test_decoding` replication slot that shows every row a
 //!   request changed, so a test proves "exactly one outbox insert" or "nothing
 //!   written" from the WAL itself, even for outbox rows deleted at commit.
@@ -376,6 +378,60 @@ pub async fn consume(
         }
     }
     Ok(kept)
+}
+
+/// The records of `topic` that `keep` accepts, read from its start to its end
+/// (the high watermark of every partition); when `complete` does not accept
+/// them yet, the topic is read on from there to its new end, until it does or
+/// `deadline` passes. Unlike [`consume`], it never waits for records that may
+/// not come: "exactly one X" is read to the end of the topic, not to a timeout.
+pub async fn read_topic(
+    stack: &Stack,
+    topic: &str,
+    deadline: Duration,
+    keep: impl Fn(&rdkafka::message::BorrowedMessage<'_>) -> bool,
+    complete: impl Fn(&[rdkafka::message::OwnedMessage]) -> bool,
+) -> Result<Vec<rdkafka::message::OwnedMessage>> {
+    use rdkafka::{consumer::StreamConsumer, Message, Offset, TopicPartitionList};
+    wait_for_topic(stack, topic, deadline).await?;
+    let consumer: StreamConsumer = stack
+        .kafka_config()
+        .set("group.id", format!("test-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
+    let partitions = metadata.topics().first().map_or(0, |t| t.partitions().len()) as i32;
+    let mut list = TopicPartitionList::new();
+    let mut next = Vec::new();
+    for p in 0..partitions {
+        list.add_partition_offset(topic, p, Offset::Beginning)?;
+        next.push(consumer.fetch_watermarks(topic, p, Duration::from_secs(5))?.0);
+    }
+    consumer.assign(&list)?;
+    let until = tokio::time::Instant::now() + deadline;
+    let mut kept = Vec::new();
+    loop {
+        let ends = (0..partitions).map(|p| consumer.fetch_watermarks(topic, p, Duration::from_secs(5)).map(|(_, high)| high)).collect::<Result<Vec<_>, _>>()?;
+        while next.iter().zip(&ends).any(|(n, end)| n < end) {
+            match tokio::time::timeout_at(until, consumer.recv()).await {
+                Ok(Ok(message)) => {
+                    next[message.partition() as usize] = message.offset() + 1;
+                    if keep(&message) {
+                        kept.push(message.detach());
+                    }
+                }
+                Ok(Err(e)) => bail!("reading {topic}: {e}"),
+                Err(_) => bail!("{topic} not read to its end ({ends:?}) within {deadline:?}: at {next:?}"),
+            }
+        }
+        if complete(&kept) {
+            return Ok(kept);
+        }
+        if tokio::time::Instant::now() > until {
+            bail!("{topic}: what {deadline:?} brought is not complete yet: {} records kept", kept.len());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// A record's headers as text.

@@ -15,7 +15,7 @@ struct Settings {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     outflow_http::telemetry::init("notifications-consumer");
-    let defaults = service::defaults(7125, "mongo_url = \"mongodb://127.0.0.1:57017/\"\nviews_database = \"outflow\"");
+    let defaults = service::defaults(7125, "lanes = 8\nmongo_url = \"mongodb://127.0.0.1:57017/\"\nviews_database = \"outflow\"");
     let settings: Settings = outflow_http::settings::load(&defaults)?;
     let client = mongodb::Client::with_uri_str(&settings.mongo_url).await?;
     let notifications = Arc::new(Notifications { db: client.database(&settings.views_database) });

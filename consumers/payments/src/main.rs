@@ -20,7 +20,7 @@ struct Settings {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     outflow_http::telemetry::init("payments-consumer");
-    let defaults = service::defaults(7122, "provider_url = \"http://127.0.0.1:7199\"\nprovider_server_key = \"\"\npayment_deadline_ms = 900000");
+    let defaults = service::defaults(7122, "lanes = 4\nprovider_url = \"http://127.0.0.1:7199\"\nprovider_server_key = \"\"\npayment_deadline_ms = 900000");
     let settings: Settings = outflow_http::settings::load(&defaults)?;
     outflow_http::settings::require_secret(&settings.provider_server_key, "OUTFLOW_PROVIDER_SERVER_KEY")?;
     let database = settings.service.database.clone().ok_or_else(|| anyhow::anyhow!("OUTFLOW_DATABASE__URL is not set"))?;

@@ -96,8 +96,18 @@ struct Worker {
 }
 
 /// Runs the consumer until `shutdown` completes; the in-flight events finish,
-/// their offsets are committed, then it returns.
+/// their offsets are committed, then it returns. One event at a time per partition.
 pub async fn run(settings: ConsumerSettings, handler: Handler, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    run_with_lanes(settings, 1, handler, shutdown).await
+}
+
+/// [`run`] with up to `lanes` events in flight per partition: records are
+/// spread over the lanes by key, so one aggregate's events still run one after
+/// the other, in order, while different aggregates overlap. A partition's
+/// offset is stored only up to the lowest event still in flight, so a crash
+/// redelivers (never skips) whatever was not finished.
+pub async fn run_with_lanes(settings: ConsumerSettings, lanes: usize, handler: Handler, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    let lanes = lanes.max(1);
     let dead_letter_topics: Vec<String> = settings.topics.iter().map(|t| format!("{t}.dlq")).collect();
     topics::ensure(&settings.brokers, &settings.topics, &dead_letter_topics).await?;
     let consumer: StreamConsumer<LoggingContext> = ClientConfig::new()
@@ -130,7 +140,7 @@ pub async fn run(settings: ConsumerSettings, handler: Handler, shutdown: impl Fu
         group: settings.group_id.clone(),
         stopping,
     });
-    info!(group = %settings.group_id, topics = ?settings.topics, "consumer started");
+    info!(group = %settings.group_id, topics = ?settings.topics, lanes, "consumer started");
 
     let mut queues: HashMap<(String, i32), mpsc::Sender<OwnedMessage>> = HashMap::new();
     let mut tasks = Vec::new();
@@ -144,7 +154,7 @@ pub async fn run(settings: ConsumerSettings, handler: Handler, shutdown: impl Fu
                     let key = (message.topic().to_owned(), message.partition());
                     let queue = queues.entry(key.clone()).or_insert_with(|| {
                         let (tx, rx) = mpsc::channel(QUEUE_PER_PARTITION);
-                        tasks.push(tokio::spawn(partition_worker(worker.clone(), rx)));
+                        tasks.push(tokio::spawn(partition_worker(worker.clone(), rx, lanes)));
                         tx
                     });
                     if queue.send(message).await.is_err() {
@@ -171,20 +181,86 @@ pub async fn run(settings: ConsumerSettings, handler: Handler, shutdown: impl Fu
     Ok(())
 }
 
-async fn partition_worker(worker: Arc<Worker>, mut queue: mpsc::Receiver<OwnedMessage>) {
-    while let Some(message) = queue.recv().await {
-        if *worker.stopping.borrow() {
-            return;
-        }
-        let span = tracing::info_span!("event", topic = message.topic(), partition = message.partition(), offset = message.offset(), event_id = tracing::field::Empty, event_type = tracing::field::Empty);
-        if process(&worker, &message).instrument(span).await {
-            if let Err(e) = worker.consumer.store_offset(message.topic(), message.partition(), message.offset()) {
-                // The partition was revoked meanwhile: its new owner redelivers, harmlessly.
-                warn!(error = %e, "offset not stored");
+async fn partition_worker(worker: Arc<Worker>, mut queue: mpsc::Receiver<OwnedMessage>, lanes: usize) {
+    if lanes == 1 {
+        while let Some(message) = queue.recv().await {
+            if *worker.stopping.borrow() || !handle(&worker, &message).await {
+                return; // stopping (in the middle of retries): not stored, redelivered later
             }
-        } else {
-            return; // stopping in the middle of retries: not stored, redelivered later
+            store(&worker, &message, message.offset());
         }
+        return;
+    }
+    // Offsets handed to a lane and not finished yet, the highest handed out
+    // and the highest stored: everything below the smallest in flight is done.
+    let in_flight: Arc<std::sync::Mutex<InFlight>> = Arc::default();
+    let mut senders = Vec::with_capacity(lanes);
+    let mut lane_tasks = Vec::with_capacity(lanes);
+    for _ in 0..lanes {
+        let (tx, mut rx) = mpsc::channel::<OwnedMessage>(QUEUE_PER_PARTITION / lanes + 1);
+        let (worker, in_flight) = (worker.clone(), in_flight.clone());
+        lane_tasks.push(tokio::spawn(async move {
+            while let Some(message) = rx.recv().await {
+                if *worker.stopping.borrow() || !handle(&worker, &message).await {
+                    return;
+                }
+                let mut state = in_flight.lock().expect("in-flight lock");
+                state.offsets.remove(&message.offset());
+                let done = state.offsets.first().map_or(state.highest, |lowest| lowest - 1);
+                if done > state.stored {
+                    state.stored = done;
+                    store(&worker, &message, done);
+                }
+            }
+        }));
+        senders.push(tx);
+    }
+    while let Some(message) = queue.recv().await {
+        let lane = message.key().map_or(0, |key| {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            key.hash(&mut hasher);
+            hasher.finish() as usize % lanes
+        });
+        {
+            let mut state = in_flight.lock().expect("in-flight lock");
+            state.offsets.insert(message.offset());
+            state.highest = state.highest.max(message.offset());
+        }
+        if senders[lane].send(message).await.is_err() {
+            break; // that lane stopped: shutting down
+        }
+    }
+    drop(senders);
+    for task in lane_tasks {
+        let _ = task.await;
+    }
+}
+
+/// A partition's events between its lanes and its stored offset.
+struct InFlight {
+    offsets: std::collections::BTreeSet<i64>,
+    highest: i64,
+    stored: i64,
+}
+
+impl Default for InFlight {
+    fn default() -> Self {
+        InFlight { offsets: Default::default(), highest: -1, stored: -1 }
+    }
+}
+
+/// Handles one record in its own span; false when shutdown interrupted it.
+async fn handle(worker: &Worker, message: &OwnedMessage) -> bool {
+    let span = tracing::info_span!("event", topic = message.topic(), partition = message.partition(), offset = message.offset(), event_id = tracing::field::Empty, event_type = tracing::field::Empty);
+    process(worker, message).instrument(span).await
+}
+
+/// Stores `offset` (everything up to it is done) for the next commit.
+fn store(worker: &Worker, message: &OwnedMessage, offset: i64) {
+    if let Err(e) = worker.consumer.store_offset(message.topic(), message.partition(), offset) {
+        // The partition was revoked meanwhile: its new owner redelivers, harmlessly.
+        warn!(error = %e, "offset not stored");
     }
 }
 

@@ -8,7 +8,7 @@ use axum::{routing::get, Json, Router};
 use outflow_http::settings::DatabaseSettings;
 use serde::Deserialize;
 
-use crate::{run, ConsumerSettings, Handler};
+use crate::{runtime::run_with_lanes, ConsumerSettings, Handler};
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct ServiceSettings {
@@ -17,6 +17,14 @@ pub struct ServiceSettings {
     pub http: outflow_http::settings::HttpSettings,
     #[serde(default)]
     pub database: Option<DatabaseSettings>,
+    /// Events in flight per partition (different aggregates overlap; one
+    /// aggregate's events stay in order). `OUTFLOW_LANES`.
+    #[serde(default = "one_lane")]
+    pub lanes: usize,
+}
+
+fn one_lane() -> usize {
+    1
 }
 
 /// Defaults shared by every consumer, with its own port and its own top-level
@@ -49,5 +57,5 @@ pub async fn serve(
         topics,
         registry_url: settings.registry_url.clone(),
     };
-    run(consumer, handler, shutdown).await
+    run_with_lanes(consumer, settings.lanes, handler, shutdown).await
 }

@@ -15,7 +15,9 @@
 //! event matches nothing, its upsert collides with the existing `_id`
 //! (duplicate key), and that is the "already newer" answer. So duplicates and
 //! reordering across topics never move a view backwards, and replaying the
-//! topics from offset 0 into an empty database rebuilds every view.
+//! topics from offset 0 into an empty database rebuilds every view. Writes to
+//! one document are serialized inside the process, because FerretDB v1 updates
+//! a document by reading and rewriting all of it (see `fold::upsert`).
 
 pub mod fold;
 

@@ -12,6 +12,9 @@
 //!   signed with the server key to `--notify-url`, retrying until it is accepted;
 //! - `PUT /sandbox/orders/{order_id}/outcome` forces the outcome of an order
 //!   (`settle`, `deny` or `never`), for tests;
+//! - `GET`/`PUT /sandbox/behaviour` reads or changes the settle delay and the
+//!   failure rate of a running sandbox (the benchmark sets the delay to 0, the
+//!   demo denies a share of payments);
 //! - `POST /v1/transactions/{order_id}/refund`: refunds it (idempotent);
 //! - `GET /v1/transactions/{order_id}`: the transaction and its state.
 //!
@@ -79,9 +82,18 @@ pub struct CreateTransaction {
     pub gross_amount: String,
 }
 
+/// What a running sandbox does with new transactions; changeable at run time.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Behaviour {
+    pub settle_delay_ms: u64,
+    pub failure_rate: f64,
+}
+
 #[derive(Clone)]
 pub struct Sandbox {
     config: Arc<SandboxConfig>,
+    behaviour: Arc<std::sync::RwLock<Behaviour>>,
     transactions: Arc<Mutex<HashMap<String, Transaction>>>,
     forced: Arc<Mutex<HashMap<String, Outcome>>>,
     http: reqwest::Client,
@@ -89,7 +101,8 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn new(config: SandboxConfig) -> Self {
-        Sandbox { config: Arc::new(config), transactions: Default::default(), forced: Default::default(), http: reqwest::Client::new() }
+        let behaviour = Behaviour { settle_delay_ms: config.settle_delay_ms, failure_rate: config.failure_rate.clamp(0.0, 1.0) };
+        Sandbox { config: Arc::new(config), behaviour: Arc::new(std::sync::RwLock::new(behaviour)), transactions: Default::default(), forced: Default::default(), http: reqwest::Client::new() }
     }
 
     pub fn router(self) -> Router {
@@ -98,6 +111,7 @@ impl Sandbox {
             .route("/v1/transactions/{order_id}", get(get_transaction))
             .route("/v1/transactions/{order_id}/refund", post(refund_transaction))
             .route("/sandbox/orders/{order_id}/outcome", put(force_outcome))
+            .route("/sandbox/behaviour", get(get_behaviour).put(set_behaviour))
             .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
             .with_state(self)
     }
@@ -107,10 +121,15 @@ impl Sandbox {
         headers.get("authorization").and_then(|h| h.to_str().ok()) == Some(format!("Basic {expected}").as_str())
     }
 
+    fn behaviour(&self) -> Behaviour {
+        *self.behaviour.read().expect("behaviour lock")
+    }
+
     async fn settle_later(self, order_id: String) {
-        tokio::time::sleep(Duration::from_millis(self.config.settle_delay_ms)).await;
+        let behaviour = self.behaviour();
+        tokio::time::sleep(Duration::from_millis(behaviour.settle_delay_ms)).await;
         let forced = self.forced.lock().await.get(&order_id).copied();
-        let outcome = forced.unwrap_or_else(|| if rand::rng().random_bool(self.config.failure_rate.clamp(0.0, 1.0)) { Outcome::Deny } else { Outcome::Settle });
+        let outcome = forced.unwrap_or_else(|| if rand::rng().random_bool(behaviour.failure_rate) { Outcome::Deny } else { Outcome::Settle });
         let transaction = {
             let mut transactions = self.transactions.lock().await;
             let Some(t) = transactions.get_mut(&order_id) else { return };
@@ -201,4 +220,17 @@ struct ForceOutcome {
 async fn force_outcome(State(sandbox): State<Sandbox>, Path(order_id): Path<String>, Json(body): Json<ForceOutcome>) -> StatusCode {
     sandbox.forced.lock().await.insert(order_id, body.outcome);
     StatusCode::NO_CONTENT
+}
+
+async fn get_behaviour(State(sandbox): State<Sandbox>) -> Json<Behaviour> {
+    Json(sandbox.behaviour())
+}
+
+async fn set_behaviour(State(sandbox): State<Sandbox>, Json(body): Json<Behaviour>) -> Result<Json<Behaviour>, (StatusCode, Json<serde_json::Value>)> {
+    if !(0.0..=1.0).contains(&body.failure_rate) {
+        return Err((StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"error": {"code": "invalid_failure_rate", "message": "failure_rate must be between 0.0 and 1.0"}}))));
+    }
+    *sandbox.behaviour.write().expect("behaviour lock") = body;
+    tracing::info!(settle_delay_ms = body.settle_delay_ms, failure_rate = body.failure_rate, "behaviour changed");
+    Ok(Json(body))
 }

@@ -32,7 +32,16 @@ into_line!(CommittedLine);
 
 /// Applies `(on_hand delta, reserved delta) * quantity` to every line of a
 /// reservation, bumping each product's version; returns the stock after.
+///
+/// The products are locked in SKU order first, as the reservation does: an
+/// `update ... from` takes its row locks in whatever order the join yields,
+/// and two transactions over the same SKUs then deadlock (PostgreSQL breaks
+/// the tie after `deadlock_timeout`, a second of stalled saga).
 pub async fn move_stock(tx: &mut PgConnection, order_id: Uuid, on_hand_sign: i32, reserved_sign: i32) -> Result<Vec<StockAfter>, sqlx::Error> {
+    sqlx::query("select p.sku from products p join reservation_lines l on l.sku = p.sku where l.order_id = $1 order by p.sku for update of p")
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?;
     let rows = sqlx::query(
         "update products p set on_hand = p.on_hand + $2 * l.quantity, reserved = p.reserved + $3 * l.quantity,
                 version = p.version + 1, updated_at = now()

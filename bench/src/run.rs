@@ -1,0 +1,179 @@
+//! `scripts/bench [quick|full]`: every figure of the benchmark in one run on
+//! the running stack, each next to its ceiling.
+//!
+//! (a) SQL ceilings of the order transaction and of the whole saga;
+//! (b) the write path through REST; (c) commit → Kafka per hop; (d) the
+//! completed-saga rate at saturation (closed loop) and, at half of it, POST →
+//! view CONFIRMED and commit → view, with the slots' lag sampled throughout;
+//! (e) the view consumer's apply rate against batched upserts; (f) CPU time
+//! per completed saga and the resident memory of every component.
+
+use std::{collections::HashMap, path::PathBuf, sync::Arc};
+
+use anyhow::Context;
+use outflow_stack_tests::Stack;
+use serde_json::json;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::{
+    ceiling::SagaCeiling,
+    observer::Observer,
+    report::{self, Row},
+    resources,
+    saga::{self, Percentiles, Shop, SlotSampler},
+    views_apply, write_path,
+};
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Mode {
+    /// About 3 minutes: every figure, short phases.
+    Quick,
+    /// About 20 minutes: the saga sustained for 10 minutes.
+    Full,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(value_enum, default_value = "quick")]
+    mode: Mode,
+    /// Customers of the closed saga loop (saturation).
+    #[arg(long, default_value_t = 32)]
+    customers: usize,
+    /// Concurrency of the SQL ceilings and the write path.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    #[arg(long, default_value = "bench/results")]
+    results: PathBuf,
+    /// The stack's state folder (pid files of its components).
+    #[arg(long, env = "OUTFLOW_STATE", default_value = ".state")]
+    state: PathBuf,
+}
+
+struct Plan {
+    ceiling_s: u64,
+    write_rounds: usize,
+    write_s: u64,
+    saturate_s: u64,
+    half_rate_s: u64,
+    views_max_s: u64,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let plan = match args.mode {
+        Mode::Quick => Plan { ceiling_s: 10, write_rounds: 1, write_s: 10, saturate_s: 30, half_rate_s: 30, views_max_s: 30 },
+        Mode::Full => Plan { ceiling_s: 30, write_rounds: 3, write_s: 15, saturate_s: 600, half_rate_s: 120, views_max_s: 120 },
+    };
+    let stack = Stack::from_env();
+    let started = chrono::Utc::now();
+    println!("outflow bench, {:?} mode, {}", args.mode, started.format("%Y-%m-%d %H:%M:%S UTC"));
+
+    println!("(a, b) the order transaction over SQL and through POST /v1/orders");
+    let write = write_path::compare(&stack, args.concurrency, plan.write_s, plan.write_rounds).await?;
+    println!("(a) the whole saga over SQL");
+    let ceiling = Arc::new(SagaCeiling::prepare(&stack, args.concurrency as u32 + 4).await?);
+    let saga_ceiling = ceiling.measure(args.concurrency, plan.ceiling_s).await;
+    Arc::try_unwrap(ceiling).map_err(|_| anyhow::anyhow!("ceiling still in use"))?.cleanup().await?;
+
+    println!("(c, d) the saga through the stack");
+    let orders_db = PgPoolOptions::new().max_connections(2).connect(&stack.database_url("orders")).await.context("connecting to the orders database")?;
+    let shop = Arc::new(Shop::open(&stack, &orders_db).await?);
+    let observer = Observer::start(&stack).await?;
+    let sampler = SlotSampler::start(stack.admin_pool().await?);
+    let before = resources::snapshot(&args.state);
+    let saturated = saga::max_rate(&shop, &observer, args.customers, plan.saturate_s, 0).await;
+    let after = resources::snapshot(&args.state);
+    println!("waiting for every consumer group to work off its backlog");
+    let drained = saga::wait_drained(&stack, std::time::Duration::from_secs(600)).await?;
+    let rate = (saturated.per_second / 2.0).max(1.0);
+    observer.record(true);
+    let mongo = mongodb::Client::with_uri_str(&stack.mongo_url).await?.database("outflow");
+    let half = saga::at_rate(&shop, &observer, &mongo, rate, plan.half_rate_s, 10_000_000_000_000).await;
+    observer.record(false);
+    let hops = observer.hops();
+    observer.stop();
+    let slots = sampler.finish();
+    shop.close().await?;
+    let half = half?;
+
+    println!("(e) the view consumer replaying every topic, against batched upserts");
+    let views = views_apply::measure(&stack, &shop.run_id, plan.views_max_s).await?;
+    let memory = resources::snapshot(&args.state);
+
+    // The table.
+    let mut rows = vec![
+        Row::info("a", format!("order transaction, SQL, {} at a time /s", args.concurrency), write.ceiling_per_second, "/s"),
+        Row::info("a", format!("whole saga (6 transactions), SQL, {} at a time /s", args.concurrency), saga_ceiling.per_second, "/s"),
+        Row::against("b", "POST /v1/orders vs the order transaction", write.writer_per_second, "/s", write.ceiling_per_second, 0.8),
+    ];
+    let mut per_type: HashMap<&str, (Vec<f64>, Vec<f64>)> = HashMap::new();
+    for hop in &hops {
+        let e = per_type.entry(hop.event_type).or_default();
+        e.0.push(hop.to_debezium_ms);
+        e.1.push(hop.to_consumer_ms);
+    }
+    let mut types: Vec<_> = per_type.into_iter().collect();
+    types.sort_by_key(|(t, _)| *t);
+    let mut hop_json = Vec::new();
+    for (event_type, (debezium, consumer)) in types {
+        let (debezium, consumer) = (Percentiles::of(debezium), Percentiles::of(consumer));
+        rows.push(Row::info("c", format!("{event_type}: commit → Debezium p50 (n={})", debezium.count), debezium.p50_ms, "ms"));
+        rows.push(Row::info("c", format!("{event_type}: commit → Debezium p99"), debezium.p99_ms, "ms"));
+        rows.push(Row::info("c", format!("{event_type}: commit → consumable p50"), consumer.p50_ms, "ms"));
+        rows.push(Row::at_most("c", format!("{event_type}: commit → consumable p99"), consumer.p99_ms, 50.0));
+        hop_json.push(json!({"event_type": event_type, "commit_to_debezium": debezium, "commit_to_consumer": consumer}));
+    }
+    let all_hops = Percentiles::of(hops.iter().map(|h| h.to_consumer_ms).collect());
+    rows.push(Row::at_most("c", format!("every hop: commit → consumable p99 (n={})", all_hops.count), all_hops.p99_ms, 50.0));
+    rows.push(Row::against("d", format!("completed sagas, {} customers, {} s /s", args.customers, plan.saturate_s), saturated.per_second, "/s", saga_ceiling.per_second, 0.5));
+    rows.push(Row::info("d", "  errors in that loop (timeouts, refusals)", saturated.errors as f64, ""));
+    rows.push(Row::info("d", "  backlog left by that loop, worked off in", drained.as_secs_f64(), "s"));
+    rows.push(Row::info("d", "half rate: offered /s", half.offered_per_second, "/s"));
+    rows.push(Row::info("d", format!("half rate: completed /s ({} of {}, {} failed)", half.completed, half.placed, half.failed), half.completed_per_second, "/s"));
+    rows.push(Row::info("d", "half rate: POST → saga end on Kafka p50", half.post_to_saga_end.p50_ms, "ms"));
+    rows.push(Row::info("d", "half rate: POST → view CONFIRMED p50", half.post_to_view_confirmed.p50_ms, "ms"));
+    rows.push(Row::at_most("d", format!("half rate: POST → view CONFIRMED p99 (n={})", half.post_to_view_confirmed.count), half.post_to_view_confirmed.p99_ms, 1000.0));
+    rows.push(Row::info("d", "half rate: commit → view p50, every event", half.commit_to_view_all.p50_ms, "ms"));
+    rows.push(Row::at_most("d", format!("half rate: commit → view p99, every event (n={})", half.commit_to_view_all.count), half.commit_to_view_all.p99_ms, 150.0));
+    for slot in &slots {
+        rows.push(Row::info("d", format!("slot {}: lag, largest in the first third", slot.slot), slot.max_first_third_bytes as f64 / 1024.0, "KiB"));
+        rows.push(Row::info("d", format!("slot {}: lag, largest in the last third", slot.slot), slot.max_last_third_bytes as f64 / 1024.0, "KiB"));
+    }
+    rows.push(Row::against("e", "view consumer events applied /s vs batched upserts /s", views.apply_per_second, "/s", views.ceiling_per_second, 0.7));
+    let cpu = resources::cpu_between(&before, &after);
+    let completed = saturated.completed.max(1) as f64;
+    let total_cpu: f64 = cpu.values().sum();
+    rows.push(Row::info("f", format!("CPU per completed saga, whole stack ({} sagas)", saturated.completed), total_cpu / completed, "ms"));
+    for (name, ms) in &cpu {
+        rows.push(Row::info("f", format!("  CPU per saga: {name}"), ms / completed, "ms"));
+    }
+    let total_pss: f64 = memory.values().map(|u| u.pss_mib).sum();
+    rows.push(Row::info("f", "memory of the whole stack (PSS)", total_pss, "MiB"));
+    for (name, usage) in &memory {
+        rows.push(Row::info("f", format!("  PSS: {name} ({} processes, RSS {:.0} MiB)", usage.processes, usage.rss_mib), usage.pss_mib, "MiB"));
+    }
+    report::print(&rows);
+
+    std::fs::create_dir_all(&args.results)?;
+    let stem = format!("bench-{:?}-{}", args.mode, started.format("%Y%m%dT%H%M%SZ")).to_lowercase();
+    let chart = args.results.join(format!("{stem}-latency.svg"));
+    let slot_series: Vec<(String, Vec<(f64, i64)>)> = slots.iter().map(|s| (s.slot.clone(), s.series.clone())).collect();
+    report::chart(&chart, &half.timeline, &slot_series)?;
+    let file = args.results.join(format!("{stem}.json"));
+    let document = json!({
+        "mode": format!("{:?}", args.mode).to_lowercase(),
+        "started": started.to_rfc3339(),
+        "rows": rows,
+        "write_path": write,
+        "saga_sql_ceiling": saga_ceiling,
+        "saga_closed_loop": saturated,
+        "half_rate": half,
+        "hops": hop_json,
+        "slots": slots,
+        "views_apply": views,
+        "cpu_ms_per_component": cpu,
+        "memory": memory,
+    });
+    std::fs::write(&file, serde_json::to_string_pretty(&document)?)?;
+    println!("\nresults: {}\nchart:   {}", file.display(), chart.display());
+    Ok(())
+}

@@ -1,0 +1,411 @@
+//! The saga through the running stack: REST → PostgreSQL → Debezium → Kafka →
+//! consumers → MongoDB, with the provider's settle delay set to 0.
+//!
+//! - [`max_rate`]: a closed loop of customers, each placing an order and
+//!   waiting for its saga to end on Kafka before the next: the completed sagas
+//!   per second at saturation, without an unbounded backlog;
+//! - [`at_rate`]: an open loop at a fixed rate (half the maximum): POST →
+//!   saga end, POST → view CONFIRMED and commit → view per event, read back
+//!   from the views' timeline (`at` and `viewed_at`), plus the observer's
+//!   commit → Kafka hops;
+//! - [`SlotSampler`]: every replication slot's lag behind the WAL, once a second.
+
+use std::{
+    collections::HashMap,
+    sync::{atomic::{AtomicU64, Ordering}, Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use futures::TryStreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use mongodb::bson::{doc, Document};
+use outflow_http::auth::{JwtKeys, Role};
+use outflow_stack_tests::Stack;
+use secrecy::SecretString;
+use serde::Serialize;
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::{
+    http1::Connection,
+    measure::{closed_loop, percentile, Measurement},
+    observer::{End, Observer},
+};
+
+pub const ORDERS_URL: &str = "127.0.0.1:7101";
+const INVENTORY_URL: &str = "http://127.0.0.1:7102";
+const SANDBOX_URL: &str = "http://127.0.0.1:7199";
+const SAGA_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Products in the bench's shop: orders spread over them as a real shop's do,
+/// so the saga is not one hot row's lock queue.
+pub const PRODUCTS: usize = 32;
+
+/// Order `n`'s lines: 1 to 3 distinct products (index, quantity).
+pub fn lines(n: u64) -> Vec<(usize, i32)> {
+    let count = 1 + (n % 3) as usize;
+    (0..count).map(|j| (((n / 3) as usize * 7 + j * 11) % PRODUCTS, j as i32 + 1)).collect()
+}
+
+/// The bench's own customer and products in the live stack.
+pub struct Shop {
+    pub run_id: String,
+    pub skus: Vec<String>,
+    customer_token: Arc<String>,
+    sandbox_before: serde_json::Value,
+    http: reqwest::Client,
+}
+
+impl Shop {
+    /// Creates products with stock for any run, waits until the orders side's
+    /// catalog replica knows them, and sets the sandbox to settle at once.
+    pub async fn open(stack: &Stack, orders_db: &PgPool) -> anyhow::Result<Shop> {
+        let run_id = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
+        let keys = JwtKeys::new(&SecretString::from(stack.jwt_secret.clone()));
+        let admin = keys.mint("bench-admin", Role::Admin, 24 * 3600);
+        let http = reqwest::Client::new();
+        let skus: Vec<String> = (0..PRODUCTS).map(|i| format!("BENCH-{run_id}-{i:02}")).collect();
+        for (i, sku) in skus.iter().enumerate() {
+            let response = http
+                .post(format!("{INVENTORY_URL}/v1/products"))
+                .bearer_auth(&admin)
+                .json(&json!({"sku": sku, "name": format!("Bench item {i}"), "price_minor": 100 * (i + 1), "currency": "EUR", "stock": 1_000_000}))
+                .send()
+                .await
+                .context("creating bench products on the inventory writer (7102)")?;
+            anyhow::ensure!(response.status().is_success(), "creating {sku}: {} {}", response.status(), response.text().await?);
+        }
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            let known: i64 = sqlx::query_scalar("select count(*) from catalog where sku = any($1)").bind(&skus).fetch_one(orders_db).await?;
+            if known == skus.len() as i64 {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < until, "the orders catalog replica did not receive the bench products within 60 s: is the orders consumer running?");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let sandbox_before: serde_json::Value = http.get(format!("{SANDBOX_URL}/sandbox/behaviour")).send().await?.error_for_status()?.json().await?;
+        http.put(format!("{SANDBOX_URL}/sandbox/behaviour")).json(&json!({"settle_delay_ms": 0, "failure_rate": 0.0})).send().await?.error_for_status()?;
+        let customer_token = Arc::new(format!("Bearer {}", keys.mint(&format!("bench-{run_id}"), Role::Customer, 24 * 3600)));
+        Ok(Shop { run_id, skus, customer_token, sandbox_before, http })
+    }
+
+    /// Puts the sandbox back as it was.
+    pub async fn close(&self) -> anyhow::Result<()> {
+        self.http.put(format!("{SANDBOX_URL}/sandbox/behaviour")).json(&self.sandbox_before).send().await?.error_for_status()?;
+        Ok(())
+    }
+
+    /// Places an order of 1–3 lines; returns its id.
+    pub async fn place(&self, connection: &Connection, n: u64) -> anyhow::Result<String> {
+        let items: Vec<_> = lines(n).into_iter().map(|(i, quantity)| json!({"sku": self.skus[i], "quantity": quantity})).collect();
+        let request = hyper::Request::post("/v1/orders")
+            .header("host", "127.0.0.1")
+            .header("authorization", self.customer_token.as_str())
+            .header("content-type", "application/json")
+            .header("idempotency-key", format!("{}-{n}", self.run_id))
+            .body(http_body_util::Full::new(bytes::Bytes::from(serde_json::to_vec(&json!({"items": items}))?)))?;
+        let (status, body) = connection.send(request).await?;
+        anyhow::ensure!(status == 202, "POST /v1/orders: {status} {}", String::from_utf8_lossy(&body));
+        let body: serde_json::Value = serde_json::from_slice(&body)?;
+        Ok(body["order_id"].as_str().context("no order_id in the answer")?.to_owned())
+    }
+}
+
+/// Completed sagas per second with `customers` customers in a closed loop.
+pub async fn max_rate(shop: &Arc<Shop>, observer: &Observer, customers: usize, seconds: u64, first_n: u64) -> Measurement {
+    let connections: Arc<Vec<Connection>> = Arc::new((0..customers).map(|_| Connection::new(ORDERS_URL)).collect());
+    let (shop, observer) = (shop.clone(), observer.clone());
+    closed_loop("sagas, closed loop", customers, seconds, move |n| {
+        let (shop, observer, connections) = (shop.clone(), observer.clone(), connections.clone());
+        async move {
+            let worker = (n / 1_000_000_000) as usize;
+            let order_id = shop.place(&connections[worker], first_n + n).await?;
+            match observer.ended(&order_id, SAGA_DEADLINE).await? {
+                End::Completed => Ok(()),
+                End::Cancelled => anyhow::bail!("order {order_id} was cancelled"),
+            }
+        }
+    })
+    .await
+}
+
+/// One order of the open loop.
+#[derive(Clone, Debug)]
+pub struct Placed {
+    pub order_id: String,
+    pub posted_at_ms: i64,
+    pub saga_ms: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AtRate {
+    pub offered_per_second: f64,
+    pub seconds: f64,
+    pub placed: usize,
+    pub completed: usize,
+    pub failed: usize,
+    pub completed_per_second: f64,
+    pub post_to_saga_end: Percentiles,
+    pub post_to_view_confirmed: Percentiles,
+    /// Per event type: commit → the view shows it.
+    pub commit_to_view: Vec<(String, Percentiles)>,
+    pub commit_to_view_all: Percentiles,
+    /// Latency of POST → view CONFIRMED over the run: (second, p50, p99).
+    #[serde(skip)]
+    pub timeline: Vec<(f64, f64, f64)>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Percentiles {
+    pub count: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Percentiles {
+    pub fn of(mut values: Vec<f64>) -> Percentiles {
+        values.sort_by(|a, b| a.total_cmp(b));
+        Percentiles { count: values.len(), p50_ms: percentile(&values, 0.50), p99_ms: percentile(&values, 0.99), max_ms: values.last().copied().unwrap_or(0.0) }
+    }
+}
+
+/// Places orders at `rate` per second for `seconds` (open loop: a slow saga
+/// never delays the next order), waits for every saga to end and then reads
+/// the views' timestamps back.
+pub async fn at_rate(shop: &Arc<Shop>, observer: &Observer, mongo: &mongodb::Database, rate: f64, seconds: u64, first_n: u64) -> anyhow::Result<AtRate> {
+    let total = (rate * seconds as f64).round() as u64;
+    let connections: Arc<Vec<Connection>> = Arc::new((0..32).map(|_| Connection::new(ORDERS_URL)).collect());
+    let placed: Arc<Mutex<Vec<Placed>>> = Arc::default();
+    let failed = Arc::new(AtomicU64::new(0));
+    let bar = ProgressBar::new(total).with_style(ProgressStyle::with_template("{msg:>28} [{bar:30}] {pos}/{len} orders").unwrap().progress_chars("=> "));
+    bar.set_message(format!("sagas at {rate:.0}/s"));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(total as usize);
+    for k in 0..total {
+        let due = started + Duration::from_secs_f64(k as f64 / rate);
+        tokio::time::sleep_until(due.into()).await;
+        let (shop, observer, connections, placed, failed, bar) = (shop.clone(), observer.clone(), connections.clone(), placed.clone(), failed.clone(), bar.clone());
+        tasks.push(tokio::spawn(async move {
+            let posted_at_ms = chrono::Utc::now().timestamp_millis();
+            let t = Instant::now();
+            let outcome = async {
+                let order_id = shop.place(&connections[(k % 32) as usize], first_n + k).await?;
+                let end = observer.ended(&order_id, SAGA_DEADLINE).await?;
+                anyhow::ensure!(matches!(end, End::Completed), "order {order_id} was cancelled");
+                Ok(order_id)
+            }
+            .await;
+            bar.inc(1);
+            match outcome {
+                Ok(order_id) => placed.lock().unwrap().push(Placed { order_id, posted_at_ms, saga_ms: Some(t.elapsed().as_secs_f64() * 1000.0) }),
+                Err(e) => {
+                    if failed.fetch_add(1, Ordering::Relaxed) == 0 {
+                        eprintln!("{e:#}");
+                    }
+                }
+            }
+        }));
+    }
+    let offered_seconds = started.elapsed().as_secs_f64();
+    for task in tasks {
+        task.await?;
+    }
+    bar.finish_and_clear();
+    let placed = Arc::try_unwrap(placed).map_err(|_| anyhow::anyhow!("tasks still running"))?.into_inner().unwrap();
+    let views = read_views(mongo, &placed).await?;
+    let saga: Vec<f64> = placed.iter().filter_map(|p| p.saga_ms).collect();
+    let mut to_view = Vec::new();
+    let mut timeline_points: Vec<(f64, f64)> = Vec::new();
+    let mut per_type: HashMap<String, Vec<f64>> = HashMap::new();
+    for p in &placed {
+        let Some(entries) = views.get(&p.order_id) else { continue };
+        for (event_type, at, viewed_at) in entries {
+            per_type.entry(event_type.clone()).or_default().push((viewed_at - at) as f64);
+            if event_type == "OrderConfirmed" {
+                let latency = (viewed_at - p.posted_at_ms) as f64;
+                to_view.push(latency);
+                timeline_points.push(((p.posted_at_ms - placed[0].posted_at_ms) as f64 / 1000.0, latency));
+            }
+        }
+    }
+    let all: Vec<f64> = per_type.values().flatten().copied().collect();
+    let mut commit_to_view: Vec<(String, Percentiles)> = per_type.into_iter().map(|(k, v)| (k, Percentiles::of(v))).collect();
+    commit_to_view.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(AtRate {
+        offered_per_second: rate,
+        seconds: offered_seconds,
+        placed: placed.len() + failed.load(Ordering::Relaxed) as usize,
+        completed: saga.len(),
+        failed: failed.load(Ordering::Relaxed) as usize,
+        completed_per_second: saga.len() as f64 / offered_seconds,
+        post_to_saga_end: Percentiles::of(saga),
+        post_to_view_confirmed: Percentiles::of(to_view),
+        commit_to_view,
+        commit_to_view_all: Percentiles::of(all),
+        timeline: per_second(&timeline_points),
+    })
+}
+
+/// (second, p50, p99) of the points that fall in each second.
+fn per_second(points: &[(f64, f64)]) -> Vec<(f64, f64, f64)> {
+    let mut buckets: Vec<Vec<f64>> = Vec::new();
+    for (t, v) in points {
+        let i = *t as usize;
+        if buckets.len() <= i {
+            buckets.resize(i + 1, Vec::new());
+        }
+        buckets[i].push(*v);
+    }
+    buckets
+        .into_iter()
+        .enumerate()
+        .filter(|(_, b)| !b.is_empty())
+        .map(|(i, mut b)| {
+            b.sort_by(|x, y| x.total_cmp(y));
+            (i as f64, percentile(&b, 0.5), percentile(&b, 0.99))
+        })
+        .collect()
+}
+
+/// Each order's timeline as the view shows it: (event type, at, viewed_at) in
+/// ms; waits (up to 60 s) until every view shows CONFIRMED.
+async fn read_views(mongo: &mongodb::Database, placed: &[Placed]) -> anyhow::Result<HashMap<String, Vec<(String, i64, i64)>>> {
+    let orders = mongo.collection::<Document>("order_views");
+    let until = Instant::now() + Duration::from_secs(60);
+    let mut found = HashMap::new();
+    for chunk in placed.chunks(200) {
+        loop {
+            let ids: Vec<&str> = chunk.iter().map(|p| p.order_id.as_str()).collect();
+            let documents: Vec<Document> = orders.find(doc! { "_id": { "$in": &ids }, "status": "CONFIRMED" }).await?.try_collect().await?;
+            if documents.len() == chunk.len() || Instant::now() > until {
+                for d in documents {
+                    let id = d.get_str("_id")?.to_owned();
+                    let entries = d
+                        .get_array("timeline")
+                        .map(|t| {
+                            t.iter()
+                                .filter_map(|e| e.as_document())
+                                .filter_map(|e| Some((e.get_str("type").ok()?.to_owned(), e.get_datetime("at").ok()?.timestamp_millis(), e.get_datetime("viewed_at").ok()?.timestamp_millis())))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    found.insert(id, entries);
+                }
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(found)
+}
+
+/// Samples every replication slot's lag (WAL bytes not yet confirmed by its
+/// connector) once a second until stopped.
+pub struct SlotSampler {
+    samples: Arc<Mutex<Vec<(f64, String, i64)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SlotSampler {
+    pub fn start(admin: PgPool) -> SlotSampler {
+        let samples: Arc<Mutex<Vec<(f64, String, i64)>>> = Arc::default();
+        let task = {
+            let samples = samples.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                loop {
+                    let rows: Vec<(String, i64)> = sqlx::query_as(
+                        "select slot_name::text, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::bigint
+                         from pg_replication_slots where database in ('orders', 'inventory', 'payments')",
+                    )
+                    .fetch_all(&admin)
+                    .await
+                    .unwrap_or_default();
+                    let t = started.elapsed().as_secs_f64();
+                    samples.lock().unwrap().extend(rows.into_iter().map(|(slot, lag)| (t, slot, lag)));
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            })
+        };
+        SlotSampler { samples, task }
+    }
+
+    /// Stops sampling; returns per slot (max lag, lag at the end, samples).
+    pub fn finish(self) -> Vec<SlotLag> {
+        self.task.abort();
+        let samples = self.samples.lock().unwrap();
+        let mut slots: HashMap<String, SlotLag> = HashMap::new();
+        for (t, slot, lag) in samples.iter() {
+            let s = slots.entry(slot.clone()).or_insert_with(|| SlotLag { slot: slot.clone(), ..Default::default() });
+            s.max_bytes = s.max_bytes.max(*lag);
+            s.last_bytes = *lag;
+            s.series.push((*t, *lag));
+        }
+        let mut slots: Vec<SlotLag> = slots.into_values().map(SlotLag::summarize).collect();
+        slots.sort_by(|a, b| a.slot.cmp(&b.slot));
+        slots
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SlotLag {
+    pub slot: String,
+    pub max_bytes: i64,
+    pub last_bytes: i64,
+    /// Largest lag in the last third of the run: bounded means it does not grow.
+    pub max_last_third_bytes: i64,
+    pub max_first_third_bytes: i64,
+    #[serde(skip)]
+    pub series: Vec<(f64, i64)>,
+}
+
+impl SlotLag {
+    pub fn summarize(mut self) -> SlotLag {
+        let end = self.series.last().map_or(0.0, |s| s.0);
+        self.max_first_third_bytes = self.series.iter().filter(|s| s.0 <= end / 3.0).map(|s| s.1).max().unwrap_or(0);
+        self.max_last_third_bytes = self.series.iter().filter(|s| s.0 >= end * 2.0 / 3.0).map(|s| s.1).max().unwrap_or(0);
+        self
+    }
+}
+
+/// The consumer groups of the stack.
+pub const GROUPS: [&str; 5] = ["outflow-inventory", "outflow-payments", "outflow-orders", "outflow-views", "outflow-notifications"];
+
+/// Waits until every group has committed up to the high watermark of every
+/// event topic it reads (its backlog is gone); returns how long it took.
+pub async fn wait_drained(stack: &Stack, deadline: Duration) -> anyhow::Result<Duration> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let started = Instant::now();
+    let probe: BaseConsumer = stack.kafka_config().create()?;
+    let mut highs = Vec::new();
+    for aggregate in outflow_events::AggregateType::ALL {
+        let topic = aggregate.topic();
+        let metadata = probe.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+        for partition in 0..metadata.topics().first().map_or(0, |t| t.partitions().len()) as i32 {
+            highs.push((topic.clone(), partition, probe.fetch_watermarks(&topic, partition, Duration::from_secs(10))?.1));
+        }
+    }
+    for group in GROUPS {
+        let consumer: BaseConsumer = stack.kafka_config().set("group.id", group).create()?;
+        loop {
+            let mut wanted = rdkafka::TopicPartitionList::new();
+            for (topic, partition, _) in &highs {
+                wanted.add_partition(topic, *partition);
+            }
+            let committed = consumer.committed_offsets(wanted, Duration::from_secs(10))?;
+            // A group that does not read a topic has no offsets there (Invalid): not its backlog.
+            let behind = highs.iter().any(|(topic, partition, high)| {
+                matches!(committed.find_partition(topic, *partition).map(|e| e.offset()), Some(rdkafka::Offset::Offset(o)) if o < *high)
+            });
+            if !behind {
+                break;
+            }
+            anyhow::ensure!(started.elapsed() < deadline, "consumer group {group} still has a backlog after {deadline:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(started.elapsed())
+}

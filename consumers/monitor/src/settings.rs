@@ -1,0 +1,112 @@
+//! The monitor's settings, in the same layers as every Outflow service
+//! (defaults below, `OUTFLOW_CONFIG` file, `OUTFLOW_*` environment). The
+//! addresses are the ones `scripts/lib.sh` exports (`OUTFLOW_KAFKA_BROKERS`,
+//! `OUTFLOW_CONNECT_URL`, `OUTFLOW_PG_PORT`, `OUTFLOW_PG_USER`,
+//! `OUTFLOW_PG_PASSWORD`); the sampling knobs are `OUTFLOW_MONITOR__*`.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Settings {
+    pub http: outflow_http::settings::HttpSettings,
+    pub kafka_brokers: String,
+    pub connect_url: String,
+    pub pg_host: String,
+    pub pg_port: u16,
+    pub pg_user: String,
+    pub pg_password: SecretString,
+    /// The database whose `orders` table holds the sagas; replication slots are
+    /// cluster-wide and read over the same connection.
+    pub orders_database: String,
+    /// The view consumer's Prometheus endpoint (histogram `view_commit_to_view_seconds`).
+    pub views_metrics_url: String,
+    pub monitor: MonitorSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct MonitorSettings {
+    /// One sample of every source this often.
+    pub interval_ms: u64,
+    /// How much history the trends and charts keep.
+    pub history_secs: u64,
+    /// Trends compare the latest sample with the one this long ago.
+    pub trend_secs: u64,
+    /// A saga that is not terminal after this long is stuck.
+    pub stuck_after_secs: u64,
+    /// At most this many stuck sagas are listed (all are counted).
+    pub stuck_limit: i64,
+    /// Recent commit-to-view percentiles cover this window.
+    pub latency_window_secs: u64,
+    /// Consumer groups whose name starts with this are watched.
+    pub group_prefix: String,
+    /// Each source gets this long per sample before it counts as failed.
+    pub source_timeout_ms: u64,
+}
+
+pub const DEFAULTS: &str = r#"
+kafka_brokers = "127.0.0.1:59092"
+connect_url = "http://127.0.0.1:58083"
+pg_host = "127.0.0.1"
+pg_port = 55432
+pg_user = ""
+pg_password = ""
+orders_database = "orders"
+views_metrics_url = "http://127.0.0.1:7124/metrics"
+
+[http]
+host = "127.0.0.1"
+port = 7190
+
+[monitor]
+interval_ms = 2000
+history_secs = 900
+trend_secs = 60
+stuck_after_secs = 60
+stuck_limit = 50
+latency_window_secs = 60
+group_prefix = "outflow-"
+source_timeout_ms = 5000
+"#;
+
+impl Settings {
+    pub fn load() -> anyhow::Result<Self> {
+        let settings: Settings = outflow_http::settings::load(DEFAULTS)?;
+        if settings.pg_user.is_empty() {
+            anyhow::bail!("OUTFLOW_PG_USER is empty: set it in the environment");
+        }
+        outflow_http::settings::require_secret(&settings.pg_password, "OUTFLOW_PG_PASSWORD")?;
+        if settings.monitor.interval_ms == 0 {
+            anyhow::bail!("OUTFLOW_MONITOR__INTERVAL_MS must be positive");
+        }
+        Ok(settings)
+    }
+
+    /// Connection options for one database (no URL: a password needs no escaping).
+    pub fn connect_options(&self, database: &str) -> sqlx::postgres::PgConnectOptions {
+        sqlx::postgres::PgConnectOptions::new()
+            .host(&self.pg_host)
+            .port(self.pg_port)
+            .username(&self.pg_user)
+            .password(self.pg_password.expose_secret())
+            .database(database)
+            .application_name("outflow-monitor")
+    }
+}
+
+impl MonitorSettings {
+    pub fn interval(&self) -> Duration {
+        Duration::from_millis(self.interval_ms)
+    }
+
+    pub fn source_timeout(&self) -> Duration {
+        Duration::from_millis(self.source_timeout_ms)
+    }
+
+    /// How many samples the history holds.
+    pub fn history_len(&self) -> usize {
+        ((self.history_secs * 1000) / self.interval_ms).max(2) as usize
+    }
+}
