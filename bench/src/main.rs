@@ -8,6 +8,7 @@
 //!   through the stack ([`saga`], timed hop by hop by the [`observer`]), the
 //!   view consumer's apply rate ([`views_apply`]), CPU and memory
 //!   ([`resources`]); [`report`] prints the table and writes JSON and a chart;
+//! - [`demo`]: `scripts/demo`'s stream of orders with a progress line;
 //! - [`write_path`]: `POST /v1/orders` through the orders writer against the
 //!   same transaction (order + lines + outbox row) issued directly over SQL;
 //! - [`http1`]: a lean keep-alive HTTP/1.1 client, one connection per worker;
@@ -15,6 +16,7 @@
 //!   percentiles and the result table.
 
 mod ceiling;
+mod demo;
 mod http1;
 mod measure;
 mod observer;
@@ -38,6 +40,8 @@ struct Cli {
 enum Command {
     /// Every figure against its ceiling: quick (minutes) or full (saga sustained 10 minutes).
     Run(run::Args),
+    /// A stream of orders on the running stack until interrupted (scripts/demo).
+    Demo(demo::Args),
     /// The view consumer replaying every topic against batched upserts.
     ViewsApply {
         #[arg(long, default_value_t = 60)]
@@ -51,6 +55,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run(args) => run::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
         Command::WritePath(args) => write_path::run(args).await,
         Command::ViewsApply { max_seconds } => {
             let run_id = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();

@@ -38,7 +38,8 @@ pub struct Hop {
 #[derive(Debug)]
 pub enum End {
     Completed,
-    Cancelled,
+    /// With the order's cancellation reason.
+    Cancelled(String),
 }
 
 enum Waiter {
@@ -102,7 +103,7 @@ impl Observer {
                     }
                     let end = match &delivery.event {
                         DomainEvent::StockCommitted(e) => Some((e.order_id.clone(), End::Completed)),
-                        DomainEvent::OrderCancelled(e) => Some((e.aggregate_id.clone(), End::Cancelled)),
+                        DomainEvent::OrderCancelled(e) => Some((e.aggregate_id.clone(), End::Cancelled(e.reason.clone()))),
                         _ => None,
                     };
                     if let Some((order_id, end)) = end {

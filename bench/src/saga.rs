@@ -124,7 +124,7 @@ pub async fn max_rate(shop: &Arc<Shop>, observer: &Observer, customers: usize, s
             let order_id = shop.place(&connections[worker], first_n + n).await?;
             match observer.ended(&order_id, SAGA_DEADLINE).await? {
                 End::Completed => Ok(()),
-                End::Cancelled => anyhow::bail!("order {order_id} was cancelled"),
+                End::Cancelled(reason) => anyhow::bail!("order {order_id} was cancelled: {reason}"),
             }
         }
     })

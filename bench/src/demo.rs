@@ -1,0 +1,219 @@
+//! `scripts/demo`: a small shop on the running stack. It creates a few
+//! products (two with little stock, so that some orders run out), makes the
+//! provider sandbox deny a share of the payments, then places orders from a
+//! handful of customers at a steady rate until interrupted, following each
+//! saga to its end on Kafka and showing the tally on a progress line.
+
+use std::{
+    io::IsTerminal,
+    sync::{atomic::{AtomicU64, Ordering}, Arc},
+    time::Duration,
+};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use outflow_http::auth::{JwtKeys, Role};
+use outflow_stack_tests::Stack;
+use rand::{seq::IndexedRandom, Rng};
+use secrecy::SecretString;
+use serde_json::json;
+
+use crate::{
+    http1::Connection,
+    observer::{End, Observer},
+};
+
+const INVENTORY: &str = "http://127.0.0.1:7102";
+const SANDBOX: &str = "http://127.0.0.1:7199";
+const ORDERS: &str = "127.0.0.1:7101";
+
+/// (sku, name, price in cents, stock)
+const PRODUCTS: [(&str, &str, i64, i32); 5] = [
+    ("DEMO-MUG", "Outflow mug", 1250, 100_000),
+    ("DEMO-TEE", "Outflow T-shirt", 2400, 100_000),
+    ("DEMO-CAP", "Outflow cap", 1800, 100_000),
+    ("DEMO-POSTER", "Signed poster", 3900, 40),
+    ("DEMO-LIMITED", "Limited edition print", 9900, 8),
+];
+const CUSTOMERS: [&str; 5] = ["alice", "bob", "carol", "dave", "erin"];
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Orders per second.
+    #[arg(long, default_value_t = 4.0)]
+    rate: f64,
+    /// Share of payments the provider sandbox denies.
+    #[arg(long, default_value_t = 0.15)]
+    deny_rate: f64,
+    /// How long the sandbox's customer "takes" to pay, ms.
+    #[arg(long, default_value_t = 300)]
+    settle_delay_ms: u64,
+}
+
+#[derive(Default)]
+struct Tally {
+    placed: AtomicU64,
+    confirmed: AtomicU64,
+    out_of_stock: AtomicU64,
+    payment_failed: AtomicU64,
+    other: AtomicU64,
+    refused: AtomicU64,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(args.rate > 0.0, "--rate must be positive");
+    let stack = Stack::from_env();
+    let keys = JwtKeys::new(&SecretString::from(stack.jwt_secret.clone()));
+    let admin = keys.mint("demo-admin", Role::Admin, 7 * 24 * 3600);
+    let http = reqwest::Client::new();
+    for (sku, name, price, stock) in PRODUCTS {
+        let response = http
+            .post(format!("{INVENTORY}/v1/products"))
+            .bearer_auth(&admin)
+            .json(&json!({"sku": sku, "name": name, "price_minor": price, "currency": "EUR", "stock": stock}))
+            .send()
+            .await
+            .context("creating the demo products (inventory writer, 7102)")?;
+        // 409: it exists from an earlier demo, which is fine.
+        anyhow::ensure!(response.status().is_success() || response.status() == 409, "creating {sku}: {} {}", response.status(), response.text().await?);
+    }
+    let before: serde_json::Value = http.get(format!("{SANDBOX}/sandbox/behaviour")).send().await?.error_for_status()?.json().await.context("reading the provider sandbox's behaviour (7199)")?;
+    http.put(format!("{SANDBOX}/sandbox/behaviour"))
+        .json(&json!({"settle_delay_ms": args.settle_delay_ms, "failure_rate": args.deny_rate}))
+        .send()
+        .await?
+        .error_for_status()
+        .context("setting the provider sandbox's behaviour (7199)")?;
+    let observer = Observer::start(&stack).await?;
+    let tokens: Vec<(String, String)> = CUSTOMERS.iter().map(|c| (c.to_string(), keys.mint(c, Role::Customer, 7 * 24 * 3600))).collect();
+    let first = place_first(&tokens[0].1).await?;
+    println!("\nOutflow demo: {} orders/s from {} customers; the provider denies {:.0}% of payments.", args.rate, CUSTOMERS.len(), args.deny_rate * 100.0);
+    println!("  dashboard     http://127.0.0.1:7190/");
+    println!("  an order view curl -s http://127.0.0.1:7110/v1/orders/{first} -H 'authorization: Bearer {}'", tokens[0].1);
+    println!("  availability  curl -s http://127.0.0.1:7110/v1/products/DEMO-LIMITED/availability");
+    println!("  a new order   curl -s -X POST http://127.0.0.1:7101/v1/orders -H 'authorization: Bearer {}' -H 'Idempotency-Key: try-1' -H 'content-type: application/json' -d '{{\"items\":[{{\"sku\":\"DEMO-MUG\",\"quantity\":1}}]}}'", tokens[0].1);
+    println!("  Ctrl-C or scripts/down ends it.\n");
+
+    // The poster comes back in small batches, so its availability moves.
+    let restocker = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(30));
+        every.tick().await;
+        loop {
+            every.tick().await;
+            let _ = http.post(format!("{INVENTORY}/v1/products/DEMO-POSTER/restock")).bearer_auth(&admin).json(&json!({"quantity": 5})).send().await;
+        }
+    });
+    let tally = Arc::new(Tally::default());
+    let bar = ProgressBar::new_spinner().with_style(ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").unwrap());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let connections: Arc<Vec<Connection>> = Arc::new((0..8).map(|_| Connection::new(ORDERS)).collect());
+    let tokens = Arc::new(tokens);
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate));
+    let run_id = chrono::Utc::now().timestamp_millis();
+    let mut n: u64 = 0;
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = ticker.tick() => {}
+        }
+        n += 1;
+        let (counts, observer, connections, tokens) = (tally.clone(), observer.clone(), connections.clone(), tokens.clone());
+        tokio::spawn(async move {
+            let tally = counts;
+            let (customer, token) = tokens.choose(&mut rand::rng()).expect("customers").clone();
+            let body = random_order();
+            let connection = &connections[(n % connections.len() as u64) as usize];
+            match place(connection, &token, &format!("demo-{run_id}-{customer}-{n}"), &body).await {
+                Ok(order_id) => {
+                    tally.placed.fetch_add(1, Ordering::Relaxed);
+                    let counter = match observer.ended(&order_id, Duration::from_secs(120)).await {
+                        Ok(End::Completed) => &tally.confirmed,
+                        Ok(End::Cancelled(reason)) if reason == "out_of_stock" => &tally.out_of_stock,
+                        Ok(End::Cancelled(reason)) if reason == "payment_failed" => &tally.payment_failed,
+                        _ => &tally.other,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    tally.refused.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        bar.set_message(summary(&tally));
+        // Without a terminal (a log file) the progress line is hidden: a line every 10 s instead.
+        if !std::io::stdout().is_terminal() && n % (args.rate * 10.0).ceil().max(1.0) as u64 == 0 {
+            println!("{}", summary(&tally));
+        }
+    }
+    bar.finish();
+    observer.stop();
+    restocker.abort();
+    let http = reqwest::Client::new();
+    http.put(format!("{SANDBOX}/sandbox/behaviour")).json(&before).send().await?.error_for_status()?;
+    println!("\ndemo stopped after {}; the sandbox behaves as before; the stack keeps running (scripts/down stops it)", summary(&tally));
+    Ok(())
+}
+
+fn summary(t: &Tally) -> String {
+    let (placed, confirmed, oos, failed, other) = (t.placed.load(Ordering::Relaxed), t.confirmed.load(Ordering::Relaxed), t.out_of_stock.load(Ordering::Relaxed), t.payment_failed.load(Ordering::Relaxed), t.other.load(Ordering::Relaxed));
+    let open = placed.saturating_sub(confirmed + oos + failed + other);
+    format!(
+        "placed {placed} · confirmed {confirmed} · cancelled: out of stock {oos}, payment denied {failed} · open {open}{}",
+        match t.refused.load(Ordering::Relaxed) {
+            0 => String::new(),
+            r => format!(" · refused {r}"),
+        }
+    )
+}
+
+/// One or two lines, mostly of the plentiful products; one order in eight
+/// asks for the poster or the limited print, which run out.
+fn random_order() -> serde_json::Value {
+    let mut rng = rand::rng();
+    let plentiful: Vec<&str> = PRODUCTS[..3].iter().map(|p| p.0).collect();
+    let lines = rng.random_range(1..=2);
+    let mut skus: Vec<&str> = plentiful.choose_multiple(&mut rng, lines).copied().collect();
+    if rng.random_bool(0.125) {
+        skus[0] = PRODUCTS[3 + rng.random_range(0..2)].0;
+    }
+    skus.sort_unstable();
+    json!({"items": skus.iter().map(|sku| json!({"sku": sku, "quantity": rng.random_range(1..=2)})).collect::<Vec<_>>()})
+}
+
+/// The first order, retried while the orders side's catalog replica does not
+/// know the new products yet (422 unknown SKU).
+async fn place_first(token: &str) -> anyhow::Result<String> {
+    let connection = Connection::new(ORDERS);
+    let body = json!({"items": [{"sku": "DEMO-MUG", "quantity": 1}]});
+    let key = format!("demo-first-{}", chrono::Utc::now().timestamp_millis());
+    for _ in 0..120 {
+        match place(&connection, token, &key, &body).await {
+            Ok(id) => return Ok(id),
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+    place(&connection, token, &key, &body).await.context("the orders writer never accepted the first demo order")
+}
+
+async fn place(connection: &Connection, token: &str, key: &str, body: &serde_json::Value) -> anyhow::Result<String> {
+    let request = hyper::Request::post("/v1/orders")
+        .header("host", "127.0.0.1")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .header("idempotency-key", key)
+        .body(http_body_util::Full::new(bytes::Bytes::from(serde_json::to_vec(body)?)))?;
+    let (status, answer) = connection.send(request).await?;
+    anyhow::ensure!(status == 202, "POST /v1/orders: {status} {}", String::from_utf8_lossy(&answer));
+    let answer: serde_json::Value = serde_json::from_slice(&answer)?;
+    Ok(answer["order_id"].as_str().context("no order_id")?.to_owned())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
