@@ -123,31 +123,9 @@ impl SagaCeiling {
         let lines = crate::saga::lines(n);
         let skus: Vec<String> = lines.iter().map(|(i, _)| sku(*i)).collect();
         let quantities: Vec<i32> = lines.iter().map(|(_, q)| *q).collect();
-        let count = lines.len();
         let key = format!("ceiling-{n}-{}", Uuid::new_v4().simple());
         let mut tx = self.orders.begin().await?;
-        sqlx::query("select id, status, request_hash from orders where customer_id = $1 and idempotency_key = $2").bind("bench-ceiling").bind(&key).fetch_optional(&mut *tx).await?;
-        let prices: Vec<(String, i64, String)> = sqlx::query_as("select sku, price_minor, currency from catalog where sku = any($1)").bind(&skus).fetch_all(&mut *tx).await?;
-        let unit_prices: Vec<i64> = skus.iter().map(|s| prices.iter().find(|p| &p.0 == s).map_or(0, |p| p.1)).collect();
-        let order_id = Uuid::now_v7();
-        let total: i64 = unit_prices.iter().zip(&quantities).map(|(p, q)| p * i64::from(*q)).sum();
-        sqlx::query("insert into orders (id, customer_id, status, total_minor, currency, version, idempotency_key, request_hash) values ($1, $2, 'PENDING', $3, 'EUR', 1, $4, $5)")
-            .bind(order_id)
-            .bind("bench-ceiling")
-            .bind(total)
-            .bind(&key)
-            .bind("0".repeat(64))
-            .execute(&mut *tx)
-            .await?;
-        let line_nos: Vec<i32> = (1..=count as i32).collect();
-        sqlx::query("insert into order_items (order_id, line_no, sku, quantity, unit_price_minor) select $1, * from unnest($2::int[], $3::text[], $4::int[], $5::bigint[])")
-            .bind(order_id)
-            .bind(&line_nos)
-            .bind(&skus)
-            .bind(&quantities)
-            .bind(&unit_prices)
-            .execute(&mut *tx)
-            .await?;
+        let (order_id, total, unit_prices) = crate::write_path::insert_order(&mut tx, "bench-ceiling", &key, &skus, &quantities).await?;
         let placed = OrderPlaced {
             event_id: new_event_id(),
             aggregate_id: order_id.to_string(),
