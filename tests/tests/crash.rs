@@ -1,12 +1,24 @@
-//! Crash: the inventory consumer is killed (SIGKILL, by its own failpoint)
-//! after its saga step committed and before the event's offset was stored; the
-//! restarted consumer gets the event again and the effect still exists exactly
-//! once: one reservation, the stock held once, one `StockReserved` on Kafka,
-//! and the saga ends as if nothing had happened.
+//! Crash: a consumer is killed (SIGKILL, by its own failpoint
+//! `OUTFLOW_FAILPOINT_KILL_AFTER_EFFECT`) after its effect was committed and
+//! before the event's offset was stored; the restarted consumer gets the event
+//! again, sees it as a duplicate, and the effect still exists exactly once; the
+//! saga ends as if nothing had happened. One test per consumer:
 //!
-//! It stops the running inventory consumer for its duration, so it is its own
-//! test binary; whatever happens, it ends by running `scripts/up`, which
-//! starts the real consumer again.
+//! - inventory, killed after OrderPlaced: one reservation, the stock held once,
+//!   one `StockReserved` on Kafka;
+//! - payments, killed after StockReserved: one payment, one inbox claim, one
+//!   `PaymentRequested` on Kafka;
+//! - orders, killed after PaymentCaptured: the order confirmed once at its next
+//!   version, one `OrderConfirmed` on Kafka;
+//! - views, killed after OrderConfirmed: the order view shows the confirmation
+//!   at the order's version, with that event once in its timeline, and every
+//!   other event of the saga once too.
+//!
+//! Each test stops the running consumer for its duration, so they take turns
+//! ([`ALONE`]) in their own test binary. Whatever happens in a test, even a
+//! failed assertion, it ends by starting the real consumer again the way
+//! `scripts/up` starts it (`start_service` of `scripts/services.sh`) and
+//! checking that it runs healthy, since the stack is shared with later tests.
 
 mod shop;
 
@@ -20,91 +32,228 @@ use std::{
 };
 
 use anyhow::{bail, ensure, Context, Result};
-use futures::FutureExt;
-use outflow_stack_tests::{consume, header_map, Stack};
+use futures::{FutureExt, TryStreamExt};
+use mongodb::bson::{doc, Document};
+use outflow_stack_tests::{header_map, read_topic, Stack};
 use rdkafka::Message;
 use shop::Shop;
+use sqlx::PgPool;
 
-const CONSUMER: &str = "inventory-consumer";
-const PORT: u16 = 7121;
 const STOCK: i32 = 5;
 const QUANTITY: i32 = 2;
 
-#[tokio::test]
-#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
-async fn a_consumer_killed_between_its_commit_and_its_offset_applies_the_event_exactly_once() -> Result<()> {
-    let shop = Shop::new().await;
-    let sku = shop.product(i64::from(STOCK)).await;
+/// Held by each test for its whole run: while one consumer is stopped or
+/// armed, the other tests' orders would go through it.
+static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-    // A panic in there (the Shop helpers assert) must not skip the restart either.
-    let crashed = match AssertUnwindSafe(crash_after_the_effect(&shop, &sku)).catch_unwind().await {
-        Ok(result) => result,
-        Err(panic) => Err(anyhow::anyhow!("panicked: {}", panic_text(&*panic))),
-    };
-    // Always, also when the crash part failed: the real consumer runs again.
-    let restored = restart_the_stack().await;
-    let order = match (crashed, restored) {
-        (Ok(order), Ok(_)) => order,
-        (Err(e), Ok(_)) => return Err(e.context("the crash part failed (scripts/up restarted the consumer)")),
-        (Ok(_), Err(restore)) => return Err(restore),
-        (Err(e), Err(restore)) => return Err(e.context(format!("the crash part failed, and so did the restart: {restore:#}"))),
-    };
-
-    // The restarted consumer gets OrderPlaced again; the inbox makes it a duplicate.
-    shop.wait_order(&order.id, "CONFIRMED").await;
-    shop.wait_reservation(&order.id, "COMMITTED").await;
-    assert_eq!(shop.stock(&sku).await, (STOCK - QUANTITY, 0), "sold once, nothing left reserved");
-    assert_eq!(reservations_of(&shop, &order.id).await?, 1, "still one reservation");
-    assert_eq!(inbox_claims(&shop, &order.event_id).await?, 1, "still one inbox claim of OrderPlaced");
-    let duplicates = duplicate_order_placed_count().await?;
-    assert!(duplicates >= 1, "the restarted consumer must have seen OrderPlaced again as a duplicate (consumer_events_total: {duplicates})");
-
-    let stack = Stack::from_env();
-    let key = order.id.clone();
-    let reserved = consume(&stack, "outflow.inventory.events", 2, Duration::from_secs(10), |m| {
-        m.key() == Some(key.as_bytes()) && header_map(m).get("eventType").map(String::as_str) == Some("StockReserved")
-    })
-    .await?;
-    assert_eq!(reserved.len(), 1, "exactly one StockReserved for order {}", order.id);
-    Ok(())
+/// A consumer as `scripts/services.sh` runs it, and where its failpoint fires.
+struct Consumer {
+    /// The component's name in the scripts (pid file, port, binary).
+    name: &'static str,
+    port: u16,
+    /// The event after whose effect the armed consumer kills itself.
+    failpoint: &'static str,
+    /// The topic that event travels on, keyed by the order id.
+    topic: &'static str,
 }
 
-struct Placed {
-    id: String,
-    /// The id of its `OrderPlaced` event (the inbox key).
+static INVENTORY: Consumer = Consumer { name: "inventory-consumer", port: 7121, failpoint: "OrderPlaced", topic: "outflow.order.events" };
+static PAYMENTS: Consumer = Consumer { name: "payments-consumer", port: 7122, failpoint: "StockReserved", topic: "outflow.inventory.events" };
+static ORDERS: Consumer = Consumer { name: "orders-consumer", port: 7123, failpoint: "PaymentCaptured", topic: "outflow.payment.events" };
+static VIEWS: Consumer = Consumer { name: "views-consumer", port: 7124, failpoint: "OrderConfirmed", topic: "outflow.order.events" };
+
+/// The order placed while the consumer was armed, and the id of the event the
+/// failpoint fired on (the inbox key, the timeline entry).
+struct Crashed {
+    order: String,
     event_id: String,
 }
 
-/// Stops the real consumer, runs one with the failpoint, places an order and
-/// checks what the killed process left behind.
-async fn crash_after_the_effect(shop: &Shop, sku: &str) -> Result<Placed> {
-    stop_the_running_consumer().await?;
-    let log = std::env::temp_dir().join(format!("outflow-crash-{}.log", uuid::Uuid::new_v4().simple()));
-    let mut child = Killed::spawn(&shop.stack, &log)?;
-    wait_healthy(&mut child, &log).await?;
+/// Inventory: the reservation is committed once, the stock held once.
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn the_inventory_consumer_killed_between_its_commit_and_its_offset_reserves_once() -> Result<()> {
+    let _alone = ALONE.lock().await;
+    let shop = Shop::new().await;
+    let sku = shop.product(i64::from(STOCK)).await;
+    let inventory = pool(&shop.stack, "inventory");
 
-    let order = shop.place("crash-customer", &[(sku, i64::from(QUANTITY))]).await;
-    shop.force(&order, "settle").await;
-    let status = child.wait_for_exit(Duration::from_secs(30)).await.with_context(|| format!("the consumer did not crash; its log:\n{}", tail(&log)))?;
-    ensure!(status.signal() == Some(9), "the consumer ended with {status}, not by SIGKILL; its log:\n{}", tail(&log));
+    let crashed = crash(&INVENTORY, async |armed: &mut Armed| {
+        let order = shop.place("crash-inventory", &[(&sku, i64::from(QUANTITY))]).await;
+        shop.force(&order, "settle").await;
+        let event_id = armed.killed_by_the_failpoint(&shop.stack, &order).await?;
+        // What the killed process committed: the reservation, once, and the stock held.
+        let rows: Vec<(String,)> = sqlx::query_as("select status from reservations where order_id = $1").bind(uuid(&order)?).fetch_all(&inventory).await?;
+        ensure!(rows.len() == 1 && rows[0].0 == "RESERVED", "reservations of {order} after the crash: {rows:?}");
+        let (on_hand, reserved) = shop.stock(&sku).await;
+        ensure!((on_hand, reserved) == (STOCK, QUANTITY), "stock after the crash: on hand {on_hand}, reserved {reserved}");
+        ensure!(inbox_claims(&inventory, &event_id, "OrderPlaced").await? == 1, "OrderPlaced {event_id} is not claimed in the inventory inbox");
+        Ok(Crashed { order, event_id })
+    })
+    .await?;
 
-    let event_id = order_placed_event_id(&shop.stack, &order).await?;
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    ensure!(
-        text.lines().any(|l| l.contains("failpoint: killing the process") && l.contains(&event_id)),
-        "the failpoint fired for another event than OrderPlaced {event_id} of order {order}; its log:\n{}",
-        tail(&log)
-    );
+    // The restarted consumer gets OrderPlaced again; the inbox makes it a duplicate.
+    wait_for_a_duplicate(&INVENTORY).await?;
+    let order = &crashed.order;
+    shop.wait_order(order, "CONFIRMED").await;
+    shop.wait_reservation(order, "COMMITTED").await;
+    assert_eq!(shop.stock(&sku).await, (STOCK - QUANTITY, 0), "sold once, nothing left reserved");
+    let reservations: i64 = sqlx::query_scalar("select count(*) from reservations where order_id = $1").bind(uuid(order)?).fetch_one(&inventory).await?;
+    assert_eq!(reservations, 1, "still one reservation of {order}");
+    assert_eq!(inbox_claims(&inventory, &crashed.event_id, "OrderPlaced").await?, 1, "still one inbox claim of OrderPlaced");
+    let reserved = event_types(&shop.stack, "outflow.inventory.events", order, "StockCommitted").await?;
+    assert_eq!(count(&reserved, "StockReserved"), 1, "exactly one StockReserved for order {order}: {reserved:?}");
+    Ok(())
+}
 
-    // What the killed process committed: the reservation, once, and the stock held.
-    let id = uuid::Uuid::parse_str(&order)?;
-    let rows: Vec<(String,)> = sqlx::query_as("select status from reservations where order_id = $1").bind(id).fetch_all(&inventory(shop)).await?;
-    ensure!(rows.len() == 1 && rows[0].0 == "RESERVED", "reservations of {order} after the crash: {rows:?}");
-    let (on_hand, reserved) = shop.stock(sku).await;
-    ensure!((on_hand, reserved) == (STOCK, QUANTITY), "stock after the crash: on hand {on_hand}, reserved {reserved}");
-    ensure!(inbox_claims(shop, &event_id).await? == 1, "OrderPlaced {event_id} is not claimed in the inbox");
-    let _ = std::fs::remove_file(&log);
-    Ok(Placed { id: order, event_id })
+/// Payments: the payment is opened once, one `PaymentRequested`.
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn the_payments_consumer_killed_between_its_commit_and_its_offset_opens_one_payment() -> Result<()> {
+    let _alone = ALONE.lock().await;
+    let shop = Shop::new().await;
+    let sku = shop.product(i64::from(STOCK)).await;
+    let payments = pool(&shop.stack, "payments");
+
+    let crashed = crash(&PAYMENTS, async |armed: &mut Armed| {
+        let order = shop.place("crash-payments", &[(&sku, i64::from(QUANTITY))]).await;
+        shop.force(&order, "settle").await;
+        let event_id = armed.killed_by_the_failpoint(&shop.stack, &order).await?;
+        // What the killed process committed: the payment (the provider may have
+        // settled it already through the webhook, which the writer takes).
+        let rows: Vec<(String,)> = sqlx::query_as("select status from payments where order_id = $1").bind(uuid(&order)?).fetch_all(&payments).await?;
+        ensure!(rows.len() == 1 && ["PENDING", "CAPTURED"].contains(&rows[0].0.as_str()), "payments of {order} after the crash: {rows:?}");
+        ensure!(inbox_claims(&payments, &event_id, "StockReserved").await? == 1, "StockReserved {event_id} is not claimed in the payments inbox");
+        Ok(Crashed { order, event_id })
+    })
+    .await?;
+
+    // The restarted consumer gets StockReserved again; the inbox makes it a duplicate.
+    wait_for_a_duplicate(&PAYMENTS).await?;
+    let order = &crashed.order;
+    shop.wait_order(order, "CONFIRMED").await;
+    shop.wait_reservation(order, "COMMITTED").await;
+    let payment = shop.wait_payment(order, "CAPTURED").await;
+    assert_eq!(payment["amount_minor"], i64::from(QUANTITY) * shop::PRICE, "{payment}");
+    let rows: i64 = sqlx::query_scalar("select count(*) from payments where order_id = $1").bind(uuid(order)?).fetch_one(&payments).await?;
+    assert_eq!(rows, 1, "still one payment of {order}");
+    assert_eq!(inbox_claims(&payments, &crashed.event_id, "StockReserved").await?, 1, "still one inbox claim of StockReserved");
+    let events = event_types(&shop.stack, "outflow.payment.events", order, "PaymentCaptured").await?;
+    assert_eq!(count(&events, "PaymentRequested"), 1, "exactly one PaymentRequested for order {order}: {events:?}");
+    assert_eq!(count(&events, "PaymentCaptured"), 1, "exactly one PaymentCaptured for order {order}: {events:?}");
+    assert_eq!(shop.stock(&sku).await, (STOCK - QUANTITY, 0), "sold once");
+    Ok(())
+}
+
+/// Orders: the order is confirmed once, one `OrderConfirmed`.
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn the_orders_consumer_killed_between_its_commit_and_its_offset_confirms_once() -> Result<()> {
+    let _alone = ALONE.lock().await;
+    let shop = Shop::new().await;
+    // Before the orders consumer stops: its catalog replica must know the SKU.
+    let sku = shop.product(i64::from(STOCK)).await;
+    let orders = pool(&shop.stack, "orders");
+
+    let crashed = crash(&ORDERS, async |armed: &mut Armed| {
+        let order = shop.place("crash-orders", &[(&sku, i64::from(QUANTITY))]).await;
+        shop.force(&order, "settle").await;
+        let event_id = armed.killed_by_the_failpoint(&shop.stack, &order).await?;
+        // What the killed process committed: the confirmation, at the order's next version.
+        let row = order_row(&orders, &order).await?;
+        ensure!(row == ("CONFIRMED".to_owned(), 2), "order {order} after the crash: {row:?}");
+        ensure!(inbox_claims(&orders, &event_id, "PaymentCaptured").await? == 1, "PaymentCaptured {event_id} is not claimed in the orders inbox");
+        Ok(Crashed { order, event_id })
+    })
+    .await?;
+
+    // The restarted consumer gets PaymentCaptured again; the inbox makes it a duplicate.
+    wait_for_a_duplicate(&ORDERS).await?;
+    let order = &crashed.order;
+    shop.wait_reservation(order, "COMMITTED").await;
+    assert_eq!(order_row(&orders, order).await?, ("CONFIRMED".to_owned(), 2), "confirmed once: one version step");
+    assert_eq!(inbox_claims(&orders, &crashed.event_id, "PaymentCaptured").await?, 1, "still one inbox claim of PaymentCaptured");
+    let events = event_types(&shop.stack, "outflow.order.events", order, "OrderConfirmed").await?;
+    assert_eq!(events, ["OrderPlaced", "OrderConfirmed"], "the events of order {order}");
+    assert_eq!(shop.stock(&sku).await, (STOCK - QUANTITY, 0), "sold once, nothing left reserved");
+    Ok(())
+}
+
+/// Views: the confirmation is in the order view once, at the order's version.
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn the_view_consumer_killed_between_its_write_and_its_offset_shows_the_event_once() -> Result<()> {
+    let _alone = ALONE.lock().await;
+    let shop = Shop::new().await;
+    let sku = shop.product(i64::from(STOCK)).await;
+    let orders = pool(&shop.stack, "orders");
+    let views = mongodb::Client::with_uri_str(&shop.stack.mongo_url).await?.database("outflow");
+
+    let crashed = crash(&VIEWS, async |armed: &mut Armed| {
+        let order = shop.place("crash-views", &[(&sku, i64::from(QUANTITY))]).await;
+        shop.force(&order, "settle").await;
+        let event_id = armed.killed_by_the_failpoint(&shop.stack, &order).await?;
+        // What the killed process wrote: the confirmation, at the order's version, once.
+        let (_, version) = order_row(&orders, &order).await?;
+        let view = order_view(&views, &order).await?;
+        ensure!(view.get_str("status") == Ok("CONFIRMED") && view.get_i64("order_version") == Ok(version), "the view of order {order} (version {version}) after the crash: {view}");
+        ensure!(timeline(&view).iter().filter(|(id, _)| *id == event_id).count() == 1, "OrderConfirmed {event_id} is not in the timeline once after the crash: {view}");
+        Ok(Crashed { order, event_id })
+    })
+    .await?;
+
+    // The restarted consumer gets OrderConfirmed again; the version guard and
+    // the timeline's event id make it a duplicate.
+    wait_for_a_duplicate(&VIEWS).await?;
+    let order = &crashed.order;
+    shop.wait_reservation(order, "COMMITTED").await;
+    let (_, version) = order_row(&orders, order).await?;
+    let until = tokio::time::Instant::now() + Duration::from_secs(30);
+    let view = loop {
+        let view = order_view(&views, order).await?;
+        let done = view.get_document("reservation").is_ok_and(|r| r.get_str("status") == Ok("COMMITTED"));
+        if done && timeline(&view).iter().any(|(_, t)| t == "StockCommitted") {
+            break view;
+        }
+        ensure!(tokio::time::Instant::now() < until, "the view of order {order} did not reach the end of the saga: {view}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!((view.get_str("status"), view.get_i64("order_version")), (Ok("CONFIRMED"), Ok(version)), "the view of {order}: {view}");
+    let entries = timeline(&view);
+    assert_eq!(entries.iter().filter(|(id, _)| *id == crashed.event_id).count(), 1, "OrderConfirmed {} once in the timeline: {view}", crashed.event_id);
+    let types: Vec<&str> = entries.iter().map(|(_, t)| t.as_str()).collect();
+    for expected in ["OrderPlaced", "StockReserved", "PaymentRequested", "PaymentCaptured", "OrderConfirmed", "StockCommitted"] {
+        assert_eq!(count(&types, expected), 1, "{expected} once in the timeline of {order}: {types:?}");
+    }
+    assert_eq!(types.len(), 6, "nothing else in the timeline of {order}: {types:?}");
+    let listed: Option<Document> = views.collection::<Document>("customer_orders").find_one(doc! { "_id": order.as_str() }).await?;
+    let listed = listed.with_context(|| format!("order {order} is not in customer_orders"))?;
+    assert_eq!((listed.get_str("status"), listed.get_i64("order_version")), (Ok("CONFIRMED"), Ok(version)), "customer_orders of {order}: {listed}");
+    Ok(())
+}
+
+/// Runs `case` against the consumer armed with its failpoint (the running one
+/// stopped first), then starts the real consumer again, whatever happened in
+/// `case`, panics included.
+async fn crash<T>(consumer: &'static Consumer, case: impl AsyncFnOnce(&mut Armed) -> Result<T>) -> Result<T> {
+    let armed_part = async {
+        stop_the_running_consumer(consumer).await?;
+        let mut armed = Armed::spawn(consumer)?;
+        armed.wait_healthy().await?;
+        case(&mut armed).await
+        // `armed` is dropped here: killed and reaped if it still runs.
+    };
+    let crashed = match AssertUnwindSafe(armed_part).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => Err(anyhow::anyhow!("panicked: {}", panic_text(&*panic))),
+    };
+    let restored = restart(consumer).await;
+    match (crashed, restored) {
+        (Ok(crashed), Ok(())) => Ok(crashed),
+        (Err(e), Ok(())) => Err(e.context(format!("the crash part failed ({} was restarted and is healthy)", consumer.name))),
+        (Ok(_), Err(restore)) => Err(restore),
+        (Err(e), Err(restore)) => Err(e.context(format!("the crash part failed, and so did the restart: {restore:#}"))),
+    }
 }
 
 /// The repository root.
@@ -114,6 +263,14 @@ fn repo() -> PathBuf {
 
 fn state() -> PathBuf {
     std::env::var_os("OUTFLOW_STATE").map(PathBuf::from).unwrap_or_else(|| repo().join(".state"))
+}
+
+/// A bash command run with the scripts' environment and functions (`lib.sh`,
+/// `infra.sh`, `services.sh`), from the repository root.
+fn scripts(command: &str) -> Command {
+    let mut bash = Command::new("bash");
+    bash.arg("-c").arg(format!(". scripts/lib.sh && . scripts/infra.sh && . scripts/services.sh && {command}")).current_dir(repo()).stdin(Stdio::null());
+    bash
 }
 
 /// `/proc/<pid>/stat` after the command name: state first, start time 20th.
@@ -127,113 +284,122 @@ fn running(pid: u32) -> bool {
     proc_stat(pid).is_some_and(|fields| fields[0] != "Z")
 }
 
-/// The pid `scripts/up` recorded for the consumer, if that very process runs.
-fn recorded_consumer() -> Result<u32> {
-    let file = state().join("run").join(format!("{CONSUMER}.pid"));
+/// The pid the scripts recorded for the consumer, if that very process runs.
+fn recorded(consumer: &Consumer) -> Result<u32> {
+    let file = state().join("run").join(format!("{}.pid", consumer.name));
     let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}: is the stack up (scripts/up)?", file.display()))?;
     let mut lines = text.lines();
     let pid: u32 = lines.next().unwrap_or_default().trim().parse().with_context(|| format!("no pid in {}", file.display()))?;
     let recorded = lines.next().unwrap_or_default().trim().to_owned();
     let started = proc_stat(pid).and_then(|fields| fields.get(19).cloned());
-    ensure!(started.as_deref() == Some(recorded.as_str()) && running(pid), "{CONSUMER} (pid {pid} in {}) is not running", file.display());
+    ensure!(started.as_deref() == Some(recorded.as_str()) && running(pid), "{} (pid {pid} in {}) is not running", consumer.name, file.display());
     Ok(pid)
 }
 
 /// SIGTERM to the running consumer, then waits until it has exited.
-async fn stop_the_running_consumer() -> Result<()> {
-    let pid = recorded_consumer().context("start the stack with scripts/up")?;
+async fn stop_the_running_consumer(consumer: &Consumer) -> Result<()> {
+    let pid = recorded(consumer).context("start the stack with scripts/up")?;
     let term = Command::new("kill").args(["-TERM", &pid.to_string()]).status()?;
     ensure!(term.success(), "kill -TERM {pid} failed: {term}");
     let until = tokio::time::Instant::now() + Duration::from_secs(40);
     while running(pid) {
-        ensure!(tokio::time::Instant::now() < until, "{CONSUMER} (pid {pid}) did not stop within 40 s of SIGTERM");
+        ensure!(tokio::time::Instant::now() < until, "{} (pid {pid}) did not stop within 40 s of SIGTERM", consumer.name);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(())
 }
 
-/// The consumer binary with the failpoint armed; killed and reaped on drop if
-/// it is still running.
-struct Killed(Child);
+/// The consumer's binary with the failpoint armed, in the environment the
+/// scripts give the real one; killed and reaped on drop if it still runs.
+struct Armed {
+    child: Child,
+    log: PathBuf,
+    consumer: &'static Consumer,
+}
 
-impl Killed {
-    fn spawn(stack: &Stack, log: &Path) -> Result<Self> {
-        let binary = repo().join("target/release/outflow-inventory-consumer");
-        let out = std::fs::File::create(log)?;
-        let child = Command::new(&binary)
-            .env("OUTFLOW_HTTP__PORT", PORT.to_string())
-            .env("OUTFLOW_DATABASE__URL", stack.database_url("inventory"))
-            .env("OUTFLOW_KAFKA_BROKERS", &stack.kafka_brokers)
-            .env("OUTFLOW_REGISTRY_URL", &stack.registry_url)
-            .env("OUTFLOW_FAILPOINT_KILL_AFTER_EFFECT", "OrderPlaced")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()
-            .with_context(|| format!("starting {} (built by scripts/up)", binary.display()))?;
-        Ok(Killed(child))
+impl Armed {
+    fn spawn(consumer: &'static Consumer) -> Result<Self> {
+        let log = std::env::temp_dir().join(format!("outflow-crash-{}-{}.log", consumer.name, uuid::Uuid::new_v4().simple()));
+        let out = std::fs::File::create(&log)?;
+        // As start_service starts it, with `exec` so that the child is the consumer itself.
+        let child = scripts(&format!(
+            r#"name={name}; OUTFLOW_FAILPOINT_KILL_AFTER_EFFECT={failpoint} OUTFLOW_HTTP__PORT="$(service_port "$name")" OUTFLOW_DATABASE__URL="$DATABASE_URL_BASE/${{name%-consumer}}" exec "$(service_binary "$name")""#,
+            name = consumer.name,
+            failpoint = consumer.failpoint,
+        ))
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .spawn()
+        .with_context(|| format!("starting {} with the failpoint", consumer.name))?;
+        Ok(Armed { child, log, consumer })
     }
 
-    async fn wait_for_exit(&mut self, within: Duration) -> Result<std::process::ExitStatus> {
-        let until = tokio::time::Instant::now() + within;
+    async fn wait_healthy(&mut self) -> Result<()> {
+        let http = reqwest::Client::new();
+        let until = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(status) = self.0.try_wait()? {
-                return Ok(status);
+            if let Some(status) = self.child.try_wait()? {
+                bail!("{} with the failpoint exited during start ({status}); its log:\n{}", self.consumer.name, self.tail());
             }
-            ensure!(tokio::time::Instant::now() < until, "still running after {within:?}");
+            let up = http.get(format!("http://127.0.0.1:{}/healthz", self.consumer.port)).timeout(Duration::from_secs(2)).send().await;
+            if up.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+            ensure!(tokio::time::Instant::now() < until, "{} with the failpoint is not healthy after 30 s; its log:\n{}", self.consumer.name, self.tail());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until the failpoint killed the process (SIGKILL), and checks that
+    /// it fired on `order`'s event; returns that event's id.
+    async fn killed_by_the_failpoint(&mut self, stack: &Stack, order: &str) -> Result<String> {
+        let (name, failpoint) = (self.consumer.name, self.consumer.failpoint);
+        let until = tokio::time::Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.child.try_wait()? {
+                break status;
+            }
+            ensure!(tokio::time::Instant::now() < until, "{name} did not crash within 30 s of order {order}; its log:\n{}", self.tail());
             tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        };
+        ensure!(status.signal() == Some(9), "{name} ended with {status}, not by SIGKILL; its log:\n{}", self.tail());
+        let found = read_topic(stack, self.consumer.topic, Duration::from_secs(30), |m| is_event_of(m, order, failpoint), |kept| !kept.is_empty()).await?;
+        let event_id = header_map(&found[0]).get("id").cloned().with_context(|| format!("{failpoint} of {order} has no id header"))?;
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        ensure!(
+            text.lines().any(|l| l.contains("failpoint: killing the process") && l.contains(&event_id)),
+            "the failpoint of {name} fired for another event than {failpoint} {event_id} of order {order} (traffic of another test or a benchmark?); its log:\n{}",
+            self.tail()
+        );
+        Ok(event_id)
+    }
+
+    fn tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
     }
 }
 
-impl Drop for Killed {
+impl Drop for Armed {
     fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
-async fn wait_healthy(child: &mut Killed, log: &Path) -> Result<()> {
-    let http = reqwest::Client::new();
-    let until = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.0.try_wait()? {
-            bail!("the consumer with the failpoint exited during start ({status}); its log:\n{}", tail(log));
-        }
-        let up = http.get(format!("http://127.0.0.1:{PORT}/healthz")).timeout(Duration::from_secs(2)).send().await;
-        if up.is_ok_and(|r| r.status().is_success()) {
-            return Ok(());
-        }
-        ensure!(tokio::time::Instant::now() < until, "the consumer with the failpoint is not healthy after 30 s; its log:\n{}", tail(log));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// `scripts/up`: starts whatever is not running, here the real consumer. It
-/// must run healthy afterwards; a failure of `scripts/up` elsewhere (another
-/// component it could not start) is reported, not charged to this test.
-async fn restart_the_stack() -> Result<()> {
-    let mut command = Command::new(repo().join("scripts/up"));
-    // The variables cargo sets for a test process would make the release build
-    // inside scripts/up look stale and rebuild; scripts/up runs as from a shell.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CARGO") && key != "CARGO_HOME" {
-            command.env_remove(key);
-        }
-    }
-    let up = command.current_dir(repo()).stdin(Stdio::null()).output().context("running scripts/up")?;
-    let output = format!("{}{}", String::from_utf8_lossy(&up.stdout), String::from_utf8_lossy(&up.stderr));
-    let healthy = reqwest::Client::new().get(format!("http://127.0.0.1:{PORT}/healthz")).timeout(Duration::from_secs(2)).send().await.is_ok_and(|r| r.status().is_success());
-    match recorded_consumer() {
-        Ok(_) if healthy => {}
-        Ok(pid) => bail!("after scripts/up ({}), {CONSUMER} (pid {pid}) is not healthy; its output:\n{output}", up.status),
-        Err(e) => bail!("after scripts/up ({}): {e:#}; its output:\n{output}", up.status),
-    }
-    if !up.status.success() {
-        eprintln!("warning: scripts/up failed ({}), though {CONSUMER} runs healthy again; its output:\n{output}", up.status);
-    }
+/// Starts the real consumer as `scripts/up` does (`start_service`, which waits
+/// for its health) and checks that the recorded process answers.
+async fn restart(consumer: &Consumer) -> Result<()> {
+    let name = consumer.name;
+    let started = scripts(&format!("start_service {name}")).output().context("running start_service")?;
+    let output = format!("{}{}", String::from_utf8_lossy(&started.stdout), String::from_utf8_lossy(&started.stderr));
+    let pid = recorded(consumer).with_context(|| format!("start_service {name} ({}): {output}", started.status))?;
+    let healthy = reqwest::Client::new().get(format!("http://127.0.0.1:{}/healthz", consumer.port)).timeout(Duration::from_secs(2)).send().await.is_ok_and(|r| r.status().is_success());
+    ensure!(started.status.success() && healthy, "after start_service {name} ({}), pid {pid} is not healthy; run scripts/up. Its output:\n{output}", started.status);
     Ok(())
 }
 
@@ -241,48 +407,76 @@ fn panic_text(panic: &(dyn Any + Send)) -> String {
     panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned())).unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
-fn tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
+/// A lazily connecting pool on one of the service databases (per test: a pool
+/// belongs to the runtime of the test that made it).
+fn pool(stack: &Stack, database: &str) -> PgPool {
+    sqlx::postgres::PgPoolOptions::new().max_connections(2).connect_lazy(&stack.database_url(database)).expect("a database URL")
 }
 
-fn inventory(shop: &Shop) -> sqlx::PgPool {
-    static POOL: std::sync::OnceLock<sqlx::PgPool> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| sqlx::postgres::PgPoolOptions::new().max_connections(2).connect_lazy(&shop.stack.database_url("inventory")).expect("a database URL")).clone()
+fn uuid(id: &str) -> Result<uuid::Uuid> {
+    uuid::Uuid::parse_str(id).with_context(|| format!("{id} is not a UUID"))
 }
 
-async fn reservations_of(shop: &Shop, order: &str) -> Result<i64> {
-    let id = uuid::Uuid::parse_str(order)?;
-    Ok(sqlx::query_scalar("select count(*) from reservations where order_id = $1").bind(id).fetch_one(&inventory(shop)).await?)
+async fn inbox_claims(pool: &PgPool, event_id: &str, event_type: &str) -> Result<i64> {
+    Ok(sqlx::query_scalar("select count(*) from processed_events where event_id = $1 and event_type = $2").bind(uuid(event_id)?).bind(event_type).fetch_one(pool).await?)
 }
 
-async fn inbox_claims(shop: &Shop, event_id: &str) -> Result<i64> {
-    let id = uuid::Uuid::parse_str(event_id)?;
-    Ok(sqlx::query_scalar("select count(*) from processed_events where event_id = $1 and event_type = 'OrderPlaced'")
-        .bind(id)
-        .fetch_one(&inventory(shop))
-        .await?)
+/// (status, version) of an order in the orders database.
+async fn order_row(orders: &PgPool, order: &str) -> Result<(String, i64)> {
+    Ok(sqlx::query_as("select status, version from orders where id = $1").bind(uuid(order)?).fetch_one(orders).await?)
 }
 
-/// The event id (`id` header) of the order's `OrderPlaced` record.
-async fn order_placed_event_id(stack: &Stack, order: &str) -> Result<String> {
-    let placed = consume(stack, "outflow.order.events", 1, Duration::from_secs(30), |m| {
-        m.key() == Some(order.as_bytes()) && header_map(m).get("eventType").map(String::as_str) == Some("OrderPlaced")
-    })
-    .await?;
-    let record = placed.first().with_context(|| format!("no OrderPlaced for {order} on outflow.order.events"))?;
-    header_map(record).get("id").cloned().context("OrderPlaced has no id header")
+async fn order_view(views: &mongodb::Database, order: &str) -> Result<Document> {
+    let found: Vec<Document> = views.collection::<Document>("order_views").find(doc! { "_id": order }).await?.try_collect().await?;
+    found.into_iter().next().with_context(|| format!("no order view of {order}"))
 }
 
-/// `consumer_events_total` of the inventory group for OrderPlaced seen as a
-/// duplicate, since the consumer (re)started.
-async fn duplicate_order_placed_count() -> Result<u64> {
-    let metrics = reqwest::get(format!("http://127.0.0.1:{PORT}/metrics")).await?.text().await?;
-    Ok(metrics
-        .lines()
-        .filter(|l| l.starts_with("consumer_events_total{") && l.contains("event_type=\"OrderPlaced\"") && l.contains("outcome=\"duplicate\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .map(|v| v as u64)
-        .sum())
+/// (event id, type) of every timeline entry of an order view.
+fn timeline(view: &Document) -> Vec<(String, String)> {
+    view.get_array("timeline")
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|e| e.as_document())
+                .map(|e| (e.get_str("event_id").unwrap_or_default().to_owned(), e.get_str("type").unwrap_or_default().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn is_event_of(message: &impl Message, order: &str, event_type: &str) -> bool {
+    message.key() == Some(order.as_bytes()) && header_map(message).get("eventType").map(String::as_str) == Some(event_type)
+}
+
+/// The types of the events keyed by `order` on `topic`, in order, read to the
+/// end of the topic once `last` is among them.
+async fn event_types(stack: &Stack, topic: &str, order: &str, last: &str) -> Result<Vec<String>> {
+    let found = read_topic(stack, topic, Duration::from_secs(30), |m| m.key() == Some(order.as_bytes()), |kept| kept.iter().any(|m| is_event_of(m, order, last))).await?;
+    Ok(found.iter().map(|m| header_map(m).get("eventType").cloned().unwrap_or_default()).collect())
+}
+
+fn count<S: AsRef<str>>(items: &[S], wanted: &str) -> usize {
+    items.iter().filter(|i| i.as_ref() == wanted).count()
+}
+
+/// Waits until the restarted consumer counted its failpoint's event type as a
+/// duplicate (`consumer_events_total`): it got the event whose offset the
+/// killed process never stored. The group first waits out the killed member's
+/// session (10 s).
+async fn wait_for_a_duplicate(consumer: &Consumer) -> Result<()> {
+    let url = format!("http://127.0.0.1:{}/metrics", consumer.port);
+    let until = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let metrics = reqwest::get(&url).await?.text().await?;
+        let duplicates: f64 = metrics
+            .lines()
+            .filter(|l| l.starts_with("consumer_events_total{") && l.contains(&format!("event_type=\"{}\"", consumer.failpoint)) && l.contains("outcome=\"duplicate\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if duplicates >= 1.0 {
+            return Ok(());
+        }
+        ensure!(tokio::time::Instant::now() < until, "the restarted {} did not see {} again as a duplicate within 60 s", consumer.name, consumer.failpoint);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }

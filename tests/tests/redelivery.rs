@@ -1,17 +1,32 @@
 //! Redelivery: every topic replayed from offset 0 into fresh instances of the
-//! saga consumers (new consumer groups) changes nothing: no row, payment,
-//! reservation or inbox entry, and not one event is applied a second time.
-//! Its own test binary, so that no other test writes while it compares.
+//! consumers (new consumer groups) changes nothing. For the saga consumers: no
+//! row, payment, reservation or inbox entry, and not one event is applied a
+//! second time. For the view consumer, replaying into the live MongoDB views:
+//! not one document of `order_views`, `customer_orders` or
+//! `product_availability`.
+//! Its own test binary, so that no other test writes while it compares; its
+//! two tests take turns ([`ALONE`]) for the same reason.
 
 mod shop;
 
-use std::{sync::{atomic::{AtomicU64, Ordering}, Arc}, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    hash::{Hash, Hasher},
+    sync::{atomic::{AtomicU64, Ordering}, Arc},
+    time::Duration,
+};
 
+use futures::TryStreamExt;
+use mongodb::bson::{doc, Bson, Document};
 use outflow_consumer::{ConsumerSettings, Handler, Outcome};
 use outflow_outbox::Outbox;
 use outflow_stack_tests::Stack;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use sqlx::PgPool;
+
+/// Held by each test for its whole run: one test's traffic would break the
+/// other's "nothing changed".
+static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const TABLES: [(&str, &[&str]); 3] = [
     ("orders", &["orders", "order_items", "catalog", "processed_events"]),
@@ -63,6 +78,31 @@ fn caught_up(stack: &Stack, group: &str, topics: &[String]) -> bool {
     })
 }
 
+/// How long a replay may go without handling a record before it counts as
+/// stuck. The topics keep every event, so a replay's length grows with the
+/// stack's history and no fixed deadline fits; progress does.
+const STALL: Duration = Duration::from_secs(60);
+
+struct Progress {
+    seen: u64,
+    at: tokio::time::Instant,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress { seen: 0, at: tokio::time::Instant::now() }
+    }
+
+    /// Records how many records the replay has handled; false once that
+    /// number has not grown for [`STALL`].
+    fn still(&mut self, seen: u64) -> bool {
+        if seen > self.seen {
+            (self.seen, self.at) = (seen, tokio::time::Instant::now());
+        }
+        self.at.elapsed() < STALL
+    }
+}
+
 struct Replay {
     seen: Arc<AtomicU64>,
     applied: Arc<AtomicU64>,
@@ -89,6 +129,7 @@ fn counting(inner: Handler) -> Replay {
 #[tokio::test]
 #[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
 async fn replaying_every_topic_from_the_start_changes_nothing() {
+    let _alone = ALONE.lock().await;
     let stack = Stack::from_env();
     // Traffic of its own, so there is something to replay even on a fresh stack.
     let shop = shop::Shop::new().await;
@@ -139,10 +180,10 @@ async fn replaying_every_topic_from_the_start_changes_nothing() {
             let _ = stopping.changed().await;
         })));
     }
-    let until = tokio::time::Instant::now() + Duration::from_secs(240);
+    let mut moving = Progress::new();
     while !replays.iter().zip(&groups).all(|((topics, _), group)| caught_up(&stack, group, topics)) {
         let progress: Vec<_> = replays.iter().zip(&expected).map(|((_, r), want)| (r.seen.load(Ordering::SeqCst), *want)).collect();
-        assert!(tokio::time::Instant::now() < until, "replay did not finish: {progress:?}");
+        assert!(moving.still(progress.iter().map(|(seen, _)| seen).sum()), "replay stalled for {STALL:?} before it finished: {progress:?}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let _ = stop.send(true);
@@ -155,4 +196,128 @@ async fn replaying_every_topic_from_the_start_changes_nothing() {
     assert!(seen.iter().all(|n| *n > 0), "every consumer replayed events: {seen:?} of {expected:?}");
     assert_eq!(applied, vec![0, 0, 0], "a replayed event was applied again (replayed {expected:?})");
     assert_eq!(snapshot(&pools).await, before, "the replay changed the databases");
+}
+
+/// The MongoDB database the view consumer writes (its `views_database`).
+const VIEWS_DATABASE: &str = "outflow";
+const VIEWS: [&str; 3] = ["order_views", "customer_orders", "product_availability"];
+
+/// Every document of the views as `(collection/_id, relaxed extended JSON)`,
+/// sorted by collection and `_id`.
+async fn view_documents(views: &mongodb::Database) -> Vec<(String, String)> {
+    let mut documents = Vec::new();
+    for name in VIEWS {
+        let found: Vec<Document> = views.collection::<Document>(name).find(doc! {}).sort(doc! { "_id": 1 }).await.unwrap().try_collect().await.unwrap();
+        for document in found {
+            let id = document.get("_id").map(ToString::to_string).unwrap_or_default();
+            documents.push((format!("{name}/{id}"), Bson::Document(document).into_relaxed_extjson().to_string()));
+        }
+    }
+    documents
+}
+
+/// A short digest of the view documents, for messages: how many, and a hash.
+fn digest(documents: &[(String, String)]) -> String {
+    let mut hasher = std::hash::DefaultHasher::new();
+    documents.hash(&mut hasher);
+    format!("{} documents, {:016x}", documents.len(), hasher.finish())
+}
+
+/// The high watermark of every partition of every event topic.
+fn ends(stack: &Stack) -> Vec<(String, i32, i64)> {
+    let consumer: BaseConsumer = stack.kafka_config().create().unwrap();
+    outflow_views_consumer::topics()
+        .into_iter()
+        .flat_map(|topic| (0..3).map(move |p| (topic.clone(), p)))
+        .map(|(topic, p)| {
+            let high = consumer.fetch_watermarks(&topic, p, Duration::from_secs(5)).map_or(-1, |(_, high)| high);
+            (topic, p, high)
+        })
+        .collect()
+}
+
+/// Waits until the stack is quiet: every consumer group that writes (the saga
+/// consumers and the view consumer) has committed every partition up to its
+/// end, and neither the topics nor the views changed since the previous look.
+/// Returns the views and the topics' ends at that point.
+async fn quiet_views(stack: &Stack, views: &mongodb::Database) -> (Vec<(String, String)>, Vec<(String, i32, i64)>) {
+    let groups = [
+        (outflow_inventory_consumer::GROUP, outflow_inventory_consumer::topics()),
+        (outflow_payments_consumer::GROUP, outflow_payments_consumer::topics()),
+        (outflow_orders_consumer::GROUP, outflow_orders_consumer::topics()),
+        (outflow_views_consumer::GROUP, outflow_views_consumer::topics()),
+    ];
+    let until = tokio::time::Instant::now() + Duration::from_secs(120);
+    let mut last = None;
+    loop {
+        let now = (view_documents(views).await, ends(stack));
+        let behind: Vec<&str> = groups.iter().filter(|(group, topics)| !caught_up(stack, group, topics)).map(|(group, _)| *group).collect();
+        if behind.is_empty() && last.as_ref() == Some(&now) {
+            return now;
+        }
+        assert!(tokio::time::Instant::now() < until, "the stack did not become quiet within 120 s: groups behind {behind:?}, views {}", digest(&now.0));
+        last = Some(now);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// The view consumer's fold, in-process, in a new consumer group, replays every
+/// topic from offset 0 into the live views once the stack is quiet. Every
+/// event is then older than or as old as what the views show: not one may be
+/// applied, and every document of the three views must be byte for byte what
+/// it was (a lost update the live consumer made would show up here as a
+/// replayed event that applies).
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn replaying_every_topic_into_the_live_views_changes_nothing() {
+    let _alone = ALONE.lock().await;
+    let stack = Stack::from_env();
+    // Traffic of its own, whatever ran before: a sale and a refusal.
+    let shop = shop::Shop::new().await;
+    let sku = shop.product(1).await;
+    let (sold, refused) = (shop.place("view-replay-a", &[(&sku, 1)]).await, shop.place("view-replay-b", &[(&sku, 1)]).await);
+    shop.force(&sold, "settle").await;
+    shop.force(&refused, "settle").await;
+    for order in [&sold, &refused] {
+        let end = shop.wait_terminal(order, Duration::from_secs(60)).await;
+        let reservation = if end["status"] == "CONFIRMED" { "COMMITTED" } else { "REJECTED" };
+        shop.wait_reservation(order, reservation).await;
+    }
+    let views = mongodb::Client::with_uri_str(&stack.mongo_url).await.unwrap().database(VIEWS_DATABASE);
+    let (before, topic_ends) = quiet_views(&stack, &views).await;
+    assert!(before.iter().any(|(id, _)| id.contains(&sold)) && before.iter().any(|(id, _)| id.contains(&refused)), "the views do not show this test's orders");
+
+    let topics = outflow_views_consumer::topics();
+    let expected = records_in(&stack, &topics);
+    let replay = counting(outflow_consumer::handler(Arc::new(outflow_views_consumer::Views { db: views.clone() })));
+    let group = format!("test-view-replay-{}", uuid::Uuid::new_v4());
+    let settings = ConsumerSettings { brokers: stack.kafka_brokers.clone(), group_id: group.clone(), topics: topics.clone(), registry_url: stack.registry_url.clone() };
+    let (stop, mut stopping) = tokio::sync::watch::channel(false);
+    // As many lanes as the view consumer runs with (consumers/views/src/main.rs).
+    let running = tokio::spawn(outflow_consumer::runtime::run_with_lanes(settings, 8, replay.handler.clone(), async move {
+        let _ = stopping.changed().await;
+    }));
+    let quiet = |stack: &Stack| {
+        let now = ends(stack);
+        let grown: Vec<_> = now.iter().zip(&topic_ends).filter(|(n, e)| n != e).map(|(n, e)| format!("{}[{}] {} -> {}", n.0, n.1, e.2, n.2)).collect();
+        assert!(grown.is_empty(), "events were written during the replay (another test or a benchmark on the stack?), nothing can be compared: {grown:?}");
+    };
+    let mut moving = Progress::new();
+    while !caught_up(&stack, &group, &topics) {
+        quiet(&stack);
+        let seen = replay.seen.load(Ordering::SeqCst);
+        assert!(moving.still(seen), "the view replay stalled for {STALL:?} before the end of the topics: {seen} of {expected} records");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let _ = stop.send(true);
+    running.await.unwrap().unwrap();
+    quiet(&stack);
+
+    let (seen, applied) = (replay.seen.load(Ordering::SeqCst), replay.applied.load(Ordering::SeqCst));
+    assert!(seen > 0, "the view replay handled no event (of {expected} records)");
+    let after = view_documents(&views).await;
+    let (was, is): (BTreeMap<_, _>, BTreeMap<_, _>) = (before.iter().cloned().collect(), after.iter().cloned().collect());
+    let changed: Vec<&String> = was.keys().chain(is.keys()).collect::<BTreeSet<_>>().into_iter().filter(|id| was.get(*id) != is.get(*id)).take(10).collect();
+    assert_eq!(applied, 0, "{applied} of {seen} replayed events were applied again; documents that changed: {changed:?}");
+    assert!(before == after, "the replay changed the views: before {}, after {}; first changed documents: {changed:?}", digest(&before), digest(&after));
 }
