@@ -51,6 +51,7 @@ pub struct Args {
 
 struct Plan {
     ceiling_s: u64,
+    probe_s: u64,
     write_rounds: usize,
     write_s: u64,
     saturate_s: u64,
@@ -60,8 +61,8 @@ struct Plan {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let plan = match args.mode {
-        Mode::Quick => Plan { ceiling_s: 10, write_rounds: 1, write_s: 10, saturate_s: 30, half_rate_s: 30, views_max_s: 30 },
-        Mode::Full => Plan { ceiling_s: 30, write_rounds: 3, write_s: 15, saturate_s: 600, half_rate_s: 120, views_max_s: 120 },
+        Mode::Quick => Plan { ceiling_s: 10, probe_s: 20, write_rounds: 1, write_s: 10, saturate_s: 30, half_rate_s: 30, views_max_s: 30 },
+        Mode::Full => Plan { ceiling_s: 30, probe_s: 60, write_rounds: 3, write_s: 15, saturate_s: 600, half_rate_s: 120, views_max_s: 120 },
     };
     let stack = Stack::from_env();
     let started = chrono::Utc::now();
@@ -78,25 +79,32 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let orders_db = PgPoolOptions::new().max_connections(2).connect(&stack.database_url("orders")).await.context("connecting to the orders database")?;
     let shop = Arc::new(Shop::open(&stack, &orders_db).await?);
     let observer = Observer::start(&stack).await?;
-    let sampler = SlotSampler::start(stack.admin_pool().await?);
-    let before = resources::snapshot(&args.state);
-    let saturated = saga::max_rate(&shop, &observer, args.customers, plan.saturate_s, 0).await;
-    let after = resources::snapshot(&args.state);
+    // The maximum first, briefly, to know what half of it is.
+    let probe = saga::max_rate(&shop, &observer, args.customers, plan.probe_s, 0).await;
     println!("waiting for every consumer group to work off its backlog");
-    let drained = saga::wait_drained(&stack, std::time::Duration::from_secs(600)).await?;
-    let rate = (saturated.per_second / 2.0).max(1.0);
+    let drain_deadline = std::time::Duration::from_secs(1800);
+    saga::wait_drained(&stack, drain_deadline).await?;
+    let sampler = SlotSampler::start(stack.admin_pool().await?);
+    let rate = (probe.per_second / 2.0).max(1.0);
     observer.record(true);
     let mongo = mongodb::Client::with_uri_str(&stack.mongo_url).await?.database("outflow");
-    let half = saga::at_rate(&shop, &observer, &mongo, rate, plan.half_rate_s, 10_000_000_000_000).await;
+    let half = saga::at_rate(&shop, &observer, &mongo, rate, plan.half_rate_s, 10_000_000_000_000).await?;
     observer.record(false);
     let hops = observer.hops();
-    observer.stop();
-    let slots = sampler.finish();
-    shop.close().await?;
-    let half = half?;
+    println!("waiting for every consumer group to work off its backlog");
+    let half_drained = saga::wait_drained(&stack, drain_deadline).await?;
 
     println!("(e) the view consumer replaying every topic, against batched upserts");
     let views = views_apply::measure(&stack, &shop.run_id, plan.views_max_s).await?;
+
+    println!("(d, f) the saga sustained at its maximum for {} s", plan.saturate_s);
+    let before = resources::snapshot(&args.state);
+    let saturated = saga::max_rate(&shop, &observer, args.customers, plan.saturate_s, 1_000_000_000_000).await;
+    let after = resources::snapshot(&args.state);
+    let left = saga::backlog(&stack)?;
+    observer.stop();
+    let slots = sampler.finish();
+    shop.close().await?;
     let memory = resources::snapshot(&args.state);
 
     // The table.
@@ -126,14 +134,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     rows.push(Row::at_most("c", format!("every hop: commit → consumable p99 (n={})", all_hops.count), all_hops.p99_ms, 50.0));
     rows.push(Row::against("d", format!("completed sagas, {} customers, {} s /s", args.customers, plan.saturate_s), saturated.per_second, "/s", saga_ceiling.per_second, 0.5));
     rows.push(Row::info("d", "  errors in that loop (timeouts, refusals)", saturated.errors as f64, ""));
-    rows.push(Row::info("d", "  backlog left by that loop, worked off in", drained.as_secs_f64(), "s"));
-    rows.push(Row::info("d", "half rate: offered /s", half.offered_per_second, "/s"));
+    for (group, lag) in &left {
+        rows.push(Row::info("d", format!("  backlog at its end: {group}"), *lag as f64, "events"));
+    }
+    rows.push(Row::info("d", format!("half rate: offered /s (half of {:.1}/s in a {} s probe)", probe.per_second, plan.probe_s), half.offered_per_second, "/s"));
     rows.push(Row::info("d", format!("half rate: completed /s ({} of {}, {} failed)", half.completed, half.placed, half.failed), half.completed_per_second, "/s"));
     rows.push(Row::info("d", "half rate: POST → saga end on Kafka p50", half.post_to_saga_end.p50_ms, "ms"));
     rows.push(Row::info("d", "half rate: POST → view CONFIRMED p50", half.post_to_view_confirmed.p50_ms, "ms"));
     rows.push(Row::at_most("d", format!("half rate: POST → view CONFIRMED p99 (n={})", half.post_to_view_confirmed.count), half.post_to_view_confirmed.p99_ms, 1000.0));
     rows.push(Row::info("d", "half rate: commit → view p50, every event", half.commit_to_view_all.p50_ms, "ms"));
     rows.push(Row::at_most("d", format!("half rate: commit → view p99, every event (n={})", half.commit_to_view_all.count), half.commit_to_view_all.p99_ms, 150.0));
+    rows.push(Row::info("d", "half rate: backlog left, worked off in", half_drained.as_secs_f64(), "s"));
     for slot in &slots {
         rows.push(Row::info("d", format!("slot {}: lag, largest in the first third", slot.slot), slot.max_first_third_bytes as f64 / 1024.0, "KiB"));
         rows.push(Row::info("d", format!("slot {}: lag, largest in the last third", slot.slot), slot.max_last_third_bytes as f64 / 1024.0, "KiB"));
@@ -165,7 +176,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "rows": rows,
         "write_path": write,
         "saga_sql_ceiling": saga_ceiling,
+        "saga_probe": probe,
         "saga_closed_loop": saturated,
+        "backlog_after_sustained": left,
         "half_rate": half,
         "hops": hop_json,
         "slots": slots,

@@ -374,11 +374,10 @@ impl SlotLag {
 /// The consumer groups of the stack.
 pub const GROUPS: [&str; 5] = ["outflow-inventory", "outflow-payments", "outflow-orders", "outflow-views", "outflow-notifications"];
 
-/// Waits until every group has committed up to the high watermark of every
-/// event topic it reads (its backlog is gone); returns how long it took.
-pub async fn wait_drained(stack: &Stack, deadline: Duration) -> anyhow::Result<Duration> {
+/// Each group's backlog: records on the event topics it reads that it has
+/// not committed yet (a group has no offsets on a topic it does not read).
+pub fn backlog(stack: &Stack) -> anyhow::Result<Vec<(String, i64)>> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    let started = Instant::now();
     let probe: BaseConsumer = stack.kafka_config().create()?;
     let mut highs = Vec::new();
     for aggregate in outflow_events::AggregateType::ALL {
@@ -388,24 +387,35 @@ pub async fn wait_drained(stack: &Stack, deadline: Duration) -> anyhow::Result<D
             highs.push((topic.clone(), partition, probe.fetch_watermarks(&topic, partition, Duration::from_secs(10))?.1));
         }
     }
+    let mut lags = Vec::new();
     for group in GROUPS {
         let consumer: BaseConsumer = stack.kafka_config().set("group.id", group).create()?;
-        loop {
-            let mut wanted = rdkafka::TopicPartitionList::new();
-            for (topic, partition, _) in &highs {
-                wanted.add_partition(topic, *partition);
-            }
-            let committed = consumer.committed_offsets(wanted, Duration::from_secs(10))?;
-            // A group that does not read a topic has no offsets there (Invalid): not its backlog.
-            let behind = highs.iter().any(|(topic, partition, high)| {
-                matches!(committed.find_partition(topic, *partition).map(|e| e.offset()), Some(rdkafka::Offset::Offset(o)) if o < *high)
-            });
-            if !behind {
-                break;
-            }
-            anyhow::ensure!(started.elapsed() < deadline, "consumer group {group} still has a backlog after {deadline:?}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut wanted = rdkafka::TopicPartitionList::new();
+        for (topic, partition, _) in &highs {
+            wanted.add_partition(topic, *partition);
         }
+        let committed = consumer.committed_offsets(wanted, Duration::from_secs(10))?;
+        let lag: i64 = highs
+            .iter()
+            .filter_map(|(topic, partition, high)| match committed.find_partition(topic, *partition).map(|e| e.offset()) {
+                Some(rdkafka::Offset::Offset(o)) => Some((high - o).max(0)),
+                _ => None,
+            })
+            .sum();
+        lags.push((group.to_owned(), lag));
     }
-    Ok(started.elapsed())
+    Ok(lags)
+}
+
+/// Waits until no group has a backlog; returns how long it took.
+pub async fn wait_drained(stack: &Stack, deadline: Duration) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let lags = backlog(stack)?;
+        if lags.iter().all(|(_, lag)| *lag == 0) {
+            return Ok(started.elapsed());
+        }
+        anyhow::ensure!(started.elapsed() < deadline, "consumer groups still behind after {deadline:?}: {lags:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
