@@ -62,6 +62,10 @@ start_postgres() {
         -c "create database $db" || fail_component postgres "could not create database $db"
     fi
   done
+  # The MongoDB API server's tables get the index its _id lookups need (see the file).
+  PGPASSWORD="$OUTFLOW_PG_PASSWORD" psql -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$OUTFLOW_PG_PORT" -U "$OUTFLOW_PG_USER" -d views \
+      -f "$INFRA/postgres/views.sql" >/dev/null 2>"$OUTFLOW_STATE/postgres/views-sql.log" \
+    || { cat "$OUTFLOW_STATE/postgres/views-sql.log" >&2; fail_component postgres "could not apply infra/postgres/views.sql to the views database"; }
 }
 
 stop_postgres() {
