@@ -9,6 +9,8 @@
 -- one, the existing ones now and new ones as FerretDB creates them (an event
 -- trigger). Applied by scripts/up at every PostgreSQL start; idempotent.
 
+set client_min_messages = warning;
+
 create or replace function outflow_index_ferretdb_table(tbl regclass) returns void
 language plpgsql as $$
 declare
