@@ -434,6 +434,32 @@ pub async fn read_topic(
     }
 }
 
+/// How many records of `topics` the consumer group `group` has not committed
+/// yet: the high watermark minus the committed offset, over every partition
+/// (a partition the group never committed counts from its low watermark).
+pub fn lag(stack: &Stack, group: &str, topics: &[String]) -> Result<i64> {
+    use rdkafka::{consumer::BaseConsumer, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = stack.kafka_config().set("group.id", group).create()?;
+    let mut list = TopicPartitionList::new();
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
+        for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+            list.add_partition(topic, partition.id());
+        }
+    }
+    let committed = consumer.committed_offsets(list, Duration::from_secs(5))?;
+    let mut behind = 0;
+    for e in committed.elements() {
+        let (low, high) = consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(5))?;
+        let at = match e.offset() {
+            Offset::Offset(o) => o,
+            _ => low,
+        };
+        behind += (high - at).max(0);
+    }
+    Ok(behind)
+}
+
 /// A record's headers as text.
 pub fn header_map(message: &impl rdkafka::Message) -> HashMap<String, String> {
     use rdkafka::message::Headers;

@@ -14,8 +14,11 @@
 //!   at the order's version, with that event once in its timeline, and every
 //!   other event of the saga once too.
 //!
-//! Each test stops the running consumer for its duration, so they take turns
-//! ([`ALONE`]) in their own test binary. Whatever happens in a test, even a
+//! A test starts only once the consumer has caught up with its topics (the
+//! armed consumer resumes where the real one stopped, and a backlog would make
+//! the failpoint fire on another order's event). Each test stops the running
+//! consumer for its duration, so they take turns ([`ALONE`]) in their own test
+//! binary. Whatever happens in a test, even a
 //! failed assertion, it ends by starting the real consumer again the way
 //! `scripts/up` starts it (`start_service` of `scripts/services.sh`) and
 //! checking that it runs healthy, since the stack is shared with later tests.
@@ -34,7 +37,7 @@ use std::{
 use anyhow::{bail, ensure, Context, Result};
 use futures::{FutureExt, TryStreamExt};
 use mongodb::bson::{doc, Document};
-use outflow_stack_tests::{header_map, read_topic, Stack};
+use outflow_stack_tests::{header_map, lag, read_topic, Stack};
 use rdkafka::Message;
 use shop::Shop;
 use sqlx::PgPool;
@@ -51,16 +54,47 @@ struct Consumer {
     /// The component's name in the scripts (pid file, port, binary).
     name: &'static str,
     port: u16,
+    /// Its consumer group and the topics it reads.
+    group: &'static str,
+    topics: fn() -> Vec<String>,
     /// The event after whose effect the armed consumer kills itself.
     failpoint: &'static str,
     /// The topic that event travels on, keyed by the order id.
     topic: &'static str,
 }
 
-static INVENTORY: Consumer = Consumer { name: "inventory-consumer", port: 7121, failpoint: "OrderPlaced", topic: "outflow.order.events" };
-static PAYMENTS: Consumer = Consumer { name: "payments-consumer", port: 7122, failpoint: "StockReserved", topic: "outflow.inventory.events" };
-static ORDERS: Consumer = Consumer { name: "orders-consumer", port: 7123, failpoint: "PaymentCaptured", topic: "outflow.payment.events" };
-static VIEWS: Consumer = Consumer { name: "views-consumer", port: 7124, failpoint: "OrderConfirmed", topic: "outflow.order.events" };
+static INVENTORY: Consumer = Consumer {
+    name: "inventory-consumer",
+    port: 7121,
+    group: outflow_inventory_consumer::GROUP,
+    topics: outflow_inventory_consumer::topics,
+    failpoint: "OrderPlaced",
+    topic: "outflow.order.events",
+};
+static PAYMENTS: Consumer = Consumer {
+    name: "payments-consumer",
+    port: 7122,
+    group: outflow_payments_consumer::GROUP,
+    topics: outflow_payments_consumer::topics,
+    failpoint: "StockReserved",
+    topic: "outflow.inventory.events",
+};
+static ORDERS: Consumer = Consumer {
+    name: "orders-consumer",
+    port: 7123,
+    group: outflow_orders_consumer::GROUP,
+    topics: outflow_orders_consumer::topics,
+    failpoint: "PaymentCaptured",
+    topic: "outflow.payment.events",
+};
+static VIEWS: Consumer = Consumer {
+    name: "views-consumer",
+    port: 7124,
+    group: outflow_views_consumer::GROUP,
+    topics: outflow_views_consumer::topics,
+    failpoint: "OrderConfirmed",
+    topic: "outflow.order.events",
+};
 
 /// The order placed while the consumer was armed, and the id of the event the
 /// failpoint fired on (the inbox key, the timeline entry).
@@ -236,6 +270,7 @@ async fn the_view_consumer_killed_between_its_write_and_its_offset_shows_the_eve
 /// stopped first), then starts the real consumer again, whatever happened in
 /// `case`, panics included.
 async fn crash<T>(consumer: &'static Consumer, case: impl AsyncFnOnce(&mut Armed) -> Result<T>) -> Result<T> {
+    wait_caught_up(consumer).await?;
     let armed_part = async {
         stop_the_running_consumer(consumer).await?;
         let mut armed = Armed::spawn(consumer)?;
@@ -253,6 +288,27 @@ async fn crash<T>(consumer: &'static Consumer, case: impl AsyncFnOnce(&mut Armed
         (Err(e), Ok(())) => Err(e.context(format!("the crash part failed ({} was restarted and is healthy)", consumer.name))),
         (Ok(_), Err(restore)) => Err(restore),
         (Err(e), Err(restore)) => Err(e.context(format!("the crash part failed, and so did the restart: {restore:#}"))),
+    }
+}
+
+/// Waits (up to 60 s) until the consumer's group has committed every record of
+/// its topics. The armed consumer starts where the real one stopped: with a
+/// backlog, its failpoint would fire on an older event of another order.
+async fn wait_caught_up(consumer: &Consumer) -> Result<()> {
+    let (stack, topics) = (Stack::from_env(), (consumer.topics)());
+    let until = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let behind = lag(&stack, consumer.group, &topics)?;
+        if behind == 0 {
+            return Ok(());
+        }
+        ensure!(
+            tokio::time::Instant::now() < until,
+            "{} ({}) is still {behind} records behind on {topics:?} after 60 s; the crash needs a consumer that has caught up (nothing was stopped)",
+            consumer.name,
+            consumer.group
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
