@@ -1,5 +1,18 @@
 //! One event, folded into the views it touches.
+//!
+//! An event becomes one [`Change`] per document it touches: fields guarded by
+//! a version (and, in `order_views`, the event's timeline entry). The changes
+//! waiting for one document are folded into it together and written once
+//! ([`write`]): the document is read, every waiting change is applied to it
+//! in memory under its guard, and the result replaces it, or nothing is
+//! written when every guard said no. Under load the view consumer keeps many
+//! events in flight (lanes on every partition of every topic), so a busy
+//! document, a product's availability above all, takes one write for many
+//! events, and a redelivered or older event costs one read and no write.
 
+use std::{collections::HashMap, sync::LazyLock};
+
+use anyhow::anyhow;
 use mongodb::{
     bson::{doc, Bson, Document},
     error::{Error, ErrorKind, WriteFailure},
@@ -7,6 +20,7 @@ use mongodb::{
 };
 use outflow_consumer::{Delivery, Outcome};
 use outflow_events::DomainEvent;
+use tokio::sync::oneshot;
 
 pub fn occurred_at(event: &DomainEvent) -> i64 {
     use DomainEvent::*;
@@ -28,148 +42,230 @@ pub fn occurred_at(event: &DomainEvent) -> i64 {
     at.0
 }
 
-pub async fn apply(db: &Database, delivery: &Delivery) -> Result<Outcome, Error> {
+const ORDERS: &str = "order_views";
+const CUSTOMERS: &str = "customer_orders";
+const PRODUCTS: &str = "product_availability";
+
+/// Folds one event into every view it touches; `Duplicate` when no guard let
+/// it change anything (a redelivery, or an event older than the view).
+pub async fn apply(db: &Database, delivery: &Delivery) -> anyhow::Result<Outcome> {
+    let writes = changes(delivery).into_iter().map(|(collection, id, change)| write(db.collection(collection), id, change));
+    let applied = futures::future::try_join_all(writes).await?;
+    Ok(if applied.contains(&true) { Outcome::Applied } else { Outcome::Duplicate })
+}
+
+/// The documents an event touches and what it changes in each.
+fn changes(delivery: &Delivery) -> Vec<(&'static str, String, Change)> {
     use DomainEvent::*;
-    let orders = db.collection::<Document>("order_views");
-    let customers = db.collection::<Document>("customer_orders");
     let at = Bson::DateTime(mongodb::bson::DateTime::from_millis(occurred_at(&delivery.event)));
     // The event's entry in its order's timeline: when it happened and when
     // this view first showed it, so the view's own lag can be read back.
     let entry = doc! { "event_id": delivery.event_id.to_string(), "type": delivery.event.name(), "at": at.clone(), "viewed_at": mongodb::bson::DateTime::now() };
-    let orders = OrderViews { orders: &orders, entry: &entry };
-    let mut applied = false;
+    let order = |id: &str, version_field, version, fields| (ORDERS, id.to_owned(), Change { version_field, version, fields, entry: Some(entry.clone()) });
+    let customer = |id: &str, version, fields| (CUSTOMERS, id.to_owned(), Change { version_field: "order_version", version, fields, entry: None });
+    let product = |sku: &str, on_hand: i32, reserved: i32, version| {
+        let fields = doc! { "on_hand": on_hand, "reserved": reserved, "available": on_hand - reserved };
+        (PRODUCTS, sku.to_owned(), Change { version_field: "version", version, fields, entry: None })
+    };
     match &delivery.event {
         OrderPlaced(e) => {
             let lines: Vec<Document> = e.lines.iter().map(|l| doc! { "sku": &l.sku, "quantity": l.quantity, "unit_price_minor": l.unit_price_minor }).collect();
             let v = e.aggregate_version;
-            applied |= orders.guarded(&e.aggregate_id, "order_version", v, doc! { "customer_id": &e.customer_id, "status": "PENDING", "lines": lines, "total_minor": e.total_minor, "currency": &e.currency, "placed_at": at.clone() }).await?;
-            applied |= guarded(&customers, &e.aggregate_id, "order_version", v, doc! { "customer_id": &e.customer_id, "status": "PENDING", "total_minor": e.total_minor, "currency": &e.currency, "placed_at": at.clone() }).await?;
+            vec![
+                order(&e.aggregate_id, "order_version", v, doc! { "customer_id": &e.customer_id, "status": "PENDING", "lines": lines, "total_minor": e.total_minor, "currency": &e.currency, "placed_at": at.clone() }),
+                customer(&e.aggregate_id, v, doc! { "customer_id": &e.customer_id, "status": "PENDING", "total_minor": e.total_minor, "currency": &e.currency, "placed_at": at.clone() }),
+            ]
         }
         OrderConfirmed(e) => {
-            applied |= order_status(&orders, &customers, &e.aggregate_id, e.aggregate_version, doc! { "status": "CONFIRMED" }).await?;
+            let fields = doc! { "status": "CONFIRMED" };
+            vec![order(&e.aggregate_id, "order_version", e.aggregate_version, fields.clone()), customer(&e.aggregate_id, e.aggregate_version, fields)]
         }
         OrderCancelled(e) => {
-            applied |= order_status(&orders, &customers, &e.aggregate_id, e.aggregate_version, doc! { "status": "CANCELLED", "cancel_reason": &e.reason }).await?;
+            let fields = doc! { "status": "CANCELLED", "cancel_reason": &e.reason };
+            vec![order(&e.aggregate_id, "order_version", e.aggregate_version, fields.clone()), customer(&e.aggregate_id, e.aggregate_version, fields)]
         }
         StockReserved(e) => {
             let lines: Vec<Document> = e.lines.iter().map(|l| doc! { "sku": &l.sku, "quantity": l.quantity }).collect();
-            applied |= orders.guarded(&e.order_id, "reservation.version", e.aggregate_version, doc! { "reservation.status": "RESERVED", "reservation.lines": lines }).await?;
-            for l in &e.lines {
-                applied |= availability(db, &l.sku, l.on_hand, l.reserved, l.product_version).await?;
-            }
+            let mut all = vec![order(&e.order_id, "reservation.version", e.aggregate_version, doc! { "reservation.status": "RESERVED", "reservation.lines": lines })];
+            all.extend(e.lines.iter().map(|l| product(&l.sku, l.on_hand, l.reserved, l.product_version)));
+            all
         }
         StockRejected(e) => {
             let shortages: Vec<Document> = e.shortages.iter().map(|s| doc! { "sku": &s.sku, "requested": s.requested, "available": s.available }).collect();
-            applied |= orders.guarded(&e.order_id, "reservation.version", e.aggregate_version, doc! { "reservation.status": "REJECTED", "reservation.shortages": shortages }).await?;
+            vec![order(&e.order_id, "reservation.version", e.aggregate_version, doc! { "reservation.status": "REJECTED", "reservation.shortages": shortages })]
         }
         StockReleased(e) => {
-            applied |= orders.guarded(&e.order_id, "reservation.version", e.aggregate_version, doc! { "reservation.status": "RELEASED" }).await?;
-            for l in &e.lines {
-                applied |= availability(db, &l.sku, l.on_hand, l.reserved, l.product_version).await?;
-            }
+            let mut all = vec![order(&e.order_id, "reservation.version", e.aggregate_version, doc! { "reservation.status": "RELEASED" })];
+            all.extend(e.lines.iter().map(|l| product(&l.sku, l.on_hand, l.reserved, l.product_version)));
+            all
         }
         StockCommitted(e) => {
-            applied |= orders.guarded(&e.order_id, "reservation.version", e.aggregate_version, doc! { "reservation.status": "COMMITTED" }).await?;
-            for l in &e.lines {
-                applied |= availability(db, &l.sku, l.on_hand, l.reserved, l.product_version).await?;
+            let mut all = vec![order(&e.order_id, "reservation.version", e.aggregate_version, doc! { "reservation.status": "COMMITTED" })];
+            all.extend(e.lines.iter().map(|l| product(&l.sku, l.on_hand, l.reserved, l.product_version)));
+            all
+        }
+        ProductCreated(e) => vec![product(&e.sku, e.on_hand, 0, e.aggregate_version)],
+        StockAdjusted(e) => vec![product(&e.sku, e.on_hand, e.reserved, e.aggregate_version)],
+        PaymentRequested(e) => vec![order(
+            &e.order_id,
+            "payment.version",
+            e.aggregate_version,
+            doc! { "payment.status": "PENDING", "payment.amount_minor": e.amount_minor, "payment.currency": &e.currency, "payment.redirect_url": &e.redirect_url },
+        )],
+        PaymentCaptured(e) => vec![order(&e.order_id, "payment.version", e.aggregate_version, doc! { "payment.status": "CAPTURED", "payment.transaction_id": &e.transaction_id })],
+        PaymentFailed(e) => vec![order(&e.order_id, "payment.version", e.aggregate_version, doc! { "payment.status": "FAILED", "payment.reason": &e.reason })],
+        PaymentRefunded(e) => vec![order(&e.order_id, "payment.version", e.aggregate_version, doc! { "payment.status": "REFUNDED", "payment.reason": &e.reason })],
+    }
+}
+
+/// What one event changes in one document: `fields` (dotted paths) and
+/// `version_field = version`, unless the document already holds `version`
+/// or newer there; and, in an order view, the event's timeline entry, once
+/// per event id (a redelivery finds its entry and changes nothing, an older
+/// event adds its entry without moving the fields back).
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub version_field: &'static str,
+    pub version: i64,
+    pub fields: Document,
+    pub entry: Option<Document>,
+}
+
+impl Change {
+    /// Applies the change to `document`; true when it changed anything.
+    pub fn apply_to(&self, document: &mut Document) -> bool {
+        if let Some(entry) = &self.entry {
+            let id = entry.get_str("event_id").unwrap_or_default();
+            let seen = matches!(document.get("timeline"), Some(Bson::Array(timeline))
+                if timeline.iter().any(|e| matches!(e, Bson::Document(e) if e.get_str("event_id") == Ok(id))));
+            if seen {
+                return false;
             }
         }
-        ProductCreated(e) => {
-            applied |= availability(db, &e.sku, e.on_hand, 0, e.aggregate_version).await?;
+        let newer = get_path(document, self.version_field).and_then(integer).is_none_or(|held| held < self.version);
+        if newer {
+            for (path, value) in &self.fields {
+                set_path(document, path, value.clone());
+            }
+            set_path(document, self.version_field, Bson::Int64(self.version));
         }
-        StockAdjusted(e) => {
-            applied |= availability(db, &e.sku, e.on_hand, e.reserved, e.aggregate_version).await?;
+        if let Some(entry) = &self.entry {
+            match document.get_mut("timeline") {
+                Some(Bson::Array(timeline)) => timeline.push(Bson::Document(entry.clone())),
+                _ => {
+                    document.insert("timeline", vec![Bson::Document(entry.clone())]);
+                }
+            }
+            return true;
         }
-        PaymentRequested(e) => {
-            applied |= orders.guarded(&e.order_id, "payment.version", e.aggregate_version, doc! { "payment.status": "PENDING", "payment.amount_minor": e.amount_minor, "payment.currency": &e.currency, "payment.redirect_url": &e.redirect_url }).await?;
-        }
-        PaymentCaptured(e) => {
-            applied |= orders.guarded(&e.order_id, "payment.version", e.aggregate_version, doc! { "payment.status": "CAPTURED", "payment.transaction_id": &e.transaction_id }).await?;
-        }
-        PaymentFailed(e) => {
-            applied |= orders.guarded(&e.order_id, "payment.version", e.aggregate_version, doc! { "payment.status": "FAILED", "payment.reason": &e.reason }).await?;
-        }
-        PaymentRefunded(e) => {
-            applied |= orders.guarded(&e.order_id, "payment.version", e.aggregate_version, doc! { "payment.status": "REFUNDED", "payment.reason": &e.reason }).await?;
-        }
-    }
-    Ok(if applied { Outcome::Applied } else { Outcome::Duplicate })
-}
-
-/// Sets `fields` and `version_field = version` on document `id` unless it already
-/// holds `version` or newer; true when it wrote.
-async fn guarded(collection: &Collection<Document>, id: &str, version_field: &str, version: i64, mut fields: Document) -> Result<bool, Error> {
-    let filter = guard(id, version_field, version);
-    fields.insert(version_field, version);
-    upsert(collection, filter, doc! { "$set": fields }).await
-}
-
-/// `order_views`, where every write of an event also adds the event's
-/// timeline entry, in the same update when it can.
-struct OrderViews<'a> {
-    orders: &'a Collection<Document>,
-    entry: &'a Document,
-}
-
-impl OrderViews<'_> {
-    /// [`guarded`] plus the timeline entry, in one update when the version
-    /// guard passes and the entry is new (the usual case); when that update
-    /// is refused, the entry alone, once per event id.
-    async fn guarded(&self, id: &str, version_field: &str, version: i64, mut fields: Document) -> Result<bool, Error> {
-        let event_id = self.entry.get_str("event_id").unwrap_or_default();
-        let mut filter = guard(id, version_field, version);
-        filter.insert("$nor", vec![timeline_has(event_id)]);
-        fields.insert(version_field, version);
-        if upsert(self.orders, filter, doc! { "$set": fields, "$push": { "timeline": self.entry } }).await? {
-            return Ok(true);
-        }
-        let filter = doc! { "_id": id, "$nor": [timeline_has(event_id)] };
-        upsert(self.orders, filter, doc! { "$push": { "timeline": self.entry } }).await
+        newer
     }
 }
 
-/// "The timeline has an entry of this event", to be used under `$nor`: FerretDB v1
-/// matches `{"timeline.event_id": {"$ne": x}}` as soon as any one entry differs
-/// from x, so a `$ne` guard let every redelivery push its entry again; "no entry
-/// equals x" (`$nor` of an equality) means the same on MongoDB and FerretDB.
-fn timeline_has(event_id: &str) -> Document {
-    doc! { "timeline.event_id": event_id }
+fn get_path<'a>(document: &'a Document, path: &str) -> Option<&'a Bson> {
+    match path.split_once('.') {
+        None => document.get(path),
+        Some((head, rest)) => match document.get(head) {
+            Some(Bson::Document(inner)) => get_path(inner, rest),
+            _ => None,
+        },
+    }
 }
 
-/// Document `id` unless it already holds `version` (or newer) in `version_field`.
-fn guard(id: &str, version_field: &str, version: i64) -> Document {
-    doc! { "_id": id, "$or": [ { version_field: { "$lt": version } }, { version_field: { "$exists": false } } ] }
+fn set_path(document: &mut Document, path: &str, value: Bson) {
+    match path.split_once('.') {
+        None => {
+            document.insert(path, value);
+        }
+        Some((head, rest)) => {
+            if !matches!(document.get(head), Some(Bson::Document(_))) {
+                document.insert(head, Document::new());
+            }
+            if let Some(Bson::Document(inner)) = document.get_mut(head) {
+                set_path(inner, rest, value);
+            }
+        }
+    }
 }
 
-async fn order_status(orders: &OrderViews<'_>, customers: &Collection<Document>, id: &str, version: i64, fields: Document) -> Result<bool, Error> {
-    let a = orders.guarded(id, "order_version", version, fields.clone()).await?;
-    let b = guarded(customers, id, "order_version", version, fields).await?;
-    Ok(a || b)
+fn integer(value: &Bson) -> Option<i64> {
+    match value {
+        Bson::Int32(v) => Some(i64::from(*v)),
+        Bson::Int64(v) => Some(*v),
+        Bson::Double(v) => Some(*v as i64),
+        _ => None,
+    }
 }
 
-async fn availability(db: &Database, sku: &str, on_hand: i32, reserved: i32, version: i64) -> Result<bool, Error> {
-    let products = db.collection::<Document>("product_availability");
-    guarded(&products, sku, "version", version, doc! { "on_hand": on_hand, "reserved": reserved, "available": on_hand - reserved }).await
+/// A change waiting for its document, and where its answer goes.
+struct Queued {
+    change: Change,
+    done: oneshot::Sender<Result<bool, String>>,
 }
 
-/// An upsert whose filter did not match an existing document collides on
-/// `_id`: the guard said no, which is an answer, not a failure.
+/// The changes waiting per (collection, `_id`).
+static QUEUES: LazyLock<std::sync::Mutex<HashMap<(String, String), Vec<Queued>>>> = LazyLock::new(Default::default);
+
+/// Applies `change` to document `id`, together with every other change
+/// waiting for that document: the first caller to get the document's lock
+/// takes the whole queue, folds it into one write and answers every waiter;
+/// a waiter that gets the lock later finds its answer there.
 ///
 /// Writes to one document are serialized in this process ([`document_lock`]):
-/// FerretDB v1 applies an update by reading the document, changing it in
-/// memory and writing all of it back, with nothing to stop a concurrent update
-/// of the same document in between, whose change is then lost; and of two
-/// upserts creating one document, the loser collides on `_id` as if its guard
-/// had said no. The partition workers fold different topics in parallel, often
-/// into the same order view, so without the lock the views lost fields and
-/// timeline entries. (One view consumer process per views database: the lock
-/// does not reach across processes.)
-async fn upsert(collection: &Collection<Document>, filter: Document, update: Document) -> Result<bool, Error> {
-    let _one_writer = document_lock(collection.name(), filter.get_str("_id").unwrap_or_default()).lock().await;
-    match collection.update_one(filter, update).upsert(true).await {
-        Ok(_) => Ok(true),
-        Err(e) if is_duplicate_key(&e) => Ok(false),
-        Err(e) => Err(e),
+/// FerretDB v1 applies an update by reading the document and writing all of
+/// it back, with nothing to stop a concurrent update of the same document in
+/// between, whose change is then lost; the consumer folds several partitions
+/// in parallel, often into the same order view. One view consumer process
+/// per views database: the lock does not reach across processes.
+pub async fn write(collection: Collection<Document>, id: String, change: Change) -> anyhow::Result<bool> {
+    let key = (collection.name().to_owned(), id);
+    let (done, mut answer) = oneshot::channel();
+    queues().entry(key.clone()).or_default().push(Queued { change, done });
+    let _one_writer = document_lock(&key.0, &key.1).lock().await;
+    if let Ok(answer) = answer.try_recv() {
+        return answer.map_err(|e| anyhow!(e));
+    }
+    let batch = queues().remove(&key).unwrap_or_default();
+    let changes: Vec<&Change> = batch.iter().map(|q| &q.change).collect();
+    let outcome = fold_into(&collection, &key.1, &changes).await;
+    for (i, queued) in batch.into_iter().enumerate() {
+        let _ = queued.done.send(match &outcome {
+            Ok(applied) => Ok(applied[i]),
+            Err(e) => Err(format!("{:#}", anyhow!(e.clone()).context(format!("MongoDB: writing {} {}", key.0, key.1)))),
+        });
+    }
+    match answer.try_recv() {
+        Ok(answer) => answer.map_err(|e| anyhow!(e)),
+        // Our change was taken by this very batch, so its answer is there;
+        // this arm is for the impossible case, and retrying is safe.
+        Err(_) => Err(anyhow!("the write of {} {} lost its answer", key.0, key.1)),
+    }
+}
+
+fn queues() -> std::sync::MutexGuard<'static, HashMap<(String, String), Vec<Queued>>> {
+    QUEUES.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Reads document `id`, applies `changes` in order and writes it once if any
+/// of them changed it; which of them did.
+async fn fold_into(collection: &Collection<Document>, id: &str, changes: &[&Change]) -> Result<Vec<bool>, Error> {
+    metrics::counter!("view_changes_total", "collection" => collection.name().to_owned()).increment(changes.len() as u64);
+    loop {
+        let mut document = collection.find_one(doc! { "_id": id }).await?.unwrap_or_else(|| doc! { "_id": id });
+        let applied: Vec<bool> = changes.iter().map(|c| c.apply_to(&mut document)).collect();
+        if !applied.contains(&true) {
+            return Ok(applied);
+        }
+        match collection.replace_one(doc! { "_id": id }, &document).upsert(true).await {
+            Ok(_) => {
+                metrics::counter!("view_document_writes_total", "collection" => collection.name().to_owned()).increment(1);
+                return Ok(applied);
+            }
+            // Created by someone else between the read and the upsert (not
+            // by this process: it holds the document's lock): read again.
+            Err(e) if is_duplicate_key(&e) => continue,
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -177,7 +273,7 @@ async fn upsert(collection: &Collection<Document>, filter: Document, update: Doc
 /// and two documents rarely share one.
 fn document_lock(collection: &str, id: &str) -> &'static tokio::sync::Mutex<()> {
     use std::hash::{Hash, Hasher};
-    static LOCKS: std::sync::LazyLock<Vec<tokio::sync::Mutex<()>>> = std::sync::LazyLock::new(|| (0..1024).map(|_| tokio::sync::Mutex::new(())).collect());
+    static LOCKS: LazyLock<Vec<tokio::sync::Mutex<()>>> = LazyLock::new(|| (0..1024).map(|_| tokio::sync::Mutex::new(())).collect());
     let mut hasher = std::hash::DefaultHasher::new();
     (collection, id).hash(&mut hasher);
     &LOCKS[(hasher.finish() % LOCKS.len() as u64) as usize]
@@ -188,5 +284,53 @@ fn is_duplicate_key(error: &Error) -> bool {
         ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == 11000,
         ErrorKind::Command(e) => e.code == 11000,
         _ => error.to_string().contains("E11000"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(version_field: &'static str, version: i64, fields: Document, event: Option<&str>) -> Change {
+        Change { version_field, version, fields, entry: event.map(|id| doc! { "event_id": id }) }
+    }
+
+    #[test]
+    fn an_older_or_repeated_change_changes_nothing_and_any_order_ends_the_same() {
+        let placed = change("order_version", 1, doc! { "status": "PENDING", "customer_id": "c" }, Some("e1"));
+        let confirmed = change("order_version", 2, doc! { "status": "CONFIRMED" }, Some("e2"));
+        let reserved = change("reservation.version", 1, doc! { "reservation.status": "RESERVED" }, Some("e3"));
+
+        let mut in_order = doc! { "_id": "o" };
+        assert!([&placed, &reserved, &confirmed].iter().all(|c| c.apply_to(&mut in_order)));
+        assert_eq!(in_order.get_str("status"), Ok("CONFIRMED"));
+        assert_eq!(get_path(&in_order, "reservation.status"), Some(&Bson::String("RESERVED".into())));
+        assert_eq!(get_path(&in_order, "reservation.version"), Some(&Bson::Int64(1)));
+
+        let before = in_order.clone();
+        for c in [&placed, &reserved, &confirmed] {
+            assert!(!c.apply_to(&mut in_order), "a repeated change applied");
+        }
+        assert_eq!(in_order, before);
+
+        // The older event arrives last: its entry is added, its fields are not.
+        let mut reordered = doc! { "_id": "o" };
+        assert!(confirmed.apply_to(&mut reordered) && reserved.apply_to(&mut reordered) && placed.apply_to(&mut reordered));
+        assert_eq!(reordered.get_str("status"), Ok("CONFIRMED"));
+        assert_eq!(reordered.get_str("customer_id").ok(), None, "the older OrderPlaced set its fields over a newer version");
+        assert_eq!(reordered.get_array("timeline").map(Vec::len), Ok(3));
+    }
+
+    #[test]
+    fn a_change_without_timeline_is_guarded_by_its_version_only() {
+        let mut product = doc! { "_id": "sku" };
+        assert!(change("version", 3, doc! { "on_hand": 7 }, None).apply_to(&mut product));
+        assert!(!change("version", 2, doc! { "on_hand": 9 }, None).apply_to(&mut product));
+        assert!(!change("version", 3, doc! { "on_hand": 9 }, None).apply_to(&mut product));
+        assert_eq!(product.get_i32("on_hand"), Ok(7));
+        // Versions read back from the database may come as 32-bit integers.
+        let mut stored = doc! { "_id": "sku", "version": 4_i32, "on_hand": 1 };
+        assert!(!change("version", 4, doc! { "on_hand": 9 }, None).apply_to(&mut stored));
+        assert!(change("version", 5, doc! { "on_hand": 9 }, None).apply_to(&mut stored));
     }
 }

@@ -11,13 +11,13 @@
 //! - `product_availability`: on hand, reserved, available per SKU, guarded by
 //!   the product's version (every stock event carries it per line).
 //!
-//! Every write is an upsert whose filter holds the guard: an older or repeated
-//! event matches nothing, its upsert collides with the existing `_id`
-//! (duplicate key), and that is the "already newer" answer. So duplicates and
-//! reordering across topics never move a view backwards, and replaying the
-//! topics from offset 0 into an empty database rebuilds every view. Writes to
-//! one document are serialized inside the process, because FerretDB v1 updates
-//! a document by reading and rewriting all of it (see `fold::upsert`).
+//! Every change is guarded: an older or repeated event changes nothing. So
+//! duplicates and reordering across topics never move a view backwards, and
+//! replaying the topics from offset 0 into an empty database rebuilds every
+//! view. The changes waiting for one document are folded into it in memory
+//! and written once (see `fold::write`); writes to one document are
+//! serialized inside the process, because FerretDB v1 updates a document by
+//! reading and rewriting all of it.
 
 pub mod fold;
 
@@ -49,19 +49,13 @@ impl Views {
         }
         Ok(())
     }
-
 }
 
 impl Dispatch for Views {
     async fn dispatch(&self, delivery: Delivery) -> Result<Outcome, HandlerError> {
         let lag = chrono::Utc::now().timestamp_millis() - fold::occurred_at(&delivery.event);
-        let outcome = fold::apply(&self.db, &delivery).await.map_err(mongo)?;
+        let outcome = fold::apply(&self.db, &delivery).await.map_err(HandlerError::Transient)?;
         metrics::histogram!("view_commit_to_view_seconds").record(lag.max(0) as f64 / 1000.0);
         Ok(outcome)
     }
-}
-
-/// MongoDB being unreachable is transient; the consumer retries.
-fn mongo(error: mongodb::error::Error) -> HandlerError {
-    HandlerError::Transient(anyhow::Error::new(error).context("MongoDB"))
 }
