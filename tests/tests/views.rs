@@ -181,10 +181,10 @@ impl Scratch {
         }
     }
 
+    /// Empties the views the way scripts/rebuild-views does (which also
+    /// makes the fold forget the documents it wrote).
     async fn clear(&self) {
-        for name in ["order_views", "customer_orders", "product_availability"] {
-            self.db.collection::<Document>(name).delete_many(doc! {}).await.unwrap();
-        }
+        outflow_views_consumer::Views { db: self.db.clone() }.drop_all().await.unwrap();
     }
 
     async fn drop(&self) {
@@ -192,11 +192,16 @@ impl Scratch {
     }
 
     /// The three views of the order and its product, as JSON; the timeline
-    /// sorted by event id and without `viewed_at` (the wall clock of the fold).
+    /// sorted by event id, without `viewed_at` (the wall clock of the fold)
+    /// and without the revision (how many writes the fold took, which
+    /// depends on how many changes it could fold into one write).
     async fn views(&self, order: &ConfirmedOrder) -> Value {
         let one = |collection: &'static str, id: String| async move {
             let found: Vec<Document> = self.db.collection::<Document>(collection).find(doc! { "_id": id }).await.unwrap().try_collect().await.unwrap();
-            found.into_iter().next().map_or(Value::Null, |d| Bson::Document(d).into_relaxed_extjson())
+            found.into_iter().next().map_or(Value::Null, |mut d| {
+                d.remove(outflow_views_consumer::fold::REVISION);
+                Bson::Document(d).into_relaxed_extjson()
+            })
         };
         let mut view = one("order_views", order.id.clone()).await;
         if let Some(timeline) = view.get_mut("timeline").and_then(Value::as_array_mut) {

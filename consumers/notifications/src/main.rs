@@ -2,22 +2,22 @@ use std::sync::Arc;
 
 use outflow_consumer::service::{self, ServiceSettings};
 use outflow_notifications_consumer::{topics, Notifications, GROUP};
+use outflow_http::settings::ViewsDatabase;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
 struct Settings {
     #[serde(flatten)]
     service: ServiceSettings,
-    mongo_url: String,
-    views_database: String,
+    #[serde(flatten)]
+    views: ViewsDatabase,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     outflow_http::telemetry::init("notifications-consumer");
-    let defaults = service::defaults(7125, "lanes = 8\nmongo_url = \"mongodb://127.0.0.1:57017/\"\nviews_database = \"outflow\"");
+    let defaults = service::defaults(7125, &format!("lanes = 8\n{}", ViewsDatabase::DEFAULTS));
     let settings: Settings = outflow_http::settings::load(&defaults)?;
-    let client = mongodb::Client::with_uri_str(&settings.mongo_url).await?;
-    let notifications = Arc::new(Notifications { db: client.database(&settings.views_database) });
+    let notifications = Arc::new(Notifications { db: settings.views.database().await? });
     service::serve("notifications-consumer", &settings.service, GROUP, topics(), outflow_consumer::handler(notifications), outflow_http::ops::shutdown_signal()).await
 }

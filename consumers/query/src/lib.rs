@@ -64,8 +64,10 @@ fn mongo(error: mongodb::error::Error) -> ApiError {
     ApiError::internal(anyhow::Error::new(error).context("MongoDB"))
 }
 
-/// A view document as JSON, with `_id` under its proper name.
+/// A view document as JSON, with `_id` under its proper name and without
+/// the view consumer's revision (`_rev`).
 fn to_json(mut document: Document, id_name: &str) -> Value {
+    document.remove("_rev");
     if let Some(id) = document.remove("_id") {
         document.insert(id_name, id);
     }

@@ -3,12 +3,13 @@
 //! An event becomes one [`Change`] per document it touches: fields guarded by
 //! a version (and, in `order_views`, the event's timeline entry). The changes
 //! waiting for one document are folded into it together and written once
-//! ([`write`]): the document is read, every waiting change is applied to it
-//! in memory under its guard, and the result replaces it, or nothing is
-//! written when every guard said no. Under load the view consumer keeps many
-//! events in flight (lanes on every partition of every topic), so a busy
-//! document, a product's availability above all, takes one write for many
-//! events, and a redelivered or older event costs one read and no write.
+//! ([`write`]): every waiting change is applied under its guard to the
+//! document as this process last wrote it (or as read, the first time), and
+//! the result replaces it, or nothing is written when every guard said no.
+//! Under load the view consumer keeps many events in flight (lanes on every
+//! partition of every topic), so a busy document, a product's availability
+//! above all, takes one write for many events, and a redelivered or older
+//! event costs no write at all.
 
 use std::{collections::HashMap, sync::LazyLock};
 
@@ -203,8 +204,18 @@ struct Queued {
     done: oneshot::Sender<Result<bool, String>>,
 }
 
-/// The changes waiting per (collection, `_id`).
-static QUEUES: LazyLock<std::sync::Mutex<HashMap<(String, String), Vec<Queued>>>> = LazyLock::new(Default::default);
+/// A document: its database and collection (`db.collection`) and its `_id`.
+type Key = (String, String);
+
+/// The changes waiting per document.
+static QUEUES: LazyLock<std::sync::Mutex<HashMap<Key, Vec<Queued>>>> = LazyLock::new(Default::default);
+
+/// Documents as this process last read or wrote them. Every write carries a
+/// revision (`_rev`, one more per write) and replaces the document only at
+/// the revision it was folded from, so a document changed behind the cache's
+/// back (dropped views, a second writer) is read again instead of
+/// overwritten.
+static DOCUMENTS: LazyLock<moka::sync::Cache<Key, Document>> = LazyLock::new(|| moka::sync::Cache::new(16_384));
 
 /// Applies `change` to document `id`, together with every other change
 /// waiting for that document: the first caller to get the document's lock
@@ -218,20 +229,20 @@ static QUEUES: LazyLock<std::sync::Mutex<HashMap<(String, String), Vec<Queued>>>
 /// in parallel, often into the same order view. One view consumer process
 /// per views database: the lock does not reach across processes.
 pub async fn write(collection: Collection<Document>, id: String, change: Change) -> anyhow::Result<bool> {
-    let key = (collection.name().to_owned(), id);
+    let key = (collection.namespace().to_string(), id);
     let (done, mut answer) = oneshot::channel();
     queues().entry(key.clone()).or_default().push(Queued { change, done });
-    let _one_writer = document_lock(&key.0, &key.1).lock().await;
+    let _one_writer = document_lock(&key).lock().await;
     if let Ok(answer) = answer.try_recv() {
         return answer.map_err(|e| anyhow!(e));
     }
     let batch = queues().remove(&key).unwrap_or_default();
     let changes: Vec<&Change> = batch.iter().map(|q| &q.change).collect();
-    let outcome = fold_into(&collection, &key.1, &changes).await;
+    let outcome = fold_into(&collection, &key, &changes).await;
     for (i, queued) in batch.into_iter().enumerate() {
         let _ = queued.done.send(match &outcome {
             Ok(applied) => Ok(applied[i]),
-            Err(e) => Err(format!("{:#}", anyhow!(e.clone()).context(format!("MongoDB: writing {} {}", key.0, key.1)))),
+            Err(e) => Err(format!("MongoDB: writing {} {}: {e:#}", key.0, key.1)),
         });
     }
     match answer.try_recv() {
@@ -242,40 +253,89 @@ pub async fn write(collection: Collection<Document>, id: String, change: Change)
     }
 }
 
-fn queues() -> std::sync::MutexGuard<'static, HashMap<(String, String), Vec<Queued>>> {
+/// Forgets every cached document (after the views were dropped).
+pub fn forget_documents() {
+    DOCUMENTS.invalidate_all();
+}
+
+fn queues() -> std::sync::MutexGuard<'static, HashMap<Key, Vec<Queued>>> {
     QUEUES.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Reads document `id`, applies `changes` in order and writes it once if any
-/// of them changed it; which of them did.
-async fn fold_into(collection: &Collection<Document>, id: &str, changes: &[&Change]) -> Result<Vec<bool>, Error> {
+/// Applies `changes` in order to the document (cached, or read) and writes
+/// it once if any of them changed it; which of them did.
+async fn fold_into(collection: &Collection<Document>, key: &Key, changes: &[&Change]) -> anyhow::Result<Vec<bool>> {
     metrics::counter!("view_changes_total", "collection" => collection.name().to_owned()).increment(changes.len() as u64);
+    let id = key.1.as_str();
+    let mut attempt = 0;
     loop {
-        let mut document = collection.find_one(doc! { "_id": id }).await?.unwrap_or_else(|| doc! { "_id": id });
+        attempt += 1;
+        // None: the document does not exist yet.
+        let (mut document, revision) = match DOCUMENTS.get(key) {
+            Some(cached) => (cached.clone(), Some(revision_of(&cached))),
+            None => match collection.find_one(doc! { "_id": id }).await? {
+                Some(found) => {
+                    let revision = revision_of(&found);
+                    (found, Some(revision))
+                }
+                None => (doc! { "_id": id }, None),
+            },
+        };
         let applied: Vec<bool> = changes.iter().map(|c| c.apply_to(&mut document)).collect();
         if !applied.contains(&true) {
+            if revision.is_some() {
+                DOCUMENTS.insert(key.clone(), document);
+            }
             return Ok(applied);
         }
-        match collection.replace_one(doc! { "_id": id }, &document).upsert(true).await {
-            Ok(_) => {
-                metrics::counter!("view_document_writes_total", "collection" => collection.name().to_owned()).increment(1);
-                return Ok(applied);
-            }
-            // Created by someone else between the read and the upsert (not
-            // by this process: it holds the document's lock): read again.
-            Err(e) if is_duplicate_key(&e) => continue,
-            Err(e) => return Err(e),
+        document.insert(REVISION, revision.map_or(1, |r| r + 1));
+        let written = match revision {
+            None => match collection.insert_one(&document).await {
+                Ok(_) => true,
+                Err(e) if is_duplicate_key(&e) => false,
+                Err(e) => return Err(e.into()),
+            },
+            Some(revision) => collection.replace_one(at_revision(id, revision), &document).await.map_err(|e| {
+                DOCUMENTS.invalidate(key);
+                e
+            })?.matched_count == 1,
+        };
+        if written {
+            metrics::counter!("view_document_writes_total", "collection" => collection.name().to_owned()).increment(1);
+            DOCUMENTS.insert(key.clone(), document);
+            return Ok(applied);
+        }
+        // Created or changed by someone else since we read it: read again.
+        DOCUMENTS.invalidate(key);
+        if attempt == 3 {
+            return Err(anyhow!("{} {id} kept changing under the view consumer (another writer on the views database?)", key.0));
         }
     }
 }
 
-/// One of a fixed set of locks, chosen by collection and `_id`: bounded memory,
+/// The field holding a view document's revision.
+pub const REVISION: &str = "_rev";
+
+fn revision_of(document: &Document) -> i64 {
+    document.get(REVISION).and_then(integer).unwrap_or(0)
+}
+
+/// Document `id` at `revision` (documents written before revisions have none).
+fn at_revision(id: &str, revision: i64) -> Document {
+    if revision == 0 {
+        doc! { "_id": id, REVISION: { "$exists": false } }
+    } else {
+        doc! { "_id": id, REVISION: revision }
+    }
+}
+
+/// One of a fixed set of locks, chosen by document: bounded memory,
 /// and two documents rarely share one.
-fn document_lock(collection: &str, id: &str) -> &'static tokio::sync::Mutex<()> {
+fn document_lock(key: &Key) -> &'static tokio::sync::Mutex<()> {
     use std::hash::{Hash, Hasher};
     static LOCKS: LazyLock<Vec<tokio::sync::Mutex<()>>> = LazyLock::new(|| (0..1024).map(|_| tokio::sync::Mutex::new(())).collect());
     let mut hasher = std::hash::DefaultHasher::new();
-    (collection, id).hash(&mut hasher);
+    key.hash(&mut hasher);
     &LOCKS[(hasher.finish() % LOCKS.len() as u64) as usize]
 }
 

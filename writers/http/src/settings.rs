@@ -77,3 +77,27 @@ impl DatabaseSettings {
             .connect_lazy(self.url.expose_secret())?)
     }
 }
+
+/// Where the read views live: the MongoDB API server and the database
+/// (`OUTFLOW_MONGO_URL`, `OUTFLOW_VIEWS_DATABASE`), shared by the view and
+/// notification consumers and the query service. Flattened into a service's
+/// settings; [`ViewsDatabase::DEFAULTS`] go into its defaults.
+#[cfg(feature = "mongo")]
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct ViewsDatabase {
+    pub mongo_url: String,
+    pub views_database: String,
+}
+
+#[cfg(feature = "mongo")]
+impl ViewsDatabase {
+    /// Top-level TOML keys, to come before any table of the defaults.
+    pub const DEFAULTS: &str = "mongo_url = \"mongodb://127.0.0.1:57017/\"\nviews_database = \"outflow\"\n";
+
+    /// The client connects lazily: a service starts while the server is down.
+    pub async fn database(&self) -> anyhow::Result<mongodb::Database> {
+        use anyhow::Context;
+        let client = mongodb::Client::with_uri_str(&self.mongo_url).await.with_context(|| format!("MongoDB URL {}", self.mongo_url))?;
+        Ok(client.database(&self.views_database))
+    }
+}
