@@ -191,7 +191,11 @@ install_mongo() {
 
 start_mongo() {
   # FerretDB reads its PostgreSQL URL from the environment, not the command
-  # line, so that the password does not show in `ps`.
+  # line, so that the password does not show in `ps`. Its garbage collector
+  # runs only near a 256 MiB heap instead of at every doubling: it spent about
+  # a fifth of FerretDB's CPU per view write (1.34 ms -> 1.05 ms per write
+  # under the demo at 30 orders/s); its live heap is a few tens of MiB.
+  GOGC="${OUTFLOW_MONGO_GOGC:-off}" GOMEMLIMIT="${OUTFLOW_MONGO_GOMEMLIMIT:-256MiB}" \
   FERRETDB_POSTGRESQL_URL="$DATABASE_URL_BASE/views" start_detached mongo \
     "$BIN/ferretdb-$FERRETDB_VERSION" --handler=postgresql \
     --listen-addr="127.0.0.1:$OUTFLOW_MONGO_PORT" --debug-addr="127.0.0.1:$OUTFLOW_MONGO_DEBUG_PORT" \

@@ -43,7 +43,7 @@ export OUTFLOW_MONGO_DEBUG_PORT="${OUTFLOW_MONGO_DEBUG_PORT:-57018}"
 # the Connect worker holds Debezium's queues.
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 CONNECT_HEAP_OPTS="${CONNECT_HEAP_OPTS:--Xms256m -Xmx768m}"
-JVM_OPTS="-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true"
+JVM_OPTS="${OUTFLOW_JVM_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20} -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true"
 
 PG_BIN="/usr/lib/postgresql/$POSTGRES_MAJOR/bin"
 RUN="$OUTFLOW_STATE/run"

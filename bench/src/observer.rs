@@ -67,7 +67,7 @@ impl Observer {
             .kafka_config()
             .set("group.id", format!("outflow-bench-observer-{}", uuid::Uuid::new_v4().simple()))
             .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "10")
+            .set("fetch.wait.max.ms", "100")
             .create()
             .context("creating the observer's consumer")?;
         let mut assignment = TopicPartitionList::new();
