@@ -66,6 +66,8 @@ pub trait Event: Serialize + DeserializeOwned + apache_avro::AvroSchema + Send +
     fn event_id(&self) -> &str;
     fn aggregate_id(&self) -> &str;
     fn aggregate_version(&self) -> i64;
+    /// When it happened, in its transaction (milliseconds since the epoch).
+    fn occurred_at(&self) -> i64;
 
     fn full_name() -> String {
         format!("{NAMESPACE}.{}", Self::NAME)
@@ -83,6 +85,7 @@ macro_rules! events {
                 fn event_id(&self) -> &str { &self.event_id }
                 fn aggregate_id(&self) -> &str { &self.aggregate_id }
                 fn aggregate_version(&self) -> i64 { self.aggregate_version }
+                fn occurred_at(&self) -> i64 { self.occurred_at.0 }
             }
         )+
     };
@@ -118,6 +121,11 @@ macro_rules! domain_event {
 
             pub fn aggregate_id(&self) -> &str {
                 match self { $(DomainEvent::$name(e) => Event::aggregate_id(e)),+ }
+            }
+
+            /// When it happened (milliseconds since the epoch).
+            pub fn occurred_at(&self) -> i64 {
+                match self { $(DomainEvent::$name(e) => Event::occurred_at(e)),+ }
             }
 
             /// Every event type with its schema, for registration and the compatibility gate.

@@ -92,7 +92,7 @@ impl Observer {
                     let received = chrono::Utc::now().timestamp_millis();
                     let message = message.detach();
                     let Ok(delivery) = decoder.decode(&message).await else { continue };
-                    let occurred = outflow_views_consumer::fold::occurred_at(&delivery.event);
+                    let occurred = delivery.event.occurred_at();
                     if shared.recording.load(Ordering::Relaxed) {
                         let stamped = message.timestamp().to_millis().unwrap_or(received);
                         shared.hops.lock().unwrap().push(Hop {

@@ -23,26 +23,6 @@ use outflow_consumer::{Delivery, Outcome};
 use outflow_events::DomainEvent;
 use tokio::sync::oneshot;
 
-pub fn occurred_at(event: &DomainEvent) -> i64 {
-    use DomainEvent::*;
-    let at = match event {
-        OrderPlaced(e) => e.occurred_at,
-        OrderConfirmed(e) => e.occurred_at,
-        OrderCancelled(e) => e.occurred_at,
-        StockReserved(e) => e.occurred_at,
-        StockRejected(e) => e.occurred_at,
-        StockReleased(e) => e.occurred_at,
-        StockCommitted(e) => e.occurred_at,
-        ProductCreated(e) => e.occurred_at,
-        StockAdjusted(e) => e.occurred_at,
-        PaymentRequested(e) => e.occurred_at,
-        PaymentCaptured(e) => e.occurred_at,
-        PaymentFailed(e) => e.occurred_at,
-        PaymentRefunded(e) => e.occurred_at,
-    };
-    at.0
-}
-
 const ORDERS: &str = "order_views";
 const CUSTOMERS: &str = "customer_orders";
 const PRODUCTS: &str = "product_availability";
@@ -58,7 +38,7 @@ pub async fn apply(db: &Database, delivery: &Delivery) -> anyhow::Result<Outcome
 /// The documents an event touches and what it changes in each.
 fn changes(delivery: &Delivery) -> Vec<(&'static str, String, Change)> {
     use DomainEvent::*;
-    let at = Bson::DateTime(mongodb::bson::DateTime::from_millis(occurred_at(&delivery.event)));
+    let at = Bson::DateTime(mongodb::bson::DateTime::from_millis(delivery.event.occurred_at()));
     // The event's entry in its order's timeline: when it happened and when
     // this view first showed it, so the view's own lag can be read back.
     let entry = doc! { "event_id": delivery.event_id.to_string(), "type": delivery.event.name(), "at": at.clone(), "viewed_at": mongodb::bson::DateTime::now() };
@@ -215,7 +195,7 @@ static QUEUES: LazyLock<std::sync::Mutex<HashMap<Key, Vec<Queued>>>> = LazyLock:
 /// the revision it was folded from, so a document changed behind the cache's
 /// back (dropped views, a second writer) is read again instead of
 /// overwritten.
-static DOCUMENTS: LazyLock<moka::sync::Cache<Key, Document>> = LazyLock::new(|| moka::sync::Cache::new(16_384));
+static DOCUMENTS: LazyLock<moka::sync::Cache<Key, Document>> = LazyLock::new(|| moka::sync::Cache::new(4_096));
 
 /// Applies `change` to document `id`, together with every other change
 /// waiting for that document: the first caller to get the document's lock

@@ -54,7 +54,7 @@ impl Views {
 
 impl Dispatch for Views {
     async fn dispatch(&self, delivery: Delivery) -> Result<Outcome, HandlerError> {
-        let lag = chrono::Utc::now().timestamp_millis() - fold::occurred_at(&delivery.event);
+        let lag = chrono::Utc::now().timestamp_millis() - delivery.event.occurred_at();
         let outcome = fold::apply(&self.db, &delivery).await.map_err(HandlerError::Transient)?;
         metrics::histogram!("view_commit_to_view_seconds").record(lag.max(0) as f64 / 1000.0);
         Ok(outcome)

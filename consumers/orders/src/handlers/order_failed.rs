@@ -17,7 +17,7 @@ pub async fn cancel_order(steps: &Steps, delivery: &Delivery, order: &str, reaso
     if !inbox::claim(&mut tx, delivery.event_id, delivery.event.name()).await.map_err(db)? {
         return Ok(Outcome::Duplicate);
     }
-    let Some((customer_id, version)) = lock_pending(&mut tx, id).await? else {
+    let Some((customer_id, version)) = lock_pending(&mut tx, id, delivery.event.occurred_at()).await? else {
         tx.commit().await.map_err(db)?;
         return Ok(Outcome::Skipped);
     };

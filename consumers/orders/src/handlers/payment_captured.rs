@@ -16,7 +16,7 @@ pub async fn confirm_order(steps: &Steps, delivery: &Delivery, event: &PaymentCa
     if !inbox::claim(&mut tx, delivery.event_id, "PaymentCaptured").await.map_err(db)? {
         return Ok(Outcome::Duplicate);
     }
-    let Some((customer_id, version)) = lock_pending(&mut tx, id).await? else {
+    let Some((customer_id, version)) = lock_pending(&mut tx, id, delivery.event.occurred_at()).await? else {
         tx.commit().await.map_err(db)?;
         return Ok(Outcome::Skipped);
     };
