@@ -252,7 +252,10 @@ async fn fold_into(collection: &Collection<Document>, key: &Key, changes: &[&Cha
         attempt += 1;
         // None: the document does not exist yet.
         let (mut document, revision) = match DOCUMENTS.get(key) {
-            Some(cached) => (cached.clone(), Some(revision_of(&cached))),
+            Some(cached) => {
+                let revision = revision_of(&cached);
+                (cached, Some(revision))
+            }
             None => match collection.find_one(doc! { "_id": id }).await? {
                 Some(found) => {
                     let revision = revision_of(&found);
