@@ -20,7 +20,7 @@ use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
 use outflow_consumer::{ConsumerSettings, Handler, Outcome};
 use outflow_outbox::Outbox;
-use outflow_stack_tests::Stack;
+use outflow_stack_tests::{lag, Stack};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use sqlx::PgPool;
 
@@ -60,22 +60,7 @@ fn records_in(stack: &Stack, topics: &[String]) -> u64 {
 /// True once `group` has committed every partition of `topics` up to its end
 /// (events handled and dead letters alike).
 fn caught_up(stack: &Stack, group: &str, topics: &[String]) -> bool {
-    use rdkafka::{Offset, TopicPartitionList};
-    let consumer: BaseConsumer = stack.kafka_config().set("group.id", group).create().unwrap();
-    let mut list = TopicPartitionList::new();
-    for topic in topics {
-        for p in 0..3 {
-            list.add_partition(topic, p);
-        }
-    }
-    let Ok(committed) = consumer.committed_offsets(list, Duration::from_secs(5)) else { return false };
-    committed.elements().iter().all(|e| {
-        let (_, high) = consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(5)).unwrap_or((0, i64::MAX));
-        match e.offset() {
-            Offset::Offset(o) => o >= high,
-            _ => high == 0,
-        }
-    })
+    lag(stack, group, topics).is_ok_and(|behind| behind == 0)
 }
 
 /// How long a replay may go without handling a record before it counts as
