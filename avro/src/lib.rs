@@ -14,7 +14,10 @@ pub mod payment;
 
 use std::collections::HashSet;
 
-use apache_avro::{schema::{Name, NamespaceRef}, AvroSchemaComponent, Schema};
+use apache_avro::{
+    schema::{Name, NamespaceRef},
+    AvroSchemaComponent, Schema,
+};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 pub const NAMESPACE: &str = "dev.outflow.events";
@@ -169,21 +172,15 @@ mod tests {
         for ((name, _, avsc), (derived_name, derived)) in catalog.into_iter().zip(DomainEvent::derived_schemas()) {
             assert_eq!(name, derived_name);
             let file = Schema::parse_str(avsc).unwrap_or_else(|e| panic!("{name}.avsc does not parse: {e}"));
-            assert_eq!(
-                file.canonical_form(),
-                derived.canonical_form(),
-                "{name}: the Rust type and schemas/{name}.avsc disagree"
-            );
+            assert_eq!(file.canonical_form(), derived.canonical_form(), "{name}: the Rust type and schemas/{name}.avsc disagree");
         }
     }
 
     #[test]
     fn every_schema_file_is_in_the_catalog() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas");
-        let mut files: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().trim_end_matches(".avsc").to_owned())
-            .collect();
+        let mut files: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().trim_end_matches(".avsc").to_owned()).collect();
         files.sort();
         let mut names: Vec<String> = DomainEvent::catalog().iter().map(|(n, _, _)| n.to_string()).collect();
         names.sort();

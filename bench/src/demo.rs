@@ -6,7 +6,10 @@
 
 use std::{
     io::IsTerminal,
-    sync::{atomic::{AtomicU64, Ordering}, Arc},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
     time::Duration,
 };
 
@@ -77,7 +80,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         // 409: it exists from an earlier demo, which is fine.
         anyhow::ensure!(response.status().is_success() || response.status() == 409, "creating {sku}: {} {}", response.status(), response.text().await?);
     }
-    let before: serde_json::Value = http.get(format!("{SANDBOX}/sandbox/behaviour")).send().await?.error_for_status()?.json().await.context("reading the provider sandbox's behaviour (7199)")?;
+    let before: serde_json::Value = http
+        .get(format!("{SANDBOX}/sandbox/behaviour"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await
+        .context("reading the provider sandbox's behaviour (7199)")?;
     http.put(format!("{SANDBOX}/sandbox/behaviour"))
         .json(&json!({"settle_delay_ms": args.settle_delay_ms, "failure_rate": args.deny_rate}))
         .send()
@@ -157,7 +167,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn summary(t: &Tally) -> String {
-    let (placed, confirmed, oos, failed, other) = (t.placed.load(Ordering::Relaxed), t.confirmed.load(Ordering::Relaxed), t.out_of_stock.load(Ordering::Relaxed), t.payment_failed.load(Ordering::Relaxed), t.other.load(Ordering::Relaxed));
+    let (placed, confirmed, oos, failed, other) = (
+        t.placed.load(Ordering::Relaxed),
+        t.confirmed.load(Ordering::Relaxed),
+        t.out_of_stock.load(Ordering::Relaxed),
+        t.payment_failed.load(Ordering::Relaxed),
+        t.other.load(Ordering::Relaxed),
+    );
     let open = placed.saturating_sub(confirmed + oos + failed + other);
     format!(
         "placed {placed} · confirmed {confirmed} · cancelled: out of stock {oos}, payment denied {failed} · open {open}{}",

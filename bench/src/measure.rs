@@ -1,7 +1,11 @@
 //! A closed loop: `concurrency` workers each run one operation after another
 //! for `seconds`; every completion is counted and timed.
 
-use std::{future::Future, sync::Arc, time::{Duration, Instant}};
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -99,5 +103,11 @@ pub fn print_table(rows: &[Measurement]) {
 pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(|a, b| a.total_cmp(b));
     let n = values.len();
-    if n == 0 { 0.0 } else if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
 }

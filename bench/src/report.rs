@@ -37,7 +37,7 @@ impl Row {
 }
 
 pub fn print(rows: &[Row]) {
-    println!("\n{:<4} {:<52} {:>12} {:<6} {:>12} {:>7}  {:<14} {}", "", "figure", "value", "", "ceiling", "ratio", "goal", "");
+    println!("\n{:<4} {:<52} {:>12} {:<6} {:>12} {:>7}  {:<14} ", "", "figure", "value", "", "ceiling", "ratio", "goal");
     let mut section = "";
     for r in rows {
         if r.section != section {
@@ -70,8 +70,14 @@ pub fn chart(path: &Path, latency: &[(f64, f64, f64)], slots: &[(String, Vec<(f6
         .y_label_area_size(56)
         .build_cartesian_2d(0.0..max_t, 0.0..max_ms)?;
     chart.configure_mesh().x_desc("second").y_desc("ms").draw()?;
-    chart.draw_series(LineSeries::new(latency.iter().map(|l| (l.0, l.1)), &BLUE))?.label("p50").legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE));
-    chart.draw_series(LineSeries::new(latency.iter().map(|l| (l.0, l.2)), &RED))?.label("p99").legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RED));
+    chart
+        .draw_series(LineSeries::new(latency.iter().map(|l| (l.0, l.1)), &BLUE))?
+        .label("p50")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE));
+    chart
+        .draw_series(LineSeries::new(latency.iter().map(|l| (l.0, l.2)), &RED))?
+        .label("p99")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RED));
     chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).draw()?;
 
     let max_t = slots.iter().flat_map(|s| s.1.last()).map(|p| p.0).fold(1.0, f64::max);

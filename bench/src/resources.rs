@@ -83,7 +83,9 @@ fn postgres_role(pid: u32) -> String {
     let words: Vec<&str> = title.split_whitespace().collect();
     match words.as_slice() {
         ["postgres:", "walsender", ..] => "walsender".into(),
-        ["postgres:", _user, database, client, ..] if client.starts_with("127.") || client.starts_with("[local]") || client.starts_with("::1") => database.to_string(),
+        ["postgres:", _user, database, client, ..] if client.starts_with("127.") || client.starts_with("[local]") || client.starts_with("::1") => {
+            database.to_string()
+        }
         _ => "background".into(),
     }
 }
@@ -96,10 +98,5 @@ fn pss_kib(pid: u32) -> u64 {
 }
 
 fn clock_ticks() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
-        .unwrap_or(100.0)
+    std::process::Command::new("getconf").arg("CLK_TCK").output().ok().and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok()).unwrap_or(100.0)
 }

@@ -137,18 +137,45 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let all_hops = Percentiles::of(hops.iter().map(|h| h.to_consumer_ms).collect());
     rows.push(Row::at_most("c", format!("every hop: commit → consumable p99 (n={})", all_hops.count), all_hops.p99_ms, 50.0));
-    rows.push(Row::against("d", format!("completed sagas, {} customers, {} s /s", args.customers, plan.saturate_s), saturated.per_second, "/s", saga_ceiling.per_second, 0.5));
+    rows.push(Row::against(
+        "d",
+        format!("completed sagas, {} customers, {} s /s", args.customers, plan.saturate_s),
+        saturated.per_second,
+        "/s",
+        saga_ceiling.per_second,
+        0.5,
+    ));
     rows.push(Row::info("d", "  errors in that loop (timeouts, refusals)", saturated.errors as f64, ""));
     for (group, lag) in &left {
         rows.push(Row::info("d", format!("  backlog at its end: {group}"), *lag as f64, "events"));
     }
-    rows.push(Row::info("d", format!("half rate: offered /s (half of {:.1}/s in a {} s probe)", probe.per_second, plan.probe_s), half.offered_per_second, "/s"));
-    rows.push(Row::info("d", format!("half rate: completed /s ({} of {}, {} failed)", half.completed, half.placed, half.failed), half.completed_per_second, "/s"));
+    rows.push(Row::info(
+        "d",
+        format!("half rate: offered /s (half of {:.1}/s in a {} s probe)", probe.per_second, plan.probe_s),
+        half.offered_per_second,
+        "/s",
+    ));
+    rows.push(Row::info(
+        "d",
+        format!("half rate: completed /s ({} of {}, {} failed)", half.completed, half.placed, half.failed),
+        half.completed_per_second,
+        "/s",
+    ));
     rows.push(Row::info("d", "half rate: POST → saga end on Kafka p50", half.post_to_saga_end.p50_ms, "ms"));
     rows.push(Row::info("d", "half rate: POST → view CONFIRMED p50", half.post_to_view_confirmed.p50_ms, "ms"));
-    rows.push(Row::at_most("d", format!("half rate: POST → view CONFIRMED p99 (n={})", half.post_to_view_confirmed.count), half.post_to_view_confirmed.p99_ms, 1000.0));
+    rows.push(Row::at_most(
+        "d",
+        format!("half rate: POST → view CONFIRMED p99 (n={})", half.post_to_view_confirmed.count),
+        half.post_to_view_confirmed.p99_ms,
+        1000.0,
+    ));
     rows.push(Row::info("d", "half rate: commit → view p50, every event", half.commit_to_view_all.p50_ms, "ms"));
-    rows.push(Row::at_most("d", format!("half rate: commit → view p99, every event (n={})", half.commit_to_view_all.count), half.commit_to_view_all.p99_ms, 150.0));
+    rows.push(Row::at_most(
+        "d",
+        format!("half rate: commit → view p99, every event (n={})", half.commit_to_view_all.count),
+        half.commit_to_view_all.p99_ms,
+        150.0,
+    ));
     rows.push(Row::info("d", "half rate: backlog left, worked off in", half_drained.as_secs_f64(), "s"));
     for slot in &slots {
         rows.push(Row::info("d", format!("slot {}: lag, largest in the first third", slot.slot), slot.max_first_third_bytes as f64 / 1024.0, "KiB"));

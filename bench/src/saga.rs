@@ -12,7 +12,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{atomic::{AtomicU64, Ordering}, Arc, Mutex},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
     time::{Duration, Instant},
 };
 
@@ -82,7 +85,10 @@ impl Shop {
             if known == skus.len() as i64 {
                 break;
             }
-            anyhow::ensure!(Instant::now() < until, "the orders catalog replica did not receive the bench products within 60 s: is the orders consumer running?");
+            anyhow::ensure!(
+                Instant::now() < until,
+                "the orders catalog replica did not receive the bench products within 60 s: is the orders consumer running?"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let sandbox_before: serde_json::Value = http.get(format!("{SANDBOX_URL}/sandbox/behaviour")).send().await?.error_for_status()?.json().await?;
@@ -187,7 +193,8 @@ pub async fn at_rate(shop: &Arc<Shop>, observer: &Observer, mongo: &mongodb::Dat
     for k in 0..total {
         let due = started + Duration::from_secs_f64(k as f64 / rate);
         tokio::time::sleep_until(due.into()).await;
-        let (shop, observer, connections, placed, failed, bar) = (shop.clone(), observer.clone(), connections.clone(), placed.clone(), failed.clone(), bar.clone());
+        let (shop, observer, connections, placed, failed, bar) =
+            (shop.clone(), observer.clone(), connections.clone(), placed.clone(), failed.clone(), bar.clone());
         tasks.push(tokio::spawn(async move {
             let posted_at_ms = chrono::Utc::now().timestamp_millis();
             let t = Instant::now();
@@ -288,7 +295,13 @@ async fn read_views(mongo: &mongodb::Database, placed: &[Placed]) -> anyhow::Res
                         .map(|t| {
                             t.iter()
                                 .filter_map(|e| e.as_document())
-                                .filter_map(|e| Some((e.get_str("type").ok()?.to_owned(), e.get_datetime("at").ok()?.timestamp_millis(), e.get_datetime("viewed_at").ok()?.timestamp_millis())))
+                                .filter_map(|e| {
+                                    Some((
+                                        e.get_str("type").ok()?.to_owned(),
+                                        e.get_datetime("at").ok()?.timestamp_millis(),
+                                        e.get_datetime("viewed_at").ok()?.timestamp_millis(),
+                                    ))
+                                })
                                 .collect()
                         })
                         .unwrap_or_default();

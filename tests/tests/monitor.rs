@@ -380,11 +380,7 @@ fn parse_metrics(text: &str) -> HashMap<(String, BTreeMap<String, String>), f64>
             Some((name, rest)) => (name, rest.trim_end_matches('}')),
             None => (series, ""),
         };
-        let labels = labels
-            .split("\",")
-            .filter_map(|pair| pair.split_once("=\""))
-            .map(|(k, v)| (k.to_owned(), v.trim_end_matches('"').to_owned()))
-            .collect();
+        let labels = labels.split("\",").filter_map(|pair| pair.split_once("=\"")).map(|(k, v)| (k.to_owned(), v.trim_end_matches('"').to_owned())).collect();
         metrics.insert((name.to_owned(), labels), value);
     }
     metrics
@@ -424,7 +420,8 @@ async fn the_page_shows_the_numbers_of_the_json_api_in_headless_chromium() -> Re
     let on_page: BTreeSet<&String> = page.metrics.iter().map(|m| &m.key).collect();
     let missing: Vec<_> = required.difference(&on_page).collect();
     assert!(missing.is_empty(), "the page lacks {missing:?}");
-    for key in ["lag.outflow-views.total", "sagas.CONFIRMED", "dlq.outflow.order.events.dlq", "connector.outflow-orders.state", "slot.outflow_orders.retained"] {
+    for key in ["lag.outflow-views.total", "sagas.CONFIRMED", "dlq.outflow.order.events.dlq", "connector.outflow-orders.state", "slot.outflow_orders.retained"]
+    {
         assert!(page.metrics.iter().any(|m| m.key == key), "{key}");
     }
     // ...and every one it shows is what the JSON says, in data-value and on screen.
@@ -576,9 +573,7 @@ impl Expect {
             Expect::Number(None) | Expect::Word(None) => {
                 (shown.value.is_empty() && shown.text == "—").then_some(()).ok_or_else(|| "expected no value (—)".into())
             }
-            Expect::Word(Some(word)) => {
-                (shown.value == *word && shown.text == *word).then_some(()).ok_or_else(|| format!("expected {word}"))
-            }
+            Expect::Word(Some(word)) => (shown.value == *word && shown.text == *word).then_some(()).ok_or_else(|| format!("expected {word}")),
             Expect::Number(Some(number)) => {
                 let value: f64 = shown.value.parse().map_err(|_| format!("data-value {:?} is not a number", shown.value))?;
                 if (value - number).abs() > 1e-9 * number.abs().max(1.0) {

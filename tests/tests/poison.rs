@@ -7,7 +7,10 @@ mod shop;
 use std::time::Duration;
 
 use outflow_stack_tests::{consume, header_map, Stack};
-use rdkafka::{producer::{FutureProducer, FutureRecord}, Message};
+use rdkafka::{
+    producer::{FutureProducer, FutureRecord},
+    Message,
+};
 
 async fn produce(stack: &Stack, topic: &str, key: &str, payload: &[u8]) -> (i32, i64) {
     let producer: FutureProducer = stack.kafka_config().create().unwrap();
@@ -23,11 +26,7 @@ async fn a_malformed_record_is_dead_lettered_with_its_reason_and_the_next_event_
     let mut unknown_schema = vec![0u8, 0x7f, 0xff, 0xff, 0xfe];
     unknown_schema.extend_from_slice(b"body");
     // (topic, a group that reads it)
-    let cases = [
-        ("outflow.order.events", "outflow-inventory"),
-        ("outflow.inventory.events", "outflow-orders"),
-        ("outflow.payment.events", "outflow-orders"),
-    ];
+    let cases = [("outflow.order.events", "outflow-inventory"), ("outflow.inventory.events", "outflow-orders"), ("outflow.payment.events", "outflow-orders")];
     let mut poisoned = Vec::new();
     for (topic, group) in cases {
         let key = format!("poison-{}", uuid::Uuid::new_v4());

@@ -12,7 +12,10 @@ mod shop;
 use std::{
     collections::{BTreeMap, BTreeSet},
     hash::{Hash, Hasher},
-    sync::{atomic::{AtomicU64, Ordering}, Arc},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
     time::Duration,
 };
 
@@ -143,9 +146,18 @@ async fn replaying_every_topic_from_the_start_changes_nothing() {
     let registry = stack.registry_url.clone();
     let provider = outflow_payments::provider::ProviderClient::new("http://127.0.0.1:7199", secrecy::SecretString::from(stack.provider_server_key.clone()));
     let replays = vec![
-        (outflow_inventory_consumer::topics(), counting(outflow_consumer::handler(Arc::new(outflow_inventory_consumer::Steps { pool: pool(1), outbox: Outbox::new(&registry) })))),
-        (outflow_payments_consumer::topics(), counting(outflow_consumer::handler(Arc::new(outflow_payments_consumer::Steps { pool: pool(2), outbox: Outbox::new(&registry), provider })))),
-        (outflow_orders_consumer::topics(), counting(outflow_consumer::handler(Arc::new(outflow_orders_consumer::Steps { pool: pool(0), outbox: Outbox::new(&registry) })))),
+        (
+            outflow_inventory_consumer::topics(),
+            counting(outflow_consumer::handler(Arc::new(outflow_inventory_consumer::Steps { pool: pool(1), outbox: Outbox::new(&registry) }))),
+        ),
+        (
+            outflow_payments_consumer::topics(),
+            counting(outflow_consumer::handler(Arc::new(outflow_payments_consumer::Steps { pool: pool(2), outbox: Outbox::new(&registry), provider }))),
+        ),
+        (
+            outflow_orders_consumer::topics(),
+            counting(outflow_consumer::handler(Arc::new(outflow_orders_consumer::Steps { pool: pool(0), outbox: Outbox::new(&registry) }))),
+        ),
     ];
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut running = Vec::new();
@@ -249,7 +261,12 @@ async fn quiet_views(stack: &Stack, views: &mongodb::Database) -> (Vec<(String, 
         if behind.is_empty() && last.as_ref() == Some(&now) {
             return now;
         }
-        assert!(tokio::time::Instant::now() < until, "the stack did not become quiet within {:?}: groups behind {behind:?}, views {}", until - started, digest(&now.0));
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the stack did not become quiet within {:?}: groups behind {behind:?}, views {}",
+            until - started,
+            digest(&now.0)
+        );
         last = Some(now);
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
@@ -285,7 +302,8 @@ async fn replaying_every_topic_into_the_live_views_changes_nothing() {
     let expected = records_in(&stack, &topics);
     let replay = counting(outflow_consumer::handler(Arc::new(outflow_views_consumer::Views { db: views.clone() })));
     let group = format!("test-view-replay-{}", uuid::Uuid::new_v4());
-    let settings = ConsumerSettings { brokers: stack.kafka_brokers.clone(), group_id: group.clone(), topics: topics.clone(), registry_url: stack.registry_url.clone() };
+    let settings =
+        ConsumerSettings { brokers: stack.kafka_brokers.clone(), group_id: group.clone(), topics: topics.clone(), registry_url: stack.registry_url.clone() };
     let (stop, mut stopping) = tokio::sync::watch::channel(false);
     // As many lanes as the view consumer runs with (consumers/views/src/main.rs).
     let running = tokio::spawn(outflow_consumer::runtime::run_with_lanes(settings, 8, replay.handler.clone(), async move {

@@ -95,10 +95,7 @@ async fn run_spine(stack: &Stack, connector: &TestConnector, pool: &sqlx::PgPool
     assert_eq!(headers.get("eventType").map(String::as_str), Some("SpineChecked"), "event type header: {headers:?}");
     assert_eq!(headers.get("traceparent").map(String::as_str), Some(traceparent), "trace context header: {headers:?}");
 
-    let decoded = AvroDecoder::new(SrSettings::new(stack.registry_url.clone()))
-        .decode(message.payload())
-        .await
-        .context("decoding through the registry")?;
+    let decoded = AvroDecoder::new(SrSettings::new(stack.registry_url.clone())).decode(message.payload()).await.context("decoding through the registry")?;
     let expected = Value::Record(written.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
     assert_eq!(decoded.value, expected);
     Ok(())
@@ -113,15 +110,10 @@ async fn the_mongodb_api_inserts_upserts_and_finds() -> Result<()> {
     let views = database.collection::<mongodb::bson::Document>("views");
 
     views.insert_one(doc! { "_id": "order-1", "status": "PENDING", "version": 1 }).await?;
-    let updated = views
-        .update_one(doc! { "_id": "order-1", "version": { "$lt": 2 } }, doc! { "$set": { "status": "CONFIRMED", "version": 2 } })
-        .upsert(true)
-        .await?;
+    let updated =
+        views.update_one(doc! { "_id": "order-1", "version": { "$lt": 2 } }, doc! { "$set": { "status": "CONFIRMED", "version": 2 } }).upsert(true).await?;
     assert_eq!(updated.modified_count, 1);
-    let inserted = views
-        .update_one(doc! { "_id": "order-2" }, doc! { "$set": { "status": "PENDING", "version": 1 } })
-        .upsert(true)
-        .await?;
+    let inserted = views.update_one(doc! { "_id": "order-2" }, doc! { "$set": { "status": "PENDING", "version": 1 } }).upsert(true).await?;
     assert!(inserted.upserted_id.is_some(), "an upsert of a missing document inserts it");
 
     let found = views.find_one(doc! { "_id": "order-1" }).await?.context("order-1 not found")?;

@@ -35,7 +35,6 @@ impl Dispatch for Steps {
             _ => Ok(Outcome::Skipped),
         }
     }
-
 }
 
 /// The order topic this consumer reads.

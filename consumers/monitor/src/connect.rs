@@ -62,12 +62,8 @@ impl ConnectSource {
         let connectors = body
             .into_values()
             .map(|e| {
-                let mut tasks: Vec<Task> = e
-                    .status
-                    .tasks
-                    .into_iter()
-                    .map(|t| Task { id: t.id, state: t.state, worker_id: t.worker_id, trace: first_line(t.trace) })
-                    .collect();
+                let mut tasks: Vec<Task> =
+                    e.status.tasks.into_iter().map(|t| Task { id: t.id, state: t.state, worker_id: t.worker_id, trace: first_line(t.trace) }).collect();
                 tasks.sort_by_key(|t| t.id);
                 Connector {
                     name: e.status.name,

@@ -26,7 +26,11 @@ fn up(source: &'static str, ok: bool) {
 }
 
 fn flag(value: bool) -> f64 {
-    if value { 1.0 } else { 0.0 }
+    if value {
+        1.0
+    } else {
+        0.0
+    }
 }
 
 /// Sets every gauge from one sample.

@@ -37,25 +37,17 @@ impl KafkaSource {
     /// Trends are left empty: the sampler fills them from the history.
     pub fn sample(&mut self) -> anyhow::Result<(LagReport, DeadLetters)> {
         let metadata = self.cluster.fetch_metadata(None, self.timeout).context("fetching the cluster's metadata")?;
-        let partitions: HashMap<String, Vec<i32>> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.error().is_none())
-            .map(|t| (t.name().to_owned(), t.partitions().iter().map(|p| p.id()).collect()))
-            .collect();
+        let partitions: HashMap<String, Vec<i32>> =
+            metadata.topics().iter().filter(|t| t.error().is_none()).map(|t| (t.name().to_owned(), t.partitions().iter().map(|p| p.id()).collect())).collect();
         let mut watermarks = Watermarks { consumer: &self.cluster, timeout: self.timeout, known: HashMap::new() };
 
         let list = self.cluster.fetch_group_list(None, self.timeout).context("listing the consumer groups")?;
         let mut groups = Vec::new();
         // Consumer groups only: Kafka Connect's worker group (`outflow-connect`,
         // protocol type `connect`) commits no offsets.
-        let watched = list
-            .groups()
-            .iter()
-            .filter(|g| g.name().starts_with(&self.group_prefix) && matches!(g.protocol_type(), "consumer" | ""));
+        let watched = list.groups().iter().filter(|g| g.name().starts_with(&self.group_prefix) && matches!(g.protocol_type(), "consumer" | ""));
         for info in watched {
-            let subscribed: BTreeSet<String> =
-                info.members().iter().filter_map(|m| m.metadata()).filter_map(subscribed_topics).flatten().collect();
+            let subscribed: BTreeSet<String> = info.members().iter().filter_map(|m| m.metadata()).filter_map(subscribed_topics).flatten().collect();
             if !self.readers.contains_key(info.name()) {
                 let reader = client(&self.brokers, Some(info.name())).context("creating an offset reader")?;
                 self.readers.insert(info.name().to_owned(), reader);
@@ -69,9 +61,7 @@ impl KafkaSource {
                     request.add_partition(topic, *id);
                 }
             }
-            let committed = reader
-                .committed_offsets(request, self.timeout)
-                .with_context(|| format!("reading the committed offsets of {}", info.name()))?;
+            let committed = reader.committed_offsets(request, self.timeout).with_context(|| format!("reading the committed offsets of {}", info.name()))?;
             let mut rows = Vec::new();
             for element in committed.elements() {
                 let offset = match element.offset() {
@@ -128,11 +118,7 @@ impl KafkaSource {
 
 fn client(brokers: &str, group: Option<&str>) -> rdkafka::error::KafkaResult<BaseConsumer> {
     let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", brokers)
-        .set("client.id", "outflow-monitor")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false");
+    config.set("bootstrap.servers", brokers).set("client.id", "outflow-monitor").set("enable.auto.commit", "false").set("enable.auto.offset.store", "false");
     if let Some(group) = group {
         config.set("group.id", group);
     }
@@ -151,10 +137,8 @@ impl Watermarks<'_> {
         if let Some(known) = self.known.get(&(topic.to_owned(), partition)) {
             return Ok(*known);
         }
-        let marks = self
-            .consumer
-            .fetch_watermarks(topic, partition, self.timeout)
-            .with_context(|| format!("fetching the watermarks of {topic}/{partition}"))?;
+        let marks =
+            self.consumer.fetch_watermarks(topic, partition, self.timeout).with_context(|| format!("fetching the watermarks of {topic}/{partition}"))?;
         self.known.insert((topic.to_owned(), partition), marks);
         Ok(marks)
     }

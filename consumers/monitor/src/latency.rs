@@ -136,9 +136,7 @@ impl LatencySource {
             self.scrapes.pop_front();
         }
         let recent = match self.scrapes.front() {
-            Some((then, baseline)) if self.scrapes.len() > 1 => {
-                histogram.since(baseline).quantiles(Some(now.duration_since(*then).as_secs_f64()))
-            }
+            Some((then, baseline)) if self.scrapes.len() > 1 => histogram.since(baseline).quantiles(Some(now.duration_since(*then).as_secs_f64())),
             _ => Quantiles::default(),
         };
         let max_bucket_secs = histogram.buckets.iter().map(|b| b.0).rev().find(|b| b.is_finite());

@@ -29,10 +29,7 @@ pub struct PostgresSource {
 impl PostgresSource {
     pub fn new(options: PgConnectOptions, database: &str, stuck_after_secs: u64, stuck_limit: i64) -> Self {
         // Lazy: the monitor starts (and reports the error) while PostgreSQL is down.
-        let pool = PgPoolOptions::new()
-            .max_connections(2)
-            .acquire_timeout(std::time::Duration::from_secs(3))
-            .connect_lazy_with(options.clone());
+        let pool = PgPoolOptions::new().max_connections(2).acquire_timeout(std::time::Duration::from_secs(3)).connect_lazy_with(options.clone());
         PostgresSource { pool, options, database: database.to_owned(), stuck_after_secs, stuck_limit }
     }
 
@@ -92,8 +89,7 @@ impl PostgresSource {
         };
         sqlx::query("set transaction isolation level repeatable read, read only").execute(&mut *tx).await.with_context(context)?;
         let mut counts: BTreeMap<String, i64> = STATUSES.iter().map(|s| (s.to_string(), 0)).collect();
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("select status, count(*) from orders group by status").fetch_all(&mut *tx).await.with_context(context)?;
+        let rows: Vec<(String, i64)> = sqlx::query_as("select status, count(*) from orders group by status").fetch_all(&mut *tx).await.with_context(context)?;
         counts.extend(rows);
         let terminal: Vec<String> = TERMINAL.iter().map(|s| s.to_string()).collect();
         let (in_flight, oldest, stuck_count): (i64, Option<f64>, i64) = sqlx::query_as(

@@ -37,7 +37,6 @@ impl Dispatch for Steps {
             _ => Ok(Outcome::Skipped),
         }
     }
-
 }
 
 pub fn topics() -> Vec<String> {

@@ -19,8 +19,15 @@ use axum::{
     Json, Router,
 };
 use futures::TryStreamExt;
-use mongodb::{bson::{doc, Bson, Document}, Database};
-use outflow_http::{auth::{Caller, HasJwtKeys, JwtKeys}, error::ApiError, ops};
+use mongodb::{
+    bson::{doc, Bson, Document},
+    Database,
+};
+use outflow_http::{
+    auth::{Caller, HasJwtKeys, JwtKeys},
+    error::ApiError,
+    ops,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -90,7 +97,12 @@ struct Page {
     per_page: Option<i64>,
 }
 
-async fn customer_orders(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, page: Result<Query<Page>, axum::extract::rejection::QueryRejection>) -> Result<Json<Value>, ApiError> {
+async fn customer_orders(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
     let Query(page) = page.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     if !caller.may_see(&id) {
         return Err(ApiError::forbidden("these are another customer's orders"));

@@ -48,12 +48,10 @@ impl JwtKeys {
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map(|data| data.claims)
-            .map_err(|e| {
-                tracing::debug!(error = %e, "rejected token");
-                ApiError::unauthorized("invalid_token", "the bearer token is invalid or expired")
-            })
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map(|data| data.claims).map_err(|e| {
+            tracing::debug!(error = %e, "rejected token");
+            ApiError::unauthorized("invalid_token", "the bearer token is invalid or expired")
+        })
     }
 }
 

@@ -80,9 +80,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::JsonDataError(e) => ApiError::unprocessable("invalid_body", e.body_text()),
         JsonRejection::JsonSyntaxError(e) => ApiError::bad_request("malformed_json", e.body_text()),
-        JsonRejection::MissingJsonContentType(_) => {
-            ApiError::bad_request("unsupported_media_type", "send the body as application/json")
-        }
+        JsonRejection::MissingJsonContentType(_) => ApiError::bad_request("unsupported_media_type", "send the body as application/json"),
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the body is larger than 64 KiB")
         }

@@ -2,7 +2,11 @@
 //! `/readyz` (its database answers), `/metrics` (Prometheus), request metrics,
 //! the common layers, and serving until SIGTERM or Ctrl-C.
 
-use std::{future::Future, sync::OnceLock, time::{Duration, Instant}};
+use std::{
+    future::Future,
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
 
 use axum::{
     extract::{DefaultBodyLimit, MatchedPath, Request, State},

@@ -102,10 +102,13 @@ mod tests {
         NewProduct { sku: "MUG-1".into(), name: "Mug".into(), price_minor: 250, currency: "EUR".into(), stock: 5 }
     }
 
+    /// A change that spoils one field, and the reason it must be refused with.
+    type Spoiled = (fn(&mut NewProduct), InvalidProduct);
+
     #[test]
     fn each_invalid_field_has_its_reason() {
         assert_eq!(product().validate(), Ok(()));
-        let cases: [(fn(&mut NewProduct), InvalidProduct); 7] = [
+        let cases: [Spoiled; 7] = [
             (|p| p.sku = "".into(), InvalidProduct::Sku),
             (|p| p.sku = "has space".into(), InvalidProduct::Sku),
             (|p| p.name = " ".into(), InvalidProduct::Name),

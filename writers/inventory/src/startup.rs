@@ -1,5 +1,11 @@
-use axum::{routing::{get, post}, Router};
-use outflow_http::{app::{Application, ServiceBase}, auth::{HasJwtKeys, JwtKeys}};
+use axum::{
+    routing::{get, post},
+    Router,
+};
+use outflow_http::{
+    app::{Application, ServiceBase},
+    auth::{HasJwtKeys, JwtKeys},
+};
 
 use crate::{routes, settings::Settings};
 

@@ -1,7 +1,16 @@
-use axum::{routing::{get, post}, Router};
-use outflow_http::{app::{Application, ServiceBase}, auth::{HasJwtKeys, JwtKeys}};
+use axum::{
+    routing::{get, post},
+    Router,
+};
+use outflow_http::{
+    app::{Application, ServiceBase},
+    auth::{HasJwtKeys, JwtKeys},
+};
 
-use crate::{routes, settings::{OrderLimits, Settings}};
+use crate::{
+    routes,
+    settings::{OrderLimits, Settings},
+};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

@@ -1,7 +1,10 @@
 //! OrderPlaced → reserve every line or none: `StockReserved` or `StockRejected`.
 
 use outflow_consumer::{db, Delivery, HandlerError, Outcome};
-use outflow_events::{inventory::{Shortage, StockRejected, StockReserved}, order::OrderPlaced};
+use outflow_events::{
+    inventory::{Shortage, StockRejected, StockReserved},
+    order::OrderPlaced,
+};
 use outflow_outbox::{inbox, new_event_id, now_millis, TraceContext};
 use sqlx::Row;
 use tracing::instrument;
@@ -17,7 +20,8 @@ pub async fn reserve_stock(steps: &Steps, delivery: &Delivery, event: &OrderPlac
     if !inbox::claim(&mut tx, delivery.event_id, "OrderPlaced").await.map_err(db)? {
         return Ok(Outcome::Duplicate);
     }
-    let exists: bool = sqlx::query_scalar("select exists (select 1 from reservations where order_id = $1)").bind(order_id).fetch_one(&mut *tx).await.map_err(db)?;
+    let exists: bool =
+        sqlx::query_scalar("select exists (select 1 from reservations where order_id = $1)").bind(order_id).fetch_one(&mut *tx).await.map_err(db)?;
     if exists {
         tx.commit().await.map_err(db)?;
         return Ok(Outcome::Skipped);

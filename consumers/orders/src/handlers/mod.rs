@@ -19,11 +19,8 @@ use uuid::Uuid;
 /// PENDING for good). An order still missing long after the event happened
 /// does not exist, and the event is dead-lettered.
 pub async fn lock_pending(tx: &mut PgConnection, order_id: Uuid, occurred_at: i64) -> Result<Option<(String, i64)>, HandlerError> {
-    let row: Option<(String, String, i64)> = sqlx::query_as("select customer_id, status, version from orders where id = $1 for update")
-        .bind(order_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
+    let row: Option<(String, String, i64)> =
+        sqlx::query_as("select customer_id, status, version from orders where id = $1 for update").bind(order_id).fetch_optional(&mut *tx).await.map_err(db)?;
     let Some((customer, status, version)) = row else {
         return Err(missing(order_id, outflow_outbox::now_millis().0 - occurred_at));
     };
@@ -42,6 +39,10 @@ fn missing(order_id: Uuid, age_ms: i64) -> HandlerError {
     }
 }
 
+pub fn order_id(id: &str) -> Result<Uuid, HandlerError> {
+    Uuid::parse_str(id).map_err(|_| HandlerError::Rejected(format!("order id {id} is not a UUID")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,8 +54,4 @@ mod tests {
         assert!(matches!(missing(id, ORDER_VISIBLE_WITHIN_MS - 1), HandlerError::Transient(_)));
         assert!(matches!(missing(id, ORDER_VISIBLE_WITHIN_MS), HandlerError::Rejected(_)));
     }
-}
-
-pub fn order_id(id: &str) -> Result<Uuid, HandlerError> {
-    Uuid::parse_str(id).map_err(|_| HandlerError::Rejected(format!("order id {id} is not a UUID")))
 }

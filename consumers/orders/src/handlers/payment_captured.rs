@@ -26,7 +26,8 @@ pub async fn confirm_order(steps: &Steps, delivery: &Delivery, event: &PaymentCa
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-    let confirmed = OrderConfirmed { event_id: new_event_id(), aggregate_id: event.order_id.clone(), aggregate_version: version, occurred_at: now_millis(), customer_id };
+    let confirmed =
+        OrderConfirmed { event_id: new_event_id(), aggregate_id: event.order_id.clone(), aggregate_version: version, occurred_at: now_millis(), customer_id };
     steps.outbox.append(&mut tx, &confirmed, &TraceContext::child_of(delivery.traceparent.as_deref())).await.map_err(|e| HandlerError::Transient(e.into()))?;
     tx.commit().await.map_err(db)?;
     Ok(Outcome::Applied)

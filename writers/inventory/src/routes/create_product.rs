@@ -1,12 +1,22 @@
 //! `POST /v1/products` (admin): the product row + `ProductCreated`, one transaction.
 
-use axum::{extract::State, http::{HeaderMap, StatusCode}, Json};
+use axum::{
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    Json,
+};
 use outflow_events::inventory::ProductCreated;
-use outflow_http::{auth::{Caller, Role}, error::{ApiError, ApiJson}};
+use outflow_http::{
+    auth::{Caller, Role},
+    error::{ApiError, ApiJson},
+};
 use outflow_outbox::{new_event_id, now_millis, TraceContext};
 use tracing::instrument;
 
-use crate::{product::{NewProduct, Product, PRODUCT_COLUMNS}, startup::AppState};
+use crate::{
+    product::{NewProduct, Product, PRODUCT_COLUMNS},
+    startup::AppState,
+};
 
 #[utoipa::path(
     post, path = "/v1/products", request_body = NewProduct,

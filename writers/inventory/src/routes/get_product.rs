@@ -1,9 +1,15 @@
 //! `GET /v1/products/{sku}`: the product as the writer sees it.
 
-use axum::{extract::{Path, State}, Json};
+use axum::{
+    extract::{Path, State},
+    Json,
+};
 use outflow_http::error::ApiError;
 
-use crate::{product::{Product, PRODUCT_COLUMNS}, startup::AppState};
+use crate::{
+    product::{Product, PRODUCT_COLUMNS},
+    startup::AppState,
+};
 
 #[utoipa::path(
     get, path = "/v1/products/{sku}", params(("sku" = String, Path)),

@@ -1,14 +1,24 @@
 //! `POST /v1/products/{sku}/restock` (admin): more stock on hand + `StockAdjusted`.
 
-use axum::{extract::{Path, State}, http::HeaderMap, Json};
+use axum::{
+    extract::{Path, State},
+    http::HeaderMap,
+    Json,
+};
 use outflow_events::inventory::StockAdjusted;
-use outflow_http::{auth::{Caller, Role}, error::{ApiError, ApiJson}};
+use outflow_http::{
+    auth::{Caller, Role},
+    error::{ApiError, ApiJson},
+};
 use outflow_outbox::{new_event_id, now_millis, TraceContext};
 use serde::Deserialize;
 use tracing::instrument;
 use utoipa::ToSchema;
 
-use crate::{product::{validate_quantity, Product, MAX_STOCK, PRODUCT_COLUMNS}, startup::AppState};
+use crate::{
+    product::{validate_quantity, Product, MAX_STOCK, PRODUCT_COLUMNS},
+    startup::AppState,
+};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -2,7 +2,11 @@ use std::time::Duration;
 
 use outflow_http::auth::Role;
 use outflow_inventory::{settings::Settings, startup};
-use outflow_stack_tests::{consume, header_map, service::{assert_error, bad_tokens, TestService}, TestConnector};
+use outflow_stack_tests::{
+    consume, header_map,
+    service::{assert_error, bad_tokens, TestService},
+    TestConnector,
+};
 use rdkafka::Message;
 use serde_json::{json, Value};
 
@@ -78,9 +82,18 @@ async fn every_bad_product_request_is_refused_with_its_status_and_writes_nothing
     }
     let no_token = app.http.post(app.url("/v1/products")).json(&mug()).send().await.unwrap();
     assert_error(no_token, 401, "missing_token").await;
-    let malformed = app.http.post(app.url("/v1/products")).bearer_auth(&admin).header("content-type", "application/json").body("{\"sku\":").send().await.unwrap();
+    let malformed =
+        app.http.post(app.url("/v1/products")).bearer_auth(&admin).header("content-type", "application/json").body("{\"sku\":").send().await.unwrap();
     assert_error(malformed, 400, "malformed_json").await;
-    let huge = app.http.post(app.url("/v1/products")).bearer_auth(&admin).header("content-type", "application/json").body(format!("{{\"name\":\"{}\"}}", "x".repeat(65 * 1024))).send().await.unwrap();
+    let huge = app
+        .http
+        .post(app.url("/v1/products"))
+        .bearer_auth(&admin)
+        .header("content-type", "application/json")
+        .body(format!("{{\"name\":\"{}\"}}", "x".repeat(65 * 1024)))
+        .send()
+        .await
+        .unwrap();
     assert_error(huge, 413, "body_too_large").await;
 
     for (quantity, status, code) in [(0, 422, "invalid_product"), (-1, 422, "invalid_product"), (11, 422, "stock_limit")] {

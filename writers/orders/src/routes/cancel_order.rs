@@ -2,7 +2,11 @@
 //! confirmed: CANCELLED(customer_request) + `OrderCancelled`, one transaction.
 //! Cancelling a cancelled order again answers as the first time did.
 
-use axum::{extract::{Path, State}, http::HeaderMap, Json};
+use axum::{
+    extract::{Path, State},
+    http::HeaderMap,
+    Json,
+};
 use outflow_events::order::OrderCancelled;
 use outflow_http::{auth::Caller, error::ApiError};
 use outflow_outbox::{new_event_id, now_millis, TraceContext};
@@ -27,12 +31,7 @@ pub const CUSTOMER_REQUEST: &str = "customer_request";
     security(("bearer" = []))
 )]
 #[instrument(skip_all, fields(order_id = %id, customer_id = %caller.id), err(Debug))]
-pub async fn cancel_order(
-    State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Json<OrderAccepted>, ApiError> {
+pub async fn cancel_order(State(state): State<AppState>, caller: Caller, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<OrderAccepted>, ApiError> {
     let order_id = parse_order_id(&id)?;
     let mut tx = state.base.pool.begin().await?;
     let row = sqlx::query("select customer_id, status, version from orders where id = $1 for update")

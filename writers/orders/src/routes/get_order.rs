@@ -1,6 +1,9 @@
 //! `GET /v1/orders/{id}`: the order as the writer sees it, for its owner or an admin.
 
-use axum::{extract::{Path, State}, Json};
+use axum::{
+    extract::{Path, State},
+    Json,
+};
 use chrono::{DateTime, Utc};
 use outflow_http::{auth::Caller, error::ApiError};
 use serde::Serialize;
@@ -56,12 +59,11 @@ pub fn parse_order_id(id: &str) -> Result<Uuid, ApiError> {
 }
 
 pub async fn load_order(pool: &sqlx::PgPool, id: Uuid) -> Result<Option<OrderDetails>, ApiError> {
-    let Some(row) = sqlx::query(
-        "select id, customer_id, status, cancel_reason, total_minor, currency, version, created_at, updated_at from orders where id = $1",
-    )
-    .bind(id)
-    .fetch_optional(pool)
-    .await?
+    let Some(row) =
+        sqlx::query("select id, customer_id, status, cancel_reason, total_minor, currency, version, created_at, updated_at from orders where id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
     else {
         return Ok(None);
     };

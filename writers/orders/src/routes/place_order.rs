@@ -1,9 +1,16 @@
 //! `POST /v1/orders`: order PENDING + its lines + `OrderPlaced`, one transaction.
 //! The `Idempotency-Key` header makes a retry return the same order.
 
-use axum::{extract::State, http::{HeaderMap, StatusCode}, Json};
+use axum::{
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    Json,
+};
 use outflow_events::order::{OrderLine, OrderPlaced};
-use outflow_http::{auth::{Caller, Role}, error::{ApiError, ApiJson}};
+use outflow_http::{
+    auth::{Caller, Role},
+    error::{ApiError, ApiJson},
+};
 use outflow_outbox::{new_event_id, now_millis, TraceContext};
 use serde::Deserialize;
 use sqlx::{PgConnection, Row};
@@ -12,7 +19,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::OrderAccepted;
-use crate::{domain::{self, InvalidOrder, OrderStatus, RequestedLine}, startup::AppState};
+use crate::{
+    domain::{self, InvalidOrder, OrderStatus, RequestedLine},
+    startup::AppState,
+};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -118,8 +128,7 @@ pub async fn place_order(
     .bind(key)
     .bind(&hash)
     .execute(&mut *tx)
-    .await
-    ?;
+    .await?;
     if inserted.rows_affected() == 0 {
         // A concurrent request with the same key won the race: answer as it did.
         tx.rollback().await?;
@@ -175,10 +184,7 @@ struct PricedLines {
 /// Prices every line from the catalog replica; an unknown SKU refuses the order.
 async fn price_lines(conn: &mut PgConnection, items: &[RequestedLine]) -> Result<PricedLines, PlaceOrderError> {
     let skus: Vec<&str> = items.iter().map(|i| i.sku.as_str()).collect();
-    let rows = sqlx::query("select sku, price_minor, currency from catalog where sku = any($1)")
-        .bind(&skus)
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows = sqlx::query("select sku, price_minor, currency from catalog where sku = any($1)").bind(&skus).fetch_all(&mut *conn).await?;
     let mut lines = Vec::with_capacity(items.len());
     let mut currency: Option<String> = None;
     for item in items {
