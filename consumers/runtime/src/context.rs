@@ -1,34 +1,102 @@
-//! Logs what the group coordinator does to this consumer: rebalances and
-//! offset commits (failures loudly).
+//! What the group coordinator does to this consumer: rebalances, which end
+//! or begin the ownership of partitions (see `runtime::rebalance`), and
+//! offset commits (failures loudly). librdkafka calls these on the thread
+//! that polls, the runtime's own poll thread.
+
+use std::{
+    sync::{Mutex, MutexGuard, PoisonError},
+    time::Duration,
+};
 
 use rdkafka::{
-    consumer::{ConsumerContext, Rebalance},
+    consumer::{BaseConsumer, ConsumerContext, Rebalance},
     error::KafkaResult,
     ClientContext, TopicPartitionList,
 };
 use tracing::{info, warn};
 
-pub struct LoggingContext {
-    pub group: String,
+use crate::runtime::{
+    partition::{Key, Spawner},
+    rebalance::{self, Assignment},
+};
+
+/// How long a revoke waits for the handler attempts in flight. Heartbeats go
+/// on meanwhile (librdkafka sends them from its own thread), but every other
+/// member stands still until this one rejoins (eager protocol), for up to the
+/// rebalance timeout (`max.poll.interval.ms`, 5 min): a stuck handler must
+/// delay the group by seconds, below the session timeout (10 s), not minutes.
+pub(crate) const REVOKE_WAIT: Duration = Duration::from_secs(8);
+
+pub(crate) type Kafka = BaseConsumer<RuntimeContext>;
+
+pub(crate) struct RuntimeContext {
+    group: String,
+    assignment: Mutex<Assignment>,
 }
 
-impl ClientContext for LoggingContext {}
+impl RuntimeContext {
+    pub(crate) fn new(group: String, spawner: Spawner) -> Self {
+        RuntimeContext { group, assignment: Mutex::new(Assignment::new(spawner)) }
+    }
 
-impl ConsumerContext for LoggingContext {
-    fn pre_rebalance(&self, _: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    pub(crate) fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// Only the poll thread takes it, and never across a call that can run a
+    /// callback (a poll), so it is never contended nor taken twice.
+    pub(crate) fn assignment(&self) -> MutexGuard<'_, Assignment> {
+        self.assignment.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn count(&self, kind: &'static str) {
+        metrics::counter!("consumer_rebalances_total", "group" => self.group.clone(), "kind" => kind).increment(1);
+    }
+}
+
+impl ClientContext for RuntimeContext {}
+
+impl ConsumerContext for RuntimeContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
-            Rebalance::Revoke(list) => info!(group = %self.group, partitions = %describe(list), "partitions revoked"),
-            Rebalance::Assign(list) => info!(group = %self.group, partitions = %describe(list), "partitions assigned"),
-            Rebalance::Error(e) => warn!(group = %self.group, error = %e, "rebalance error"),
+            Rebalance::Revoke(list) => {
+                info!(group = %self.group, partitions = %describe(list), "partitions revoked");
+                self.count("revoke");
+                let revoked = self.assignment().take(keys(list));
+                rebalance::revoke(consumer, revoked, REVOKE_WAIT);
+            }
+            Rebalance::Assign(list) => {
+                info!(group = %self.group, partitions = %describe(list), "partitions assigned")
+            }
+            Rebalance::Error(e) => {
+                // rdkafka unassigns everything after a rebalance error.
+                warn!(group = %self.group, error = %e, "rebalance error; giving up every partition");
+                let revoked = self.assignment().take_all();
+                rebalance::revoke(consumer, revoked, REVOKE_WAIT);
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(list) = rebalance {
+            self.count("assign");
+            let mut assignment = self.assignment();
+            keys(list).for_each(|key| assignment.add(key));
         }
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         match result {
-            Ok(()) => tracing::debug!(group = %self.group, offsets = %describe(offsets), "offsets committed"),
+            Ok(()) => {
+                tracing::debug!(group = %self.group, offsets = %describe(offsets), "offsets committed")
+            }
             Err(e) => warn!(group = %self.group, error = %e, "offset commit failed"),
         }
     }
+}
+
+fn keys(list: &TopicPartitionList) -> impl Iterator<Item = Key> + '_ {
+    list.elements().into_iter().map(|e| (e.topic().to_owned(), e.partition()))
 }
 
 fn describe(list: &TopicPartitionList) -> String {

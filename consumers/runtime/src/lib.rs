@@ -5,12 +5,16 @@
 //! - [`decode`]: a Kafka record to a [`Delivery`] (the event, its id, its
 //!   trace context), through the schema registry with schemas cached by id;
 //!   the expected failures ([`Undecodable`]) are what goes to a dead-letter topic;
-//! - [`runtime`]: the consumer group loop: one ordered worker per partition,
-//!   parallel across partitions; retries with backoff for transient errors
-//!   (never skipping an event); dead letters with their reason; the offset is
-//!   stored only after the handler's effect is durable; graceful shutdown;
+//! - [`runtime`]: the consumer group loop: a poll thread of its own, lanes
+//!   by key per partition (ordered per aggregate, parallel otherwise); retries
+//!   with capped backoff for transient errors (never skipping an event, never
+//!   holding up the poll: a partition in retries or full is paused); dead
+//!   letters with their reason; the offset is stored only after the handler's
+//!   effect is durable; a revoke lets the events in flight finish and commits
+//!   before the partition moves on; graceful shutdown;
 //! - [`topics`]: creates the event and dead-letter topics a consumer needs;
-//! - [`context`]: logs commits and rebalances;
+//! - [`context`]: the consumer's callbacks: rebalances (where a revoke ends
+//!   the ownership of partitions) and commits;
 //! - [`service`]: a consumer process: settings, `/healthz`, `/metrics`, the loop.
 //!
 //! A handler is an async function from a [`Delivery`] to `Result<Outcome,

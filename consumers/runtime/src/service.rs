@@ -30,9 +30,7 @@ fn one_lane() -> usize {
 /// Defaults shared by every consumer, with its own port and its own top-level
 /// `extra` keys (TOML), which must come before the `[http]` table.
 pub fn defaults(port: u16, extra: &str) -> String {
-    format!(
-        "kafka_brokers = \"127.0.0.1:59092\"\nregistry_url = \"http://127.0.0.1:58081\"\n{extra}\n[http]\nhost = \"127.0.0.1\"\nport = {port}\n"
-    )
+    format!("kafka_brokers = \"127.0.0.1:59092\"\nregistry_url = \"http://127.0.0.1:58081\"\n{extra}\n[http]\nhost = \"127.0.0.1\"\nport = {port}\n")
 }
 
 /// Serves `/healthz` and `/metrics`, then consumes until `shutdown`.
@@ -51,11 +49,7 @@ pub async fn serve(
     let address = format!("{}:{}", settings.http.host, settings.http.port);
     let listener = tokio::net::TcpListener::bind(&address).await.with_context(|| format!("{name}: binding {address}"))?;
     tokio::spawn(async move { axum::serve(listener, ops).await });
-    let consumer = ConsumerSettings {
-        brokers: settings.kafka_brokers.clone(),
-        group_id: group_id.to_owned(),
-        topics,
-        registry_url: settings.registry_url.clone(),
-    };
+    let consumer =
+        ConsumerSettings { brokers: settings.kafka_brokers.clone(), group_id: group_id.to_owned(), topics, registry_url: settings.registry_url.clone() };
     run_with_lanes(consumer, settings.lanes, handler, shutdown).await
 }

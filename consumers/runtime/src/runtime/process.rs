@@ -1,0 +1,175 @@
+//! One record to its end: decoded through the registry, handed to the
+//! handler, retried with capped exponential backoff on transient failures
+//! (never skipped), or copied to the dead-letter topic. A retry waits on the
+//! lane's [`Control`], so a revoke or shutdown interrupts it and the record is
+//! left unstored, for the partition's next reader.
+
+use std::time::Duration;
+
+use rdkafka::{
+    message::{Header, Headers, Message, OwnedHeaders, OwnedMessage},
+    producer::{FutureProducer, FutureRecord},
+    ClientConfig,
+};
+use tracing::{error, warn, Instrument};
+
+use super::{lane::Control, ConsumerSettings, Handler, HandlerError, Outcome};
+use crate::decode::{DecodeFailure, Decoder};
+
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// What every lane of the consumer shares.
+pub(crate) struct Worker {
+    /// Test failpoint: `OUTFLOW_FAILPOINT_KILL_AFTER_EFFECT=<EventType>` makes the
+    /// process SIGKILL itself after that event's effect is durable and before
+    /// its offset is stored, the window a crash test must cover.
+    kill_after_effect: Option<String>,
+    producer: FutureProducer,
+    decoder: Decoder,
+    handler: Handler,
+    pub(crate) group: String,
+}
+
+impl Worker {
+    pub(crate) fn new(settings: &ConsumerSettings, handler: Handler) -> anyhow::Result<Self> {
+        let producer: FutureProducer =
+            ClientConfig::new().set("bootstrap.servers", &settings.brokers).set("enable.idempotence", "true").set("acks", "all").create()?;
+        Ok(Worker {
+            kill_after_effect: std::env::var("OUTFLOW_FAILPOINT_KILL_AFTER_EFFECT").ok().filter(|v| !v.is_empty()),
+            producer,
+            decoder: Decoder::new(&settings.registry_url),
+            handler,
+            group: settings.group_id.clone(),
+        })
+    }
+}
+
+/// Handles one record in its own span; false when a revoke or shutdown
+/// interrupted it (not finished: it must not be stored).
+pub(crate) async fn handle(worker: &Worker, message: &OwnedMessage, control: &mut Control) -> bool {
+    let span = tracing::info_span!(
+        "event",
+        topic = message.topic(),
+        partition = message.partition(),
+        offset = message.offset(),
+        event_id = tracing::field::Empty,
+        event_type = tracing::field::Empty
+    );
+    process(worker, message, control).instrument(span).await
+}
+
+async fn process(worker: &Worker, message: &OwnedMessage, control: &mut Control) -> bool {
+    let mut attempt = 0u32;
+    let delivery = loop {
+        if control.revoked() {
+            return false;
+        }
+        match worker.decoder.decode(message).await {
+            Ok(delivery) => break delivery,
+            Err(DecodeFailure::Undecodable(reason)) => {
+                return dead_letter(worker, message, reason.kind(), &reason.to_string(), control).await;
+            }
+            Err(DecodeFailure::RegistryUnavailable(e)) => {
+                if !back_off(worker, &mut attempt, &e, control).await {
+                    return false;
+                }
+            }
+        }
+    };
+    let span = tracing::Span::current();
+    span.record("event_id", tracing::field::display(delivery.event_id));
+    span.record("event_type", delivery.event.name());
+    let event_type = delivery.event.name();
+    let started = std::time::Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        // An attempt is one transaction: one that began runs to its end, but
+        // none begins for a partition that is no longer ours.
+        if control.revoked() {
+            return false;
+        }
+        match (worker.handler)(delivery.clone()).await {
+            Ok(outcome) => {
+                record_outcome(worker, event_type, outcome, started);
+                return true;
+            }
+            Err(HandlerError::Rejected(reason)) => return dead_letter(worker, message, "rejected", &reason, control).await,
+            Err(HandlerError::Transient(e)) => {
+                if !back_off(worker, &mut attempt, &format!("{e:#}"), control).await {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+fn record_outcome(worker: &Worker, event_type: &'static str, outcome: Outcome, started: std::time::Instant) {
+    metrics::counter!("consumer_events_total", "group" => worker.group.clone(), "event_type" => event_type, "outcome" => outcome.as_str()).increment(1);
+    metrics::histogram!("consumer_handle_seconds", "group" => worker.group.clone(), "event_type" => event_type).record(started.elapsed().as_secs_f64());
+    tracing::debug!(outcome = outcome.as_str(), "handled");
+    if outcome == Outcome::Applied && worker.kill_after_effect.as_deref() == Some(event_type) {
+        error!("failpoint: killing the process after the effect, before the offset");
+        // SAFETY: raising a signal on ourselves has no memory-safety preconditions.
+        unsafe { libc::raise(libc::SIGKILL) };
+    }
+}
+
+/// Sleeps 100 ms, 200 ms, ... up to 10 s; false when the partition was
+/// revoked or the consumer began stopping meanwhile.
+async fn back_off(worker: &Worker, attempt: &mut u32, reason: &str, control: &mut Control) -> bool {
+    let delay = (Duration::from_millis(100) * 2u32.saturating_pow((*attempt).min(10))).min(MAX_BACKOFF);
+    *attempt += 1;
+    warn!(attempt = *attempt, retry_in_ms = delay.as_millis() as u64, reason, "transient failure; retrying");
+    metrics::counter!("consumer_retries_total", "group" => worker.group.clone()).increment(1);
+    control.retry_after(delay).await
+}
+
+/// Copies the record to `<topic>.dlq` with why and where from; retried until
+/// the broker has it, so a dead letter is never lost either.
+async fn dead_letter(worker: &Worker, message: &OwnedMessage, kind: &str, reason: &str, control: &mut Control) -> bool {
+    let topic = format!("{}.dlq", message.topic());
+    let headers = dead_letter_headers(worker, message, kind, reason);
+    warn!(kind, reason, dlq = %topic, "dead-lettering the record");
+    let mut attempt = 0u32;
+    loop {
+        let mut record = FutureRecord::<[u8], [u8]>::to(&topic).headers(headers.clone());
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        if let Some(payload) = message.payload() {
+            record = record.payload(payload);
+        }
+        match worker.producer.send(record, Duration::from_secs(10)).await {
+            Ok(_) => {
+                metrics::counter!("consumer_dead_letters_total", "group" => worker.group.clone(), "topic" => message.topic().to_owned(), "kind" => kind.to_owned()).increment(1);
+                return true;
+            }
+            Err((e, _)) => {
+                if !back_off(worker, &mut attempt, &format!("dead-letter produce failed: {e}"), control).await {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+fn dead_letter_headers(worker: &Worker, message: &OwnedMessage, kind: &str, reason: &str) -> OwnedHeaders {
+    let (partition, offset) = (message.partition().to_string(), message.offset().to_string());
+    let mut headers = OwnedHeaders::new();
+    if let Some(original) = message.headers() {
+        for h in original.iter() {
+            headers = headers.insert(Header { key: h.key, value: h.value });
+        }
+    }
+    for (key, value) in [
+        ("dlq.reason", reason),
+        ("dlq.kind", kind),
+        ("dlq.source.topic", message.topic()),
+        ("dlq.source.partition", partition.as_str()),
+        ("dlq.source.offset", offset.as_str()),
+        ("dlq.consumer.group", worker.group.as_str()),
+    ] {
+        headers = headers.insert(Header { key, value: Some(value) });
+    }
+    headers
+}
