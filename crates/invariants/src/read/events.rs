@@ -1,0 +1,88 @@
+//! The three event topics, decoded with the schema registry (Confluent
+//! framing, as `consumers/runtime/src/decode.rs` decodes them) and kept as
+//! an [`EventLog`]: per aggregate, each distinct event's type, id, version
+//! and the one number a rule needs. Records whose key is out of scope are
+//! counted but never decoded; poison (`poison-` keys) is skipped.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use outflow_events::{AggregateType, DomainEvent};
+use rdkafka::{message::OwnedMessage, Message};
+use schema_registry_converter::async_impl::avro::AvroDecoder;
+
+use super::{kafka::TopicReader, Keys};
+use crate::{
+    report::Offence,
+    snapshot::{EventLog, Recorded},
+    Sources,
+};
+
+pub async fn read(sources: &Sources, keys: &Keys, deadline: Duration) -> anyhow::Result<EventLog> {
+    let decoder = AvroDecoder::new(sources.registry()?);
+    let mut log = EventLog::default();
+    for topic in AggregateType::ALL.map(AggregateType::topic) {
+        let Some(mut reader) = TopicReader::open(&sources.kafka(), &topic, deadline)? else {
+            continue;
+        };
+        while let Some(message) = reader.next(|m| keys.keeps(m.key())).await? {
+            match decode(&decoder, &message).await {
+                Ok(event) => match recorded(&event) {
+                    Some(recorded) => log.add(event.aggregate_id(), recorded),
+                    None => log.undecodable.push(offence(&message, &format!("event id {:?} is not a UUID", event.event_id()))),
+                },
+                Err(Failure::Registry(reason)) => bail!("the schema registry at {} is not usable: {reason}", sources.settings.registry_url),
+                Err(Failure::NotAnEvent(reason)) => log.undecodable.push(offence(&message, &reason)),
+            }
+        }
+        log.records_read += reader.records_read;
+    }
+    Ok(log)
+}
+
+enum Failure {
+    Registry(String),
+    NotAnEvent(String),
+}
+
+async fn decode(decoder: &AvroDecoder, message: &OwnedMessage) -> Result<DomainEvent, Failure> {
+    let payload = message.payload().filter(|p| p.len() > 5 && p[0] == 0).ok_or_else(|| Failure::NotAnEvent("not Confluent-framed Avro".into()))?;
+    let decoded = decoder.decode(Some(payload)).await.map_err(|e| {
+        let text = format!("{} {}", e.error, e.cause.as_deref().unwrap_or_default());
+        decoder.remove_errors_from_cache();
+        if e.retriable || text.contains("failed with status 5") || text.contains("error sending request") {
+            Failure::Registry(text)
+        } else {
+            Failure::NotAnEvent(text)
+        }
+    })?;
+    let name = decoded.name.map(|n| n.fullname(None)).unwrap_or_default();
+    DomainEvent::from_avro(&name, decoded.value).map_err(|e| Failure::NotAnEvent(e.to_string()))
+}
+
+fn offence(message: &OwnedMessage, reason: &str) -> Offence {
+    let key = message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_else(|| "(no key)".into());
+    Offence::new(key, format!("{}/{}@{} is not an event: {reason}", message.topic(), message.partition(), message.offset()))
+}
+
+/// What the rules keep of an event; None when its id is not a UUID.
+pub fn recorded(event: &DomainEvent) -> Option<Recorded> {
+    use DomainEvent::*;
+    let (version, amount) = match event {
+        OrderPlaced(e) => (e.aggregate_version, e.total_minor),
+        OrderConfirmed(e) => (e.aggregate_version, 0),
+        OrderCancelled(e) => (e.aggregate_version, 0),
+        StockReserved(e) => (e.aggregate_version, 0),
+        StockRejected(e) => (e.aggregate_version, 0),
+        StockReleased(e) => (e.aggregate_version, 0),
+        StockCommitted(e) => (e.aggregate_version, 0),
+        ProductCreated(e) => (e.aggregate_version, i64::from(e.on_hand)),
+        StockAdjusted(e) => (e.aggregate_version, i64::from(e.delta)),
+        PaymentRequested(e) => (e.aggregate_version, e.amount_minor),
+        PaymentCaptured(e) => (e.aggregate_version, e.amount_minor),
+        PaymentFailed(e) => (e.aggregate_version, 0),
+        PaymentRefunded(e) => (e.aggregate_version, e.amount_minor),
+    };
+    let event_id = uuid::Uuid::parse_str(event.event_id()).ok()?;
+    Some(Recorded { kind: event.name(), event_id, version, amount })
+}
