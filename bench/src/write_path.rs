@@ -7,7 +7,10 @@
 use std::{path::PathBuf, sync::Arc};
 
 use anyhow::Context;
-use outflow_http::{auth::{JwtKeys, Role}, settings::{DatabaseSettings, HttpSettings, ServiceSettings}};
+use outflow_http::{
+    auth::{JwtKeys, Role},
+    settings::{DatabaseSettings, HttpSettings, ServiceSettings},
+};
 use outflow_orders::{settings::Settings, startup};
 use outflow_stack_tests::Stack;
 use secrecy::SecretString;
@@ -15,7 +18,10 @@ use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
-use crate::{http1::Connection, measure::{closed_loop, median, print_table, Measurement}};
+use crate::{
+    http1::Connection,
+    measure::{closed_loop, median, print_table, Measurement},
+};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -68,7 +74,7 @@ pub async fn compare(stack: &Stack, concurrency: usize, seconds: u64, rounds: us
     }
     let settings = ServiceSettings {
         http: HttpSettings { host: "127.0.0.1".into(), port: 0 },
-        database: DatabaseSettings { url: SecretString::from(stack.database_url(&database)), max_connections: 20 },
+        database: DatabaseSettings::new(SecretString::from(stack.database_url(&database)), 20),
         registry_url: stack.registry_url.clone(),
         jwt_secret: SecretString::from(stack.jwt_secret.clone()),
     };
@@ -82,16 +88,22 @@ pub async fn compare(stack: &Stack, concurrency: usize, seconds: u64, rounds: us
     let mut rows: Vec<Measurement> = Vec::new();
     for round in 1..=rounds {
         let (pool, payload) = (sql_pool.clone(), payload.clone());
-        rows.push(closed_loop(&format!("order SQL ceiling ({round})"), concurrency, seconds, move |n| {
-            let (pool, payload) = (pool.clone(), payload.clone());
-            async move { sql_transaction(&pool, n, &payload).await }
-        }).await);
+        rows.push(
+            closed_loop(&format!("order SQL ceiling ({round})"), concurrency, seconds, move |n| {
+                let (pool, payload) = (pool.clone(), payload.clone());
+                async move { sql_transaction(&pool, n, &payload).await }
+            })
+            .await,
+        );
         let token = Arc::new(format!("Bearer {}", jwt.mint("bench", Role::Customer, 3600)));
         let connections: Arc<Vec<Connection>> = Arc::new((0..concurrency).map(|_| Connection::new(&address)).collect());
-        rows.push(closed_loop(&format!("POST /v1/orders ({round})"), concurrency, seconds, move |n| {
-            let (connections, token) = (connections.clone(), token.clone());
-            async move { post_order(&connections[(n / 1_000_000_000) as usize], &token, n).await }
-        }).await);
+        rows.push(
+            closed_loop(&format!("POST /v1/orders ({round})"), concurrency, seconds, move |n| {
+                let (connections, token) = (connections.clone(), token.clone());
+                async move { post_order(&connections[(n / 1_000_000_000) as usize], &token, n).await }
+            })
+            .await,
+        );
     }
     let mut ceiling: Vec<f64> = rows.iter().step_by(2).map(|r| r.per_second).collect();
     let mut writer: Vec<f64> = rows.iter().skip(1).step_by(2).map(|r| r.per_second).collect();
@@ -143,15 +155,24 @@ async fn sql_transaction(pool: &sqlx::PgPool, n: u64, payload: &[u8]) -> anyhow:
 
 /// A representative OrderPlaced, Confluent-framed through the registry once.
 async fn sample_payload(stack: &Stack) -> anyhow::Result<Vec<u8>> {
-    use outflow_events::{order::{OrderLine, OrderPlaced}, Event};
-    use schema_registry_converter::{async_impl::{avro::AvroEncoder, schema_registry::SrSettings}, schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema}};
+    use outflow_events::{
+        order::{OrderLine, OrderPlaced},
+        Event,
+    };
+    use schema_registry_converter::{
+        async_impl::{avro::AvroEncoder, schema_registry::SrSettings},
+        schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema},
+    };
     let event = OrderPlaced {
         event_id: Uuid::now_v7().to_string(),
         aggregate_id: Uuid::now_v7().to_string(),
         aggregate_version: 1,
         occurred_at: outflow_outbox::now_millis(),
         customer_id: "bench-sql".into(),
-        lines: vec![OrderLine { sku: SKUS[0].into(), quantity: 1, unit_price_minor: 100 }, OrderLine { sku: SKUS[1].into(), quantity: 2, unit_price_minor: 200 }],
+        lines: vec![
+            OrderLine { sku: SKUS[0].into(), quantity: 1, unit_price_minor: 100 },
+            OrderLine { sku: SKUS[1].into(), quantity: 2, unit_price_minor: 200 },
+        ],
         total_minor: 500,
         currency: "EUR".into(),
     };
@@ -165,10 +186,21 @@ async fn sample_payload(stack: &Stack) -> anyhow::Result<Vec<u8>> {
 /// The orders writer's placement statements before its outbox event:
 /// idempotency lookup, catalog prices, the order and its lines. Returns the
 /// order id, its total and each line's unit price.
-pub async fn insert_order(tx: &mut sqlx::PgConnection, customer: &str, key: &str, skus: &[impl AsRef<str>], quantities: &[i32]) -> anyhow::Result<(Uuid, i64, Vec<i64>)> {
+pub async fn insert_order(
+    tx: &mut sqlx::PgConnection,
+    customer: &str,
+    key: &str,
+    skus: &[impl AsRef<str>],
+    quantities: &[i32],
+) -> anyhow::Result<(Uuid, i64, Vec<i64>)> {
     let skus: Vec<&str> = skus.iter().map(AsRef::as_ref).collect();
-    sqlx::query("select id, status, request_hash from orders where customer_id = $1 and idempotency_key = $2").bind(customer).bind(key).fetch_optional(&mut *tx).await?;
-    let prices: Vec<(String, i64, String)> = sqlx::query_as("select sku, price_minor, currency from catalog where sku = any($1)").bind(&skus).fetch_all(&mut *tx).await?;
+    sqlx::query("select id, status, request_hash from orders where customer_id = $1 and idempotency_key = $2")
+        .bind(customer)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let prices: Vec<(String, i64, String)> =
+        sqlx::query_as("select sku, price_minor, currency from catalog where sku = any($1)").bind(&skus).fetch_all(&mut *tx).await?;
     let unit_prices: Vec<i64> = skus.iter().map(|s| prices.iter().find(|p| p.0 == *s).map_or(0, |p| p.1)).collect();
     let order_id = Uuid::now_v7();
     let total: i64 = unit_prices.iter().zip(quantities).map(|(p, q)| p * i64::from(*q)).sum();
@@ -184,13 +216,15 @@ pub async fn insert_order(tx: &mut sqlx::PgConnection, customer: &str, key: &str
     .execute(&mut *tx)
     .await?;
     let line_nos: Vec<i32> = (1..=skus.len() as i32).collect();
-    sqlx::query("insert into order_items (order_id, line_no, sku, quantity, unit_price_minor) select $1, * from unnest($2::int[], $3::text[], $4::int[], $5::bigint[])")
-        .bind(order_id)
-        .bind(&line_nos)
-        .bind(&skus)
-        .bind(quantities)
-        .bind(&unit_prices)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "insert into order_items (order_id, line_no, sku, quantity, unit_price_minor) select $1, * from unnest($2::int[], $3::text[], $4::int[], $5::bigint[])",
+    )
+    .bind(order_id)
+    .bind(&line_nos)
+    .bind(&skus)
+    .bind(quantities)
+    .bind(&unit_prices)
+    .execute(&mut *tx)
+    .await?;
     Ok((order_id, total, unit_prices))
 }

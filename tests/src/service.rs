@@ -37,7 +37,7 @@ impl TestService {
         let (database, pool) = stack.fresh_database(name).await.expect("fresh database");
         let settings = ServiceSettings {
             http: HttpSettings { host: "127.0.0.1".into(), port: 0 },
-            database: DatabaseSettings { url: SecretString::from(stack.database_url(&database)), max_connections: 5 },
+            database: DatabaseSettings::new(SecretString::from(stack.database_url(&database)), 5),
             registry_url: stack.registry_url.clone(),
             jwt_secret: SecretString::from(stack.jwt_secret.clone()),
         };

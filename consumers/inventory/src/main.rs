@@ -9,6 +9,6 @@ async fn main() -> anyhow::Result<()> {
     outflow_http::telemetry::init("inventory-consumer");
     let settings: ServiceSettings = outflow_http::settings::load(&service::defaults(7121, "lanes = 4"))?;
     let database = settings.database.clone().ok_or_else(|| anyhow::anyhow!("OUTFLOW_DATABASE__URL is not set"))?;
-    let steps = Arc::new(Steps { pool: database.pool()?, outbox: Outbox::new(&settings.registry_url) });
+    let steps = Arc::new(Steps { pool: database.pool()?, outbox: Outbox::registered(&settings.registry_url).await? });
     service::serve("inventory-consumer", &settings, GROUP, topics(), outflow_consumer::handler(steps), outflow_http::ops::shutdown_signal()).await
 }

@@ -5,7 +5,11 @@
 //! finds its notification already there and records nothing twice. Delivering
 //! notifications (mail, push) is a later step that reads this collection.
 
-use mongodb::{bson::{doc, Document}, error::{ErrorKind, WriteFailure}, Database};
+use mongodb::{
+    bson::{doc, Document},
+    error::{ErrorKind, WriteFailure},
+    Database,
+};
 use outflow_consumer::{Delivery, Dispatch, HandlerError, Outcome};
 use outflow_events::DomainEvent;
 
@@ -41,6 +45,17 @@ fn customer_of(event: &DomainEvent) -> Option<&str> {
 
 impl Dispatch for Notifications {
     async fn dispatch(&self, delivery: Delivery) -> Result<Outcome, HandlerError> {
+        // Bounded: a frozen server fails the attempt, which is retried (the
+        // notification's id is the event's, so a write that landed anyway is a duplicate).
+        match tokio::time::timeout(std::time::Duration::from_secs(10), self.record(delivery)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(HandlerError::Transient(anyhow::anyhow!("MongoDB: no answer within 10 s"))),
+        }
+    }
+}
+
+impl Notifications {
+    async fn record(&self, delivery: Delivery) -> Result<Outcome, HandlerError> {
         let Some((order_id, kind, text)) = message(&delivery.event) else { return Ok(Outcome::Skipped) };
         let collection = self.db.collection::<Document>("notifications");
         // A refund event does not name the customer; the order's first notification does.

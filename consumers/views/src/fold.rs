@@ -41,7 +41,8 @@ fn changes(delivery: &Delivery) -> Vec<(&'static str, String, Change)> {
     let at = Bson::DateTime(mongodb::bson::DateTime::from_millis(delivery.event.occurred_at()));
     // The event's entry in its order's timeline: when it happened and when
     // this view first showed it, so the view's own lag can be read back.
-    let entry = doc! { "event_id": delivery.event_id.to_string(), "type": delivery.event.name(), "at": at.clone(), "viewed_at": mongodb::bson::DateTime::now() };
+    let entry =
+        doc! { "event_id": delivery.event_id.to_string(), "type": delivery.event.name(), "at": at.clone(), "viewed_at": mongodb::bson::DateTime::now() };
     let order = |id: &str, version_field, version, fields| (ORDERS, id.to_owned(), Change { version_field, version, fields, entry: Some(entry.clone()) });
     let customer = |id: &str, version, fields| (CUSTOMERS, id.to_owned(), Change { version_field: "order_version", version, fields, entry: None });
     let product = |sku: &str, on_hand: i32, reserved: i32, version| {
@@ -53,8 +54,17 @@ fn changes(delivery: &Delivery) -> Vec<(&'static str, String, Change)> {
             let lines: Vec<Document> = e.lines.iter().map(|l| doc! { "sku": &l.sku, "quantity": l.quantity, "unit_price_minor": l.unit_price_minor }).collect();
             let v = e.aggregate_version;
             vec![
-                order(&e.aggregate_id, "order_version", v, doc! { "customer_id": &e.customer_id, "status": "PENDING", "lines": lines, "total_minor": e.total_minor, "currency": &e.currency, "placed_at": at.clone() }),
-                customer(&e.aggregate_id, v, doc! { "customer_id": &e.customer_id, "status": "PENDING", "total_minor": e.total_minor, "currency": &e.currency, "placed_at": at.clone() }),
+                order(
+                    &e.aggregate_id,
+                    "order_version",
+                    v,
+                    doc! { "customer_id": &e.customer_id, "status": "PENDING", "lines": lines, "total_minor": e.total_minor, "currency": &e.currency, "placed_at": at.clone() },
+                ),
+                customer(
+                    &e.aggregate_id,
+                    v,
+                    doc! { "customer_id": &e.customer_id, "status": "PENDING", "total_minor": e.total_minor, "currency": &e.currency, "placed_at": at.clone() },
+                ),
             ]
         }
         OrderConfirmed(e) => {
@@ -67,7 +77,8 @@ fn changes(delivery: &Delivery) -> Vec<(&'static str, String, Change)> {
         }
         StockReserved(e) => {
             let lines: Vec<Document> = e.lines.iter().map(|l| doc! { "sku": &l.sku, "quantity": l.quantity }).collect();
-            let mut all = vec![order(&e.order_id, "reservation.version", e.aggregate_version, doc! { "reservation.status": "RESERVED", "reservation.lines": lines })];
+            let mut all =
+                vec![order(&e.order_id, "reservation.version", e.aggregate_version, doc! { "reservation.status": "RESERVED", "reservation.lines": lines })];
             all.extend(e.lines.iter().map(|l| product(&l.sku, l.on_hand, l.reserved, l.product_version)));
             all
         }
@@ -93,9 +104,13 @@ fn changes(delivery: &Delivery) -> Vec<(&'static str, String, Change)> {
             e.aggregate_version,
             doc! { "payment.status": "PENDING", "payment.amount_minor": e.amount_minor, "payment.currency": &e.currency, "payment.redirect_url": &e.redirect_url },
         )],
-        PaymentCaptured(e) => vec![order(&e.order_id, "payment.version", e.aggregate_version, doc! { "payment.status": "CAPTURED", "payment.transaction_id": &e.transaction_id })],
+        PaymentCaptured(e) => {
+            vec![order(&e.order_id, "payment.version", e.aggregate_version, doc! { "payment.status": "CAPTURED", "payment.transaction_id": &e.transaction_id })]
+        }
         PaymentFailed(e) => vec![order(&e.order_id, "payment.version", e.aggregate_version, doc! { "payment.status": "FAILED", "payment.reason": &e.reason })],
-        PaymentRefunded(e) => vec![order(&e.order_id, "payment.version", e.aggregate_version, doc! { "payment.status": "REFUNDED", "payment.reason": &e.reason })],
+        PaymentRefunded(e) => {
+            vec![order(&e.order_id, "payment.version", e.aggregate_version, doc! { "payment.status": "REFUNDED", "payment.reason": &e.reason })]
+        }
     }
 }
 
@@ -202,6 +217,9 @@ static DOCUMENTS: LazyLock<moka::sync::Cache<Key, Document>> = LazyLock::new(|| 
 /// takes the whole queue, folds it into one write and answers every waiter;
 /// a waiter that gets the lock later finds its answer there.
 ///
+/// How long one document's read and write may take before it is retried.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Writes to one document are serialized in this process ([`document_lock`]):
 /// FerretDB v1 applies an update by reading the document and writing all of
 /// it back, with nothing to stop a concurrent update of the same document in
@@ -218,7 +236,12 @@ pub async fn write(collection: Collection<Document>, id: String, change: Change)
     }
     let batch = queues().remove(&key).unwrap_or_default();
     let changes: Vec<&Change> = batch.iter().map(|q| &q.change).collect();
-    let outcome = fold_into(&collection, &key, &changes).await;
+    // Bounded: a frozen server fails the batch, and every waiter retries it
+    // (a write that landed anyway is found again by its revision).
+    let outcome = match tokio::time::timeout(WRITE_TIMEOUT, fold_into(&collection, &key, &changes)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(anyhow!("no answer within {WRITE_TIMEOUT:?}")),
+    };
     for (i, queued) in batch.into_iter().enumerate() {
         let _ = queued.done.send(match &outcome {
             Ok(applied) => Ok(applied[i]),
@@ -278,10 +301,14 @@ async fn fold_into(collection: &Collection<Document>, key: &Key, changes: &[&Cha
                 Err(e) if is_duplicate_key(&e) => false,
                 Err(e) => return Err(e.into()),
             },
-            Some(revision) => collection.replace_one(at_revision(id, revision), &document).await.map_err(|e| {
-                DOCUMENTS.invalidate(key);
-                e
-            })?.matched_count == 1,
+            Some(revision) => {
+                collection
+                    .replace_one(at_revision(id, revision), &document)
+                    .await
+                    .inspect_err(|_| DOCUMENTS.invalidate(key))?
+                    .matched_count
+                    == 1
+            }
         };
         if written {
             metrics::counter!("view_document_writes_total", "collection" => collection.name().to_owned()).increment(1);

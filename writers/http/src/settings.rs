@@ -60,21 +60,63 @@ pub struct DatabaseSettings {
     pub url: SecretString,
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+    /// Every statement, lock wait and idle transaction of the service is bounded,
+    /// so a stuck lock or a hung peer turns into a retried error instead of a
+    /// saga step (and its Kafka partition) waiting for ever.
+    #[serde(default = "default_statement_timeout_ms")]
+    pub statement_timeout_ms: u64,
+    #[serde(default = "default_lock_timeout_ms")]
+    pub lock_timeout_ms: u64,
+    #[serde(default = "default_idle_in_transaction_timeout_ms")]
+    pub idle_in_transaction_timeout_ms: u64,
 }
 
 fn default_max_connections() -> u32 {
     10
 }
 
+fn default_statement_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_lock_timeout_ms() -> u64 {
+    5_000
+}
+
+fn default_idle_in_transaction_timeout_ms() -> u64 {
+    30_000
+}
+
 impl DatabaseSettings {
+    /// A database at `url` with the default timeouts (tests, the bench).
+    pub fn new(url: SecretString, max_connections: u32) -> Self {
+        DatabaseSettings {
+            url,
+            max_connections,
+            statement_timeout_ms: default_statement_timeout_ms(),
+            lock_timeout_ms: default_lock_timeout_ms(),
+            idle_in_transaction_timeout_ms: default_idle_in_transaction_timeout_ms(),
+        }
+    }
+
     /// A pool that connects lazily, so a service starts (and reports not ready)
     /// while its database is still coming up.
     pub fn pool(&self) -> anyhow::Result<sqlx::PgPool> {
-        use secrecy::ExposeSecret;
         Ok(sqlx::postgres::PgPoolOptions::new()
             .max_connections(self.max_connections)
             .acquire_timeout(std::time::Duration::from_secs(5))
-            .connect_lazy(self.url.expose_secret())?)
+            .connect_lazy_with(self.connect_options()?))
+    }
+
+    /// The URL's options plus the session timeouts, sent at connection start.
+    pub fn connect_options(&self) -> anyhow::Result<sqlx::postgres::PgConnectOptions> {
+        use secrecy::ExposeSecret;
+        let options: sqlx::postgres::PgConnectOptions = self.url.expose_secret().parse().context("OUTFLOW_DATABASE__URL is not a PostgreSQL URL")?;
+        Ok(options.options([
+            ("statement_timeout", format!("{}ms", self.statement_timeout_ms)),
+            ("lock_timeout", format!("{}ms", self.lock_timeout_ms)),
+            ("idle_in_transaction_session_timeout", format!("{}ms", self.idle_in_transaction_timeout_ms)),
+        ]))
     }
 }
 
@@ -97,7 +139,13 @@ impl ViewsDatabase {
     /// The client connects lazily: a service starts while the server is down.
     pub async fn database(&self) -> anyhow::Result<mongodb::Database> {
         use anyhow::Context;
-        let client = mongodb::Client::with_uri_str(&self.mongo_url).await.with_context(|| format!("MongoDB URL {}", self.mongo_url))?;
+        let mut options = mongodb::options::ClientOptions::parse(&self.mongo_url).await.with_context(|| format!("MongoDB URL {}", self.mongo_url))?;
+        // Bounded so that a server that is down or frozen fails fast and the
+        // caller retries; single operations are bounded by their callers.
+        let bound = std::time::Duration::from_secs(10);
+        options.connect_timeout = Some(bound);
+        options.server_selection_timeout = Some(bound);
+        let client = mongodb::Client::with_options(options)?;
         Ok(client.database(&self.views_database))
     }
 }

@@ -14,3 +14,9 @@ pub async fn claim(tx: &mut PgConnection, event_id: Uuid, event_type: &str) -> R
         .await?;
     Ok(inserted.rows_affected() == 1)
 }
+
+/// Whether `event_id` was claimed already: a step that must do work before
+/// its claiming transaction (a provider call) asks first.
+pub async fn seen(conn: &mut PgConnection, event_id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("select exists (select 1 from processed_events where event_id = $1)").bind(event_id).fetch_one(&mut *conn).await
+}

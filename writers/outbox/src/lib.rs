@@ -49,7 +49,22 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn new(registry_url: &str) -> Self {
-        Outbox { encoder: AvroEncoder::new(SrSettings::new(registry_url.to_owned())) }
+        // Bounded: a registry that hangs must fail the step (which is retried),
+        // not hold its transaction open.
+        let settings = SrSettings::new_builder(registry_url.to_owned())
+            .set_timeout(std::time::Duration::from_secs(5))
+            .build()
+            .unwrap_or_else(|_| SrSettings::new(registry_url.to_owned()));
+        Outbox { encoder: AvroEncoder::new(settings) }
+    }
+
+    /// An outbox whose schemas are registered (see [`Outbox::register_all`]):
+    /// a saga step then encodes from the cache and never calls the registry
+    /// while its transaction holds row locks.
+    pub async fn registered(registry_url: &str) -> anyhow::Result<Self> {
+        let outbox = Outbox::new(registry_url);
+        outbox.register_all().await.map_err(|e| anyhow::anyhow!("registering the event schemas at {registry_url}: {e}"))?;
+        Ok(outbox)
     }
 
     /// Registers the schema of every event type under its topic + record name
@@ -70,23 +85,17 @@ impl Outbox {
     #[instrument(skip_all, fields(event_type = E::NAME, event_id = event.event_id(), aggregate_id = event.aggregate_id()), err)]
     pub async fn append<E: Event>(&self, tx: &mut PgConnection, event: &E, trace: &TraceContext) -> Result<(), OutboxError> {
         let strategy = strategy(E::AGGREGATE_TYPE, E::NAME, E::SCHEMA);
-        let payload = self
-            .encoder
-            .encode_struct(event, &strategy)
-            .await
-            .map_err(|source| OutboxError::Encode { event_type: E::NAME, source })?;
+        let payload = self.encoder.encode_struct(event, &strategy).await.map_err(|source| OutboxError::Encode { event_type: E::NAME, source })?;
         let id = Uuid::parse_str(event.event_id()).map_err(|_| OutboxError::EventId(event.event_id().to_owned()))?;
-        sqlx::query(
-            "insert into outbox (id, aggregatetype, aggregateid, type, payload, traceparent) values ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(id)
-        .bind(E::AGGREGATE_TYPE.as_str())
-        .bind(event.aggregate_id())
-        .bind(E::NAME)
-        .bind(&payload)
-        .bind(trace.to_header())
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("insert into outbox (id, aggregatetype, aggregateid, type, payload, traceparent) values ($1, $2, $3, $4, $5, $6)")
+            .bind(id)
+            .bind(E::AGGREGATE_TYPE.as_str())
+            .bind(event.aggregate_id())
+            .bind(E::NAME)
+            .bind(&payload)
+            .bind(trace.to_header())
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("delete from outbox where id = $1").bind(id).execute(&mut *tx).await?;
         Ok(())
     }
