@@ -44,7 +44,11 @@ impl SagaCeiling {
     pub async fn prepare(stack: &Stack, connections: u32) -> anyhow::Result<SagaCeiling> {
         let mut databases = Vec::new();
         let mut pools = Vec::new();
-        for (name, migrator) in [("orders", &outflow_orders::startup::MIGRATOR), ("inventory", &outflow_inventory::startup::MIGRATOR), ("payments", &outflow_payments::startup::MIGRATOR)] {
+        for (name, migrator) in [
+            ("orders", &outflow_orders::startup::MIGRATOR),
+            ("inventory", &outflow_inventory::startup::MIGRATOR),
+            ("payments", &outflow_payments::startup::MIGRATOR),
+        ] {
             let (database, pool) = stack.fresh_database(&format!("bench_{name}")).await?;
             migrator.run(&pool).await?;
             pool.close().await;
@@ -54,7 +58,11 @@ impl SagaCeiling {
         let (orders, inventory, payments) = (pools[0].clone(), pools[1].clone(), pools[2].clone());
         for i in 0..crate::saga::PRODUCTS {
             let sku = sku(i);
-            sqlx::query("insert into catalog (sku, name, price_minor, currency, version) values ($1, $1, $2, 'EUR', 1)").bind(&sku).bind(100 * (i as i64 + 1)).execute(&orders).await?;
+            sqlx::query("insert into catalog (sku, name, price_minor, currency, version) values ($1, $1, $2, 'EUR', 1)")
+                .bind(&sku)
+                .bind(100 * (i as i64 + 1))
+                .execute(&orders)
+                .await?;
             sqlx::query("insert into products (sku, name, price_minor, currency, on_hand, reserved, version) values ($1, $1, $2, 'EUR', 1000000000, 0, 1)")
                 .bind(&sku)
                 .bind(100 * (i as i64 + 1))
@@ -98,7 +106,9 @@ impl SagaCeiling {
     async fn saga(&self, n: u64) -> anyhow::Result<()> {
         let placed = self.place(n).await?;
         let order_id = placed.aggregate_id.clone();
-        outflow_inventory_consumer::handlers::order_placed::reserve_stock(&self.inventory, &delivery(DomainEvent::OrderPlaced(placed.clone())), &placed).await.map_err(|e| anyhow::anyhow!("reserve: {e:?}"))?;
+        outflow_inventory_consumer::handlers::order_placed::reserve_stock(&self.inventory, &delivery(DomainEvent::OrderPlaced(placed.clone())), &placed)
+            .await
+            .map_err(|e| anyhow::anyhow!("reserve: {e:?}"))?;
         let reserved = StockReserved {
             event_id: new_event_id(),
             aggregate_id: order_id.clone(),
@@ -108,13 +118,35 @@ impl SagaCeiling {
             customer_id: placed.customer_id.clone(),
             total_minor: placed.total_minor,
             currency: placed.currency.clone(),
-            lines: placed.lines.iter().map(|l| ReservedLine { sku: l.sku.clone(), quantity: l.quantity, on_hand: 0, reserved: 0, product_version: 0 }).collect(),
+            lines: placed
+                .lines
+                .iter()
+                .map(|l| ReservedLine { sku: l.sku.clone(), quantity: l.quantity, on_hand: 0, reserved: 0, product_version: 0 })
+                .collect(),
         };
         self.request_payment(&reserved).await?;
         let captured = self.capture(&order_id).await?;
-        outflow_orders_consumer::handlers::payment_captured::confirm_order(&self.orders_steps, &delivery(DomainEvent::PaymentCaptured(captured.clone())), &captured).await.map_err(|e| anyhow::anyhow!("confirm: {e:?}"))?;
-        let confirmed = OrderConfirmed { event_id: new_event_id(), aggregate_id: order_id.clone(), aggregate_version: 2, occurred_at: now_millis(), customer_id: placed.customer_id.clone() };
-        outflow_inventory_consumer::handlers::order_confirmed::commit_stock(&self.inventory, &delivery(DomainEvent::OrderConfirmed(confirmed.clone())), &confirmed).await.map_err(|e| anyhow::anyhow!("commit: {e:?}"))?;
+        outflow_orders_consumer::handlers::payment_captured::confirm_order(
+            &self.orders_steps,
+            &delivery(DomainEvent::PaymentCaptured(captured.clone())),
+            &captured,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("confirm: {e:?}"))?;
+        let confirmed = OrderConfirmed {
+            event_id: new_event_id(),
+            aggregate_id: order_id.clone(),
+            aggregate_version: 2,
+            occurred_at: now_millis(),
+            customer_id: placed.customer_id.clone(),
+        };
+        outflow_inventory_consumer::handlers::order_confirmed::commit_stock(
+            &self.inventory,
+            &delivery(DomainEvent::OrderConfirmed(confirmed.clone())),
+            &confirmed,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("commit: {e:?}"))?;
         Ok(())
     }
 
@@ -132,7 +164,12 @@ impl SagaCeiling {
             aggregate_version: 1,
             occurred_at: now_millis(),
             customer_id: "bench-ceiling".into(),
-            lines: skus.iter().zip(&quantities).zip(&unit_prices).map(|((sku, q), p)| OrderLine { sku: sku.to_string(), quantity: *q, unit_price_minor: *p }).collect(),
+            lines: skus
+                .iter()
+                .zip(&quantities)
+                .zip(&unit_prices)
+                .map(|((sku, q), p)| OrderLine { sku: sku.to_string(), quantity: *q, unit_price_minor: *p })
+                .collect(),
             total_minor: total,
             currency: "EUR".into(),
         };
@@ -141,25 +178,42 @@ impl SagaCeiling {
         Ok(placed)
     }
 
-    /// The payments consumer's step on StockReserved, without the provider call.
+    /// The payments consumer's step on StockReserved, without the provider
+    /// call: the payment recorded, then opened with its event.
     async fn request_payment(&self, event: &StockReserved) -> anyhow::Result<()> {
         let order_id = Uuid::parse_str(&event.order_id)?;
         let event_id = Uuid::parse_str(&event.event_id)?;
-        sqlx::query_scalar::<_, bool>("select exists (select 1 from processed_events where event_id = $1)").bind(event_id).fetch_one(&self.payments).await?;
+        let lock = "select pg_advisory_xact_lock(hashtextextended($1::text, 0))";
         let mut tx = self.payments.begin().await?;
+        sqlx::query(lock).bind(order_id).execute(&mut *tx).await?;
+        anyhow::ensure!(!inbox::seen(&mut tx, event_id).await?, "event seen twice");
+        sqlx::query_scalar::<_, bool>("select exists (select 1 from given_up_orders where order_id = $1)").bind(order_id).fetch_one(&mut *tx).await?;
+        sqlx::query("insert into payments (order_id, customer_id, status, amount_minor, currency, version) values ($1, $2, 'PENDING', $3, $4, 1) on conflict (order_id) do nothing")
+            .bind(order_id)
+            .bind(&event.customer_id)
+            .bind(event.total_minor)
+            .bind(&event.currency)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query_scalar::<_, bool>("select status = 'PENDING' and provider_token is null from payments where order_id = $1")
+            .bind(order_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let mut tx = self.payments.begin().await?;
+        sqlx::query(lock).bind(order_id).execute(&mut *tx).await?;
         anyhow::ensure!(inbox::claim(&mut tx, event_id, "StockReserved").await?, "event claimed twice");
-        sqlx::query(
-            "insert into payments (order_id, customer_id, status, amount_minor, currency, provider_token, redirect_url, version)
-             values ($1, $2, 'PENDING', $3, $4, $5, $6, 1) on conflict (order_id) do nothing",
-        )
-        .bind(order_id)
-        .bind(&event.customer_id)
-        .bind(event.total_minor)
-        .bind(&event.currency)
-        .bind("token")
-        .bind("http://127.0.0.1:7199/pay")
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("update payments set provider_transaction_id = $2 where order_id = $1 and provider_transaction_id is null")
+            .bind(order_id)
+            .bind(format!("tx-{order_id}"))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("update payments set provider_token = $2, redirect_url = $3, updated_at = now() where order_id = $1 and status = 'PENDING' and provider_token is null")
+            .bind(order_id)
+            .bind("token")
+            .bind("http://127.0.0.1:7199/pay")
+            .execute(&mut *tx)
+            .await?;
         let requested = PaymentRequested {
             event_id: new_event_id(),
             aggregate_id: event.order_id.clone(),
@@ -180,17 +234,45 @@ impl SagaCeiling {
     async fn capture(&self, order: &str) -> anyhow::Result<PaymentCaptured> {
         let order_id = Uuid::parse_str(order)?;
         let transaction_id = format!("tx-{order}");
-        let mut tx = self.payments.begin().await?;
-        let (_status, version): (String, i64) = sqlx::query_as("select status, version from payments where order_id = $1 for update").bind(order_id).fetch_one(&mut *tx).await?;
-        sqlx::query("insert into provider_notifications (transaction_id, transaction_status, order_id) values ($1, 'settlement', $2) on conflict do nothing").bind(&transaction_id).bind(order_id).execute(&mut *tx).await?;
-        sqlx::query("update payments set status = 'CAPTURED', transaction_id = $2, failure_reason = null, version = $3, updated_at = now() where order_id = $1")
+        // The webhook's reads before its transaction: the payment's amount and
+        // transaction, and whether this notification was recorded already.
+        sqlx::query_as::<_, (i64, Option<String>)>("select amount_minor, provider_transaction_id from payments where order_id = $1")
             .bind(order_id)
+            .fetch_one(&self.payments)
+            .await?;
+        sqlx::query_scalar::<_, bool>(
+            "select exists (select 1 from provider_notifications where transaction_id = $1 and transaction_status = 'settlement' and order_id = $2)",
+        )
+        .bind(&transaction_id)
+        .bind(order_id)
+        .fetch_one(&self.payments)
+        .await?;
+        let mut tx = self.payments.begin().await?;
+        let (_status, version): (String, i64) =
+            sqlx::query_as("select status, version from payments where order_id = $1 for update").bind(order_id).fetch_one(&mut *tx).await?;
+        sqlx::query("insert into provider_notifications (transaction_id, transaction_status, order_id) values ($1, 'settlement', $2) on conflict do nothing")
             .bind(&transaction_id)
-            .bind(version + 1)
+            .bind(order_id)
             .execute(&mut *tx)
             .await?;
+        sqlx::query(
+            "update payments set status = 'CAPTURED', transaction_id = $2, failure_reason = null, version = $3, updated_at = now() where order_id = $1",
+        )
+        .bind(order_id)
+        .bind(&transaction_id)
+        .bind(version + 1)
+        .execute(&mut *tx)
+        .await?;
         let amount_minor: i64 = sqlx::query_scalar("select amount_minor from payments where order_id = $1").bind(order_id).fetch_one(&mut *tx).await?;
-        let captured = PaymentCaptured { event_id: new_event_id(), aggregate_id: order.to_owned(), aggregate_version: version + 1, occurred_at: now_millis(), order_id: order.to_owned(), transaction_id, amount_minor };
+        let captured = PaymentCaptured {
+            event_id: new_event_id(),
+            aggregate_id: order.to_owned(),
+            aggregate_version: version + 1,
+            occurred_at: now_millis(),
+            order_id: order.to_owned(),
+            transaction_id,
+            amount_minor,
+        };
         self.outbox.append(&mut tx, &captured, &TraceContext::new_root()).await?;
         tx.commit().await?;
         Ok(captured)

@@ -62,15 +62,16 @@ async fn a_payment_captured_after_the_customer_cancelled_is_refunded() {
     let order = shop.place("fickle-customer", &[(&sku, 1)]).await;
     shop.force(&order, "never").await;
     shop.wait_payment(&order, "PENDING").await;
+    shop.wait_payment_opened(&order).await;
 
     let cancel = shop.http.post(format!("{}/v1/orders/{order}/cancel", shop::ORDERS)).bearer_auth(shop.customer("fickle-customer")).send().await.unwrap();
     assert_eq!(cancel.status().as_u16(), 200);
     shop.wait_reservation(&order, "RELEASED").await;
     shop.wait_payment(&order, "FAILED").await; // voided: the order is gone
 
-    // The provider settles anyway, late: the money goes back.
-    let outcome = shop.settle_late(&order, shop::PRICE).await;
-    assert_eq!(outcome["result"], "refunded");
+    // The customer pays anyway, just before the cancellation reached the
+    // provider: the late capture is refunded.
+    shop.pay_now(&order).await;
     let payment = shop.wait_payment(&order, "REFUNDED").await;
     assert_eq!(payment["failure_reason"], "late_capture");
     assert_eq!(shop.sandbox_transaction(&order).await["refunded"], true, "refunded at the provider");
@@ -171,15 +172,17 @@ async fn the_query_service_shows_the_confirmed_order_its_payment_reservation_and
     assert_eq!(other.status().as_u16(), 403);
 
     // One notification per customer-visible event.
-    let notifications = mongodb::Client::with_uri_str(&shop.stack.mongo_url).await.unwrap().database("outflow").collection::<mongodb::bson::Document>("notifications");
+    let notifications =
+        mongodb::Client::with_uri_str(&shop.stack.mongo_url).await.unwrap().database("outflow").collection::<mongodb::bson::Document>("notifications");
     let until = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let mut kinds: Vec<String> = futures::TryStreamExt::try_collect::<Vec<_>>(notifications.find(mongodb::bson::doc! { "order_id": &order }).await.unwrap())
-            .await
-            .unwrap()
-            .iter()
-            .map(|d| format!("{}:{}", d.get_str("kind").unwrap(), d.get_str("customer_id").unwrap()))
-            .collect();
+        let mut kinds: Vec<String> =
+            futures::TryStreamExt::try_collect::<Vec<_>>(notifications.find(mongodb::bson::doc! { "order_id": &order }).await.unwrap())
+                .await
+                .unwrap()
+                .iter()
+                .map(|d| format!("{}:{}", d.get_str("kind").unwrap(), d.get_str("customer_id").unwrap()))
+                .collect();
         kinds.sort();
         if kinds == vec![format!("order_confirmed:{customer}"), format!("order_placed:{customer}")] {
             break;

@@ -2,22 +2,42 @@
 //! reason `expired` (`PaymentFailed`), and the orders side cancels the order
 //! like after any failed payment. Each expiry is its own transaction, taken
 //! with `for update skip locked`, so several consumers may sweep at once.
+//! The same sweep finishes refunds left owed (`REFUNDING`) for a while: their
+//! first caller crashed, or the provider was down.
 
 use std::time::Duration;
 
 use outflow_events::payment::PaymentFailed;
 use outflow_outbox::{new_event_id, now_millis, Outbox, TraceContext};
+use outflow_payments::{provider::ProviderClient, refund};
 use sqlx::PgPool;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-/// Expires overdue payments every `interval` until `stop` turns true.
-pub async fn sweep(pool: PgPool, outbox: std::sync::Arc<Outbox>, deadline: Duration, interval: Duration, mut stop: watch::Receiver<bool>) {
+/// How long a refund may stay owed before the sweep takes it over from its
+/// first caller, which normally finishes it within a provider call.
+const REFUND_OWED_FOR: Duration = Duration::from_secs(5);
+
+/// Expires overdue payments and finishes owed refunds every `interval` until
+/// `stop` turns true.
+pub async fn sweep(
+    pool: PgPool,
+    outbox: std::sync::Arc<Outbox>,
+    provider: ProviderClient,
+    deadline: Duration,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         match expire_overdue(&pool, &outbox, deadline).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(expired = n, "payments expired"),
             Err(e) => tracing::warn!(error = format!("{e:#}"), "expiry sweep failed; trying again"),
+        }
+        match refund::finish_stuck(&pool, &outbox, &provider, REFUND_OWED_FOR).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(refunded = n, "owed refunds finished"),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "finishing owed refunds failed; trying again"),
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}

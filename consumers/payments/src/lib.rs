@@ -2,17 +2,19 @@
 //!
 //! The payments consumer: the payments database's saga steps.
 //!
-//! - [`handlers`]: `stock_reserved` (open the payment with the provider, then
-//!   `PaymentRequested`), `order_cancelled` (refund a captured payment, void a
-//!   pending one);
+//! - [`handlers`]: `stock_reserved` (record the payment, open it with the
+//!   provider, then `PaymentRequested`; nothing for an order given up already),
+//!   `order_cancelled` (give the order up: refund a captured payment, void a
+//!   pending one, or record it so that its payment is never opened);
 //! - [`expiry`]: the saga timeout: a payment still pending past its deadline
-//!   fails (`PaymentFailed`, reason `expired`), which cancels its order;
+//!   fails (`PaymentFailed`, reason `expired`), which cancels its order; and
+//!   refunds left owed by a crash or a provider outage are finished;
 //! - [`Steps`]: what every step needs and the dispatch.
 
 pub mod expiry;
 pub mod handlers;
 
-use outflow_consumer::{Delivery, Dispatch, HandlerError, Outcome};
+use outflow_consumer::{db, Delivery, Dispatch, HandlerError, Outcome};
 use outflow_events::DomainEvent;
 use outflow_outbox::Outbox;
 use outflow_payments::provider::ProviderClient;
@@ -34,7 +36,14 @@ impl Dispatch for Steps {
             _ => Ok(Outcome::Skipped),
         }
     }
+}
 
+/// Serializes the steps of one order: StockReserved and OrderCancelled come on
+/// different topics, so they may run at the same time, and before the payment
+/// row exists there is no row to lock.
+pub async fn lock_order(tx: &mut sqlx::PgConnection, order_id: uuid::Uuid) -> Result<(), HandlerError> {
+    sqlx::query("select pg_advisory_xact_lock(hashtextextended($1::text, 0))").bind(order_id).execute(&mut *tx).await.map_err(db)?;
+    Ok(())
 }
 
 pub fn topics() -> Vec<String> {

@@ -25,20 +25,20 @@ async fn main() -> anyhow::Result<()> {
     outflow_http::settings::require_secret(&settings.provider_server_key, "OUTFLOW_PROVIDER_SERVER_KEY")?;
     let database = settings.service.database.clone().ok_or_else(|| anyhow::anyhow!("OUTFLOW_DATABASE__URL is not set"))?;
     let pool = database.pool()?;
-    let steps = Arc::new(Steps {
-        pool: pool.clone(),
-        outbox: Outbox::new(&settings.service.registry_url),
-        provider: ProviderClient::new(&settings.provider_url, settings.provider_server_key.clone()),
-    });
+    let provider = ProviderClient::new(&settings.provider_url, settings.provider_server_key.clone());
+    let outbox = Outbox::registered(&settings.service.registry_url).await?;
+    let steps = Arc::new(Steps { pool: pool.clone(), outbox, provider: provider.clone() });
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let sweeper = tokio::spawn(expiry::sweep(
         pool,
-        Arc::new(Outbox::new(&settings.service.registry_url)),
+        Arc::new(Outbox::registered(&settings.service.registry_url).await?),
+        provider,
         Duration::from_millis(settings.payment_deadline_ms),
         Duration::from_secs(1),
         stopping,
     ));
-    let result = service::serve("payments-consumer", &settings.service, GROUP, topics(), outflow_consumer::handler(steps), outflow_http::ops::shutdown_signal()).await;
+    let result =
+        service::serve("payments-consumer", &settings.service, GROUP, topics(), outflow_consumer::handler(steps), outflow_http::ops::shutdown_signal()).await;
     let _ = stop.send(true);
     let _ = sweeper.await;
     result

@@ -102,7 +102,13 @@ impl Shop {
     pub async fn wait_reservation(&self, order: &str, status: &str) {
         let id = uuid::Uuid::parse_str(order).unwrap();
         self.until(WAIT, &format!("reservation of {order} to be {status}"), || async {
-            sqlx::query_scalar::<_, String>("select status from reservations where order_id = $1").bind(id).fetch_optional(&self.inventory_db).await.unwrap().as_deref() == Some(status)
+            sqlx::query_scalar::<_, String>("select status from reservations where order_id = $1")
+                .bind(id)
+                .fetch_optional(&self.inventory_db)
+                .await
+                .unwrap()
+                .as_deref()
+                == Some(status)
         })
         .await;
     }
@@ -129,19 +135,38 @@ impl Shop {
         self.payment(order).await
     }
 
+    /// Waits until the payment is open at the provider (its redirect URL known).
+    pub async fn wait_payment_opened(&self, order: &str) -> Value {
+        self.until(WAIT, &format!("payment of {order} to be opened at the provider"), || async { self.payment(order).await["redirect_url"].is_string() }).await;
+        self.payment(order).await
+    }
+
     pub async fn sandbox_transaction(&self, order: &str) -> Value {
         self.http.get(format!("{SANDBOX}/v1/transactions/{order}")).send().await.unwrap().json().await.unwrap()
     }
 
-    /// Sends the settlement the provider would send, signed with the server key.
-    pub async fn settle_late(&self, order: &str, amount_minor: i64) -> Value {
+    /// The customer pays at the provider now, whatever the shop did meanwhile
+    /// (the payment beat the cancellation): the sandbox settles and notifies.
+    pub async fn pay_now(&self, order: &str) {
+        let response = self.http.post(format!("{SANDBOX}/sandbox/orders/{order}/settle")).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 202, "{}", response.text().await.unwrap());
+    }
+
+    /// A notification for `order` signed with the server key, as the provider
+    /// would sign it (the signature covers order id, status code and amount only).
+    pub fn signed_notification(&self, order: &str, transaction_id: &str, status_code: &str, transaction_status: &str, amount_minor: i64) -> Value {
         let gross = signature::gross_amount(amount_minor);
-        let body = json!({
-            "order_id": order, "transaction_id": format!("late-{order}"), "transaction_status": "settlement",
-            "status_code": "200", "gross_amount": gross,
-            "signature_key": signature::sign(order, "200", &gross, &self.stack.provider_server_key),
-        });
-        self.http.post(format!("{PAYMENTS}/v1/payments/notifications")).json(&body).send().await.unwrap().json().await.unwrap()
+        json!({
+            "order_id": order, "transaction_id": transaction_id, "transaction_status": transaction_status,
+            "status_code": status_code, "gross_amount": gross,
+            "signature_key": signature::sign(order, status_code, &gross, &self.stack.provider_server_key),
+        })
+    }
+
+    /// POSTs a notification to the payments webhook: (status, body).
+    pub async fn notify(&self, body: &Value) -> (u16, Value) {
+        let response = self.http.post(format!("{PAYMENTS}/v1/payments/notifications")).json(body).send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
     }
 
     /// GETs `url` until its JSON satisfies `done`, and returns that JSON.

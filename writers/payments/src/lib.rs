@@ -7,14 +7,22 @@
 //!   binds the router;
 //! - [`signature`]: the provider's SHA-512 notification signature, checked in
 //!   constant time (the sandbox signs with the same function);
-//! - [`provider`]: the client of the provider's API (open, refund);
+//! - [`provider`]: the client of the provider's API (open, status, cancel, refund);
+//! - [`status`]: what a provider status means, and which status codes go with it;
+//! - [`refund`]: refunds recorded first and finished after the provider call,
+//!   shared with the payments consumer;
 //! - [`routes`]: `notification` (the provider webhook, authenticated by its
-//!   signature) and `get_payment`;
+//!   signature and confirmed with the provider) and `get_payment`;
 //! - [`openapi`]: the OpenAPI document, served and checked in as `openapi.json`.
+//!
+//! The webhook's tests run against a provider sandbox of their own, in
+//! `writers/provider-sandbox/tests/webhook.rs`.
 
 pub mod openapi;
 pub mod provider;
+pub mod refund;
 pub mod routes;
 pub mod settings;
 pub mod signature;
 pub mod startup;
+pub mod status;

@@ -16,6 +16,15 @@
 //!   failure rate of a running sandbox (the benchmark sets the delay to 0, the
 //!   demo denies a share of payments);
 //! - `POST /v1/transactions/{order_id}/refund`: refunds it (idempotent);
+//! - `GET /v2/{order_id}/status` (HTTP Basic): the provider's word on the
+//!   transaction, as Midtrans's status API answers it (`status_code`,
+//!   `transaction_status`, `transaction_id`, `gross_amount`, `fraud_status`);
+//! - `POST /v2/{order_id}/cancel` (HTTP Basic): cancels a transaction not yet
+//!   paid (412 once it is settled), so it never settles;
+//! - `POST /sandbox/orders/{order_id}/settle`: the customer pays now, even a
+//!   cancelled transaction (the race where the payment beat the cancellation),
+//!   and the notification is sent, for tests of late captures;
+//!   `POST /sandbox/orders/{order_id}/deny` the same with a denial;
 //! - `GET /v1/transactions/{order_id}`: the transaction and its state.
 //!
 //! State is in memory: a restarted sandbox forgets open transactions, which the
@@ -72,8 +81,21 @@ pub struct Transaction {
     pub token: String,
     pub redirect_url: String,
     pub outcome: Option<Outcome>,
+    /// `pending`, `settlement`, `deny`, `cancel` or `refund`.
+    pub transaction_status: &'static str,
     pub notified: bool,
     pub refunded: bool,
+}
+
+impl Transaction {
+    /// Midtrans's status code for the transaction's status.
+    fn status_code(&self) -> &'static str {
+        match self.transaction_status {
+            "settlement" | "refund" => "200",
+            "pending" => "201",
+            _ => "202",
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,7 +124,13 @@ pub struct Sandbox {
 impl Sandbox {
     pub fn new(config: SandboxConfig) -> Self {
         let behaviour = Behaviour { settle_delay_ms: config.settle_delay_ms, failure_rate: config.failure_rate.clamp(0.0, 1.0) };
-        Sandbox { config: Arc::new(config), behaviour: Arc::new(std::sync::RwLock::new(behaviour)), transactions: Default::default(), forced: Default::default(), http: reqwest::Client::new() }
+        Sandbox {
+            config: Arc::new(config),
+            behaviour: Arc::new(std::sync::RwLock::new(behaviour)),
+            transactions: Default::default(),
+            forced: Default::default(),
+            http: reqwest::Client::new(),
+        }
     }
 
     pub fn router(self) -> Router {
@@ -110,6 +138,10 @@ impl Sandbox {
             .route("/v1/transactions", post(create_transaction))
             .route("/v1/transactions/{order_id}", get(get_transaction))
             .route("/v1/transactions/{order_id}/refund", post(refund_transaction))
+            .route("/v2/{order_id}/status", get(transaction_status))
+            .route("/v2/{order_id}/cancel", post(cancel_transaction))
+            .route("/sandbox/orders/{order_id}/settle", post(settle_now))
+            .route("/sandbox/orders/{order_id}/deny", post(deny_now))
             .route("/sandbox/orders/{order_id}/outcome", put(force_outcome))
             .route("/sandbox/behaviour", get(get_behaviour).put(set_behaviour))
             .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
@@ -130,27 +162,37 @@ impl Sandbox {
         tokio::time::sleep(Duration::from_millis(behaviour.settle_delay_ms)).await;
         let forced = self.forced.lock().await.get(&order_id).copied();
         let outcome = forced.unwrap_or_else(|| if rand::rng().random_bool(behaviour.failure_rate) { Outcome::Deny } else { Outcome::Settle });
+        let status = match outcome {
+            Outcome::Settle => "settlement",
+            Outcome::Deny => "deny",
+            Outcome::Never => return,
+        };
         let transaction = {
             let mut transactions = self.transactions.lock().await;
             let Some(t) = transactions.get_mut(&order_id) else { return };
+            if t.transaction_status != "pending" {
+                return; // cancelled by the merchant meanwhile: nothing to pay
+            }
             t.outcome = Some(outcome);
+            t.transaction_status = status;
             t.clone()
         };
-        let (status, code) = match outcome {
-            Outcome::Settle => ("settlement", "200"),
-            Outcome::Deny => ("deny", "202"),
-            Outcome::Never => return,
-        };
+        self.notify(transaction).await;
+    }
+
+    /// POSTs the signed notification of the transaction's status, retrying
+    /// with backoff until the merchant accepts it, as a provider does.
+    async fn notify(&self, transaction: Transaction) {
+        let (order_id, code) = (transaction.order_id.clone(), transaction.status_code());
         let body = json!({
             "order_id": order_id,
             "transaction_id": transaction.transaction_id,
-            "transaction_status": status,
+            "transaction_status": transaction.transaction_status,
             "status_code": code,
             "gross_amount": transaction.gross_amount,
             "signature_key": signature::sign(&order_id, code, &transaction.gross_amount, &self.config.server_key),
             "payment_type": "sandbox",
         });
-        // A provider retries until the merchant accepts, backing off.
         for attempt in 0..12u32 {
             match self.http.post(&self.config.notify_url).json(&body).send().await {
                 Ok(r) if r.status().is_success() => {
@@ -162,7 +204,7 @@ impl Sandbox {
                 Ok(r) => tracing::warn!(%order_id, status = %r.status(), attempt, "notification refused"),
                 Err(e) => tracing::warn!(%order_id, error = %e, attempt, "notification failed"),
             }
-            tokio::time::sleep(Duration::from_millis(100 * 2u64.pow(attempt.min(7)))).await;
+            tokio::time::sleep(Duration::from_millis(50 * 2u64.pow(attempt.min(8)))).await;
         }
         tracing::error!(%order_id, "notification never accepted; giving up");
     }
@@ -188,6 +230,7 @@ async fn create_transaction(
         redirect_url: format!("http://127.0.0.1:{}/pay/{token}", sandbox.config.port),
         token,
         outcome: None,
+        transaction_status: "pending",
         notified: false,
         refunded: false,
     };
@@ -208,8 +251,66 @@ async fn refund_transaction(State(sandbox): State<Sandbox>, headers: HeaderMap, 
     }
     let mut transactions = sandbox.transactions.lock().await;
     let transaction = transactions.get_mut(&order_id).ok_or(StatusCode::NOT_FOUND)?;
+    if transaction.transaction_status != "settlement" && transaction.transaction_status != "refund" {
+        return Err(StatusCode::PRECONDITION_FAILED); // nothing was paid
+    }
     transaction.refunded = true;
+    transaction.transaction_status = "refund";
     Ok(Json(transaction.clone()))
+}
+
+async fn transaction_status(State(sandbox): State<Sandbox>, headers: HeaderMap, Path(order_id): Path<String>) -> Result<Json<serde_json::Value>, StatusCode> {
+    if !sandbox.authorized(&headers) {
+        return Err(StatusCode::UNAUTHORIZED);
+    }
+    let transactions = sandbox.transactions.lock().await;
+    let t = transactions.get(&order_id).ok_or(StatusCode::NOT_FOUND)?;
+    Ok(Json(json!({
+        "status_code": t.status_code(),
+        "transaction_id": t.transaction_id,
+        "order_id": t.order_id,
+        "gross_amount": t.gross_amount,
+        "transaction_status": t.transaction_status,
+        "fraud_status": "accept",
+    })))
+}
+
+/// Cancels a transaction not yet paid; one already settled cannot be (412).
+async fn cancel_transaction(State(sandbox): State<Sandbox>, headers: HeaderMap, Path(order_id): Path<String>) -> Result<Json<Transaction>, StatusCode> {
+    if !sandbox.authorized(&headers) {
+        return Err(StatusCode::UNAUTHORIZED);
+    }
+    let mut transactions = sandbox.transactions.lock().await;
+    let transaction = transactions.get_mut(&order_id).ok_or(StatusCode::NOT_FOUND)?;
+    match transaction.transaction_status {
+        "pending" | "cancel" => {
+            transaction.transaction_status = "cancel";
+            Ok(Json(transaction.clone()))
+        }
+        _ => Err(StatusCode::PRECONDITION_FAILED),
+    }
+}
+
+/// The customer pays now, whatever the merchant did meanwhile.
+async fn settle_now(State(sandbox): State<Sandbox>, Path(order_id): Path<String>) -> Result<StatusCode, StatusCode> {
+    decide_now(sandbox, order_id, Outcome::Settle).await
+}
+
+/// The provider denies now (even after the merchant gave the payment up).
+async fn deny_now(State(sandbox): State<Sandbox>, Path(order_id): Path<String>) -> Result<StatusCode, StatusCode> {
+    decide_now(sandbox, order_id, Outcome::Deny).await
+}
+
+async fn decide_now(sandbox: Sandbox, order_id: String, outcome: Outcome) -> Result<StatusCode, StatusCode> {
+    let transaction = {
+        let mut transactions = sandbox.transactions.lock().await;
+        let t = transactions.get_mut(&order_id).ok_or(StatusCode::NOT_FOUND)?;
+        t.outcome = Some(outcome);
+        t.transaction_status = if outcome == Outcome::Settle { "settlement" } else { "deny" };
+        t.clone()
+    };
+    tokio::spawn(async move { sandbox.notify(transaction).await });
+    Ok(StatusCode::ACCEPTED)
 }
 
 #[derive(Deserialize)]
@@ -228,7 +329,10 @@ async fn get_behaviour(State(sandbox): State<Sandbox>) -> Json<Behaviour> {
 
 async fn set_behaviour(State(sandbox): State<Sandbox>, Json(body): Json<Behaviour>) -> Result<Json<Behaviour>, (StatusCode, Json<serde_json::Value>)> {
     if !(0.0..=1.0).contains(&body.failure_rate) {
-        return Err((StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"error": {"code": "invalid_failure_rate", "message": "failure_rate must be between 0.0 and 1.0"}}))));
+        return Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"error": {"code": "invalid_failure_rate", "message": "failure_rate must be between 0.0 and 1.0"}})),
+        ));
     }
     *sandbox.behaviour.write().expect("behaviour lock") = body;
     tracing::info!(settle_delay_ms = body.settle_delay_ms, failure_rate = body.failure_rate, "behaviour changed");

@@ -18,12 +18,14 @@ async fn opened_transactions_settle_or_deny_through_the_signed_webhook() {
     let arrange = [SETTLED, DENIED]
         .map(|id| format!("insert into payments (order_id, customer_id, status, amount_minor, currency, provider_token, redirect_url, version) values ('{id}', 'alice', 'PENDING', 990, 'EUR', '-', '-', 1);"))
         .join("\n");
-    let payments = TestService::spawn("sandbox", &arrange, |service| {
-        startup::build(Settings::defaults_with(service, SecretString::from(Stack::from_env().provider_server_key), "http://127.0.0.1:7199"))
-    })
-    .await;
+    // The writer asks this sandbox for each transaction's status, and the
+    // sandbox notifies this writer: the sandbox's port is taken first.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sandbox_url = format!("http://{}", listener.local_addr().unwrap());
+    let payments = TestService::spawn("sandbox", &arrange, |service| {
+        startup::build(Settings::defaults_with(service, SecretString::from(Stack::from_env().provider_server_key), &sandbox_url))
+    })
+    .await;
     let config = SandboxConfig {
         port: listener.local_addr().unwrap().port(),
         notify_url: payments.url("/v1/payments/notifications"),
@@ -39,11 +41,20 @@ async fn opened_transactions_settle_or_deny_through_the_signed_webhook() {
     assert_eq!(unauthorized.status().as_u16(), 401);
     http.put(format!("{sandbox_url}/sandbox/orders/{DENIED}/outcome")).json(&json!({"outcome": "deny"})).send().await.unwrap();
     for order in [SETTLED, DENIED] {
-        let open = || http.post(format!("{sandbox_url}/v1/transactions")).basic_auth(&key, Some("")).json(&json!({"order_id": order, "gross_amount": "9.90"})).send();
+        let open =
+            || http.post(format!("{sandbox_url}/v1/transactions")).basic_auth(&key, Some("")).json(&json!({"order_id": order, "gross_amount": "9.90"})).send();
         let first: Value = open().await.unwrap().json().await.unwrap();
         let again: Value = open().await.unwrap().json().await.unwrap();
         assert_eq!(first["token"], again["token"], "idempotent on the order id");
+        assert_eq!(first["transaction_id"], again["transaction_id"]);
         assert!(first["redirect_url"].as_str().unwrap().contains(first["token"].as_str().unwrap()));
+        // What the payments consumer stores once the provider opened the transaction.
+        sqlx::query("update payments set provider_transaction_id = $2 where order_id = $1::uuid")
+            .bind(order)
+            .bind(first["transaction_id"].as_str().unwrap())
+            .execute(&payments.pool)
+            .await
+            .unwrap();
     }
 
     let until = tokio::time::Instant::now() + Duration::from_secs(10);

@@ -53,20 +53,16 @@ pub async fn move_stock(tx: &mut PgConnection, order_id: Uuid, on_hand_sign: i32
     .bind(reserved_sign)
     .fetch_all(&mut *tx)
     .await?;
-    let mut stock: Vec<StockAfter> = rows
-        .into_iter()
-        .map(|r| StockAfter { sku: r.get(0), quantity: r.get(1), on_hand: r.get(2), reserved: r.get(3), version: r.get(4) })
-        .collect();
+    let mut stock: Vec<StockAfter> =
+        rows.into_iter().map(|r| StockAfter { sku: r.get(0), quantity: r.get(1), on_hand: r.get(2), reserved: r.get(3), version: r.get(4) }).collect();
     stock.sort_by(|a, b| a.sku.cmp(&b.sku));
     Ok(stock)
 }
 
 /// Locks a reservation and moves it from RESERVED to `to`; None when it is not RESERVED.
 pub async fn close_reservation(tx: &mut PgConnection, order_id: Uuid, to: &str) -> Result<Option<i64>, sqlx::Error> {
-    let status: Option<(String, i64)> = sqlx::query_as("select status, version from reservations where order_id = $1 for update")
-        .bind(order_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let status: Option<(String, i64)> =
+        sqlx::query_as("select status, version from reservations where order_id = $1 for update").bind(order_id).fetch_optional(&mut *tx).await?;
     match status {
         Some((status, version)) if status == "RESERVED" => {
             sqlx::query("update reservations set status = $2, version = $3, updated_at = now() where order_id = $1")
@@ -81,17 +77,33 @@ pub async fn close_reservation(tx: &mut PgConnection, order_id: Uuid, to: &str) 
     }
 }
 
+/// An order cancelled before its OrderPlaced was handled here (only a
+/// redelivery across a rebalance can show them in that order): a reservation
+/// RELEASED with no lines, so that the late OrderPlaced reserves nothing.
+async fn given_up_before_reserved(tx: &mut PgConnection, order_id: Uuid, customer_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("insert into reservations (order_id, customer_id, status, version) values ($1, $2, 'RELEASED', 1) on conflict do nothing")
+        .bind(order_id)
+        .bind(customer_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
 /// Closes a RESERVED reservation (to RELEASED or COMMITTED) in one transaction:
 /// claim the event, give the reserved stock back (and, for a sale, take it off
 /// hand: `on_hand_sign` -1), append the event that `build` makes from the
 /// reservation's new version and the stock after. Anything but RESERVED is
-/// left alone (rejected, never reserved, already closed).
+/// left alone (rejected, already closed); an order never reserved is recorded
+/// as closed when `tombstone_for` names its customer (see
+/// [`given_up_before_reserved`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn close<E: outflow_events::Event>(
     steps: &crate::Steps,
     delivery: &outflow_consumer::Delivery,
     order: &str,
     to: &str,
     on_hand_sign: i32,
+    tombstone_for: Option<&str>,
     build: impl FnOnce(i64, &[StockAfter]) -> E,
 ) -> Result<outflow_consumer::Outcome, outflow_consumer::HandlerError> {
     use outflow_consumer::{db, HandlerError, Outcome};
@@ -101,6 +113,9 @@ pub async fn close<E: outflow_events::Event>(
         return Ok(Outcome::Duplicate);
     }
     let Some(version) = close_reservation(&mut tx, order_id, to).await.map_err(db)? else {
+        if let Some(customer_id) = tombstone_for {
+            given_up_before_reserved(&mut tx, order_id, customer_id).await.map_err(db)?;
+        }
         tx.commit().await.map_err(db)?;
         return Ok(Outcome::Skipped);
     };

@@ -1,67 +1,105 @@
-//! OrderCancelled → a captured payment is refunded (`PaymentRefunded`); a
-//! pending one is voided (`PaymentFailed`, reason `order_cancelled`), so that a
-//! settlement arriving later is refunded by the webhook instead of kept.
+//! OrderCancelled → the order is given up on the payments side, whatever state
+//! its payment is in, or whether it exists yet:
+//!
+//! - no payment yet (its StockReserved, on the other topic, is still to come):
+//!   the order is recorded as given up, so that StockReserved opens none;
+//! - PENDING: voided (`PaymentFailed`, reason `order_cancelled`) and its
+//!   provider transaction cancelled, so a settlement arriving later is refunded
+//!   by the webhook instead of kept;
+//! - CAPTURED: a refund is recorded (`REFUNDING`), committed, made at the
+//!   provider, then finished (`PaymentRefunded`): no lock is held across the
+//!   call, and a crash in between leaves it owed for the next delivery or the
+//!   sweep;
+//! - FAILED or REFUNDED: nothing to do.
 
 use outflow_consumer::{db, Delivery, HandlerError, Outcome};
-use outflow_events::{order::OrderCancelled, payment::{PaymentFailed, PaymentRefunded}};
+use outflow_events::{order::OrderCancelled, payment::PaymentFailed};
 use outflow_outbox::{inbox, new_event_id, now_millis, TraceContext};
-use tracing::instrument;
+use outflow_payments::refund;
+use sqlx::PgConnection;
+use tracing::{instrument, warn};
 use uuid::Uuid;
 
-use crate::Steps;
+use crate::{lock_order, Steps};
 
 #[instrument(skip_all, fields(order_id = %event.aggregate_id), err(Debug))]
 pub async fn refund_or_void(steps: &Steps, delivery: &Delivery, event: &OrderCancelled) -> Result<Outcome, HandlerError> {
     let order_id = Uuid::parse_str(&event.aggregate_id).map_err(|_| HandlerError::Rejected(format!("order id {} is not a UUID", event.aggregate_id)))?;
-    // The refund call is idempotent at the provider, so it may run before the
-    // transaction that records it; a redelivery calls it again, harmlessly.
-    let status: Option<String> = sqlx::query_scalar("select status from payments where order_id = $1").bind(order_id).fetch_optional(&steps.pool).await.map_err(db)?;
-    let refunded_at_provider = status.as_deref() == Some("CAPTURED");
-    if refunded_at_provider {
-        steps.provider.refund(&event.aggregate_id).await.map_err(|e| HandlerError::Transient(e.context("refunding at the provider")))?;
-    }
+    let trace = TraceContext::child_of(delivery.traceparent.as_deref());
     let mut tx = steps.pool.begin().await.map_err(db)?;
-    if !inbox::claim(&mut tx, delivery.event_id, "OrderCancelled").await.map_err(db)? {
+    lock_order(&mut tx, order_id).await?;
+    if inbox::seen(&mut tx, delivery.event_id).await.map_err(db)? {
         return Ok(Outcome::Duplicate);
     }
-    let payment: Option<(String, i64, i64)> = sqlx::query_as("select status, amount_minor, version from payments where order_id = $1 for update")
+    sqlx::query("insert into given_up_orders (order_id, reason) values ($1, $2) on conflict do nothing")
         .bind(order_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-    let trace = TraceContext::child_of(delivery.traceparent.as_deref());
-    let (event_id, occurred_at, id) = (new_event_id(), now_millis(), event.aggregate_id.clone());
-    let outcome = match payment {
-        Some((status, _, _)) if status == "CAPTURED" && !refunded_at_provider => {
-            // Captured since we looked: roll back and come again to refund first.
-            return Err(HandlerError::Transient(anyhow::anyhow!("payment captured meanwhile; refunding on the next attempt")));
-        }
-        Some((status, amount_minor, version)) if status == "CAPTURED" => {
-            set_status(&mut tx, order_id, "REFUNDED", Some(&event.reason), version + 1).await?;
-            let refunded = PaymentRefunded { event_id, aggregate_id: id.clone(), aggregate_version: version + 1, occurred_at, order_id: id, amount_minor, reason: event.reason.clone() };
-            steps.outbox.append(&mut tx, &refunded, &trace).await.map_err(|e| HandlerError::Transient(e.into()))?;
-            Outcome::Applied
-        }
-        Some((status, _, version)) if status == "PENDING" => {
-            set_status(&mut tx, order_id, "FAILED", Some("order_cancelled"), version + 1).await?;
-            let failed = PaymentFailed { event_id, aggregate_id: id.clone(), aggregate_version: version + 1, occurred_at, order_id: id, transaction_id: None, reason: "order_cancelled".into() };
-            steps.outbox.append(&mut tx, &failed, &trace).await.map_err(|e| HandlerError::Transient(e.into()))?;
-            Outcome::Applied
-        }
-        _ => Outcome::Skipped,
-    };
-    tx.commit().await.map_err(db)?;
-    Ok(outcome)
-}
-
-pub async fn set_status(tx: &mut sqlx::PgConnection, order_id: Uuid, status: &str, reason: Option<&str>, version: i64) -> Result<(), HandlerError> {
-    sqlx::query("update payments set status = $2, failure_reason = coalesce($3, failure_reason), version = $4, updated_at = now() where order_id = $1")
-        .bind(order_id)
-        .bind(status)
-        .bind(reason)
-        .bind(version)
+        .bind(&event.reason)
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-    Ok(())
+    let payment: Option<(String, i64)> =
+        sqlx::query_as("select status, version from payments where order_id = $1 for update").bind(order_id).fetch_optional(&mut *tx).await.map_err(db)?;
+    let owes_refund = match payment {
+        Some((status, version)) if status == "PENDING" => {
+            void(steps, &mut tx, order_id, version, &trace).await?;
+            inbox::claim(&mut tx, delivery.event_id, "OrderCancelled").await.map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            if let Err(e) = steps.provider.cancel(&event.aggregate_id).await {
+                warn!(error = format!("{e:#}"), "cancelling the provider transaction failed; a late capture would be refunded");
+            }
+            return Ok(Outcome::Applied);
+        }
+        Some((status, _)) if status == "CAPTURED" => {
+            sqlx::query("update payments set status = 'REFUNDING', failure_reason = $2, updated_at = now() where order_id = $1")
+                .bind(order_id)
+                .bind(&event.reason)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            true
+        }
+        Some((status, _)) => status == "REFUNDING",
+        None => {
+            inbox::claim(&mut tx, delivery.event_id, "OrderCancelled").await.map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            return Ok(Outcome::Applied);
+        }
+    };
+    if !owes_refund {
+        inbox::claim(&mut tx, delivery.event_id, "OrderCancelled").await.map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        return Ok(Outcome::Skipped);
+    }
+    tx.commit().await.map_err(db)?;
+    refund::finish(&steps.pool, &steps.outbox, &steps.provider, order_id, &trace).await.map_err(|e| HandlerError::Transient(e.into()))?;
+    claim_alone(steps, delivery).await
+}
+
+async fn void(steps: &Steps, tx: &mut PgConnection, order_id: Uuid, version: i64, trace: &TraceContext) -> Result<(), HandlerError> {
+    sqlx::query("update payments set status = 'FAILED', failure_reason = 'order_cancelled', version = $2, updated_at = now() where order_id = $1")
+        .bind(order_id)
+        .bind(version + 1)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    let id = order_id.to_string();
+    let failed = PaymentFailed {
+        event_id: new_event_id(),
+        aggregate_id: id.clone(),
+        aggregate_version: version + 1,
+        occurred_at: now_millis(),
+        order_id: id,
+        transaction_id: None,
+        reason: "order_cancelled".into(),
+    };
+    steps.outbox.append(tx, &failed, trace).await.map_err(|e| HandlerError::Transient(e.into()))
+}
+
+/// The event's claim once its refund is finished (a crash before it makes the
+/// redelivery find the payment REFUNDED and change nothing).
+async fn claim_alone(steps: &Steps, delivery: &Delivery) -> Result<Outcome, HandlerError> {
+    let mut tx = steps.pool.begin().await.map_err(db)?;
+    let first = inbox::claim(&mut tx, delivery.event_id, "OrderCancelled").await.map_err(db)?;
+    tx.commit().await.map_err(db)?;
+    Ok(if first { Outcome::Applied } else { Outcome::Duplicate })
 }

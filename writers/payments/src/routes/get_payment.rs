@@ -1,6 +1,9 @@
 //! `GET /v1/payments/{order_id}`: the payment of an order, for its owner or an admin.
 
-use axum::{extract::{Path, State}, Json};
+use axum::{
+    extract::{Path, State},
+    Json,
+};
 use chrono::{DateTime, Utc};
 use outflow_http::{auth::Caller, error::ApiError};
 use serde::Serialize;
@@ -16,7 +19,9 @@ pub struct Payment {
     pub status: String,
     pub amount_minor: i64,
     pub currency: String,
-    pub redirect_url: String,
+    /// Where the customer pays; absent for the moment between recording the
+    /// payment and opening it at the provider.
+    pub redirect_url: Option<String>,
     pub transaction_id: Option<String>,
     pub failure_reason: Option<String>,
     pub version: i64,

@@ -1,20 +1,28 @@
 //! `POST /v1/payments/notifications`: the provider's webhook. Authenticated by
-//! its signature, not a JWT. Each (transaction, status) is applied once: a
-//! replayed notification answers 200 and changes nothing. Fields the provider
-//! adds beyond ours are ignored, as providers add fields over time.
+//! its signature, not a JWT; and since the provider signs only order id,
+//! status code and amount, everything else is checked: the status must agree
+//! with the signed status code, the transaction must be the one the provider
+//! opened for the order, and before a payment changes state the provider itself
+//! is asked for the transaction's status. Each (transaction, status) is applied
+//! once: a replay answers 200 and changes nothing. Fields the provider adds
+//! beyond ours are ignored, as providers add fields over time.
 
-use axum::{extract::State, Json};
-use outflow_events::payment::{PaymentCaptured, PaymentFailed, PaymentRefunded};
+use axum::{extract::State, http::StatusCode, Json};
+use outflow_events::payment::{PaymentCaptured, PaymentFailed};
 use outflow_http::error::{ApiError, ApiJson};
 use outflow_outbox::{new_event_id, now_millis, TraceContext};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 use tracing::{instrument, warn};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{signature, startup::AppState};
+use crate::{
+    refund, signature,
+    startup::AppState,
+    status::{transition, StatusError, Transition},
+};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct Notification {
@@ -24,31 +32,25 @@ pub struct Notification {
     pub status_code: String,
     pub gross_amount: String,
     pub signature_key: String,
+    /// `accept` or `challenge` with a card capture.
+    #[serde(default)]
+    pub fraud_status: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NotificationOutcome {
     /// `applied`, `duplicate`, `recorded` (no change of state), `refunded`
-    /// (captured after the payment was given up) or `ignored`.
+    /// (captured after the payment was given up), `refund_pending` (the same,
+    /// the provider's refund to be retried) or `ignored`.
     pub result: &'static str,
     pub payment_status: String,
 }
 
-/// What a provider status means for the payment.
-#[derive(Clone, Copy)]
-enum Transition {
-    Capture,
-    Fail,
-    None,
-}
-
-fn transition(transaction_status: &str) -> Option<Transition> {
-    match transaction_status {
-        "settlement" | "capture" => Some(Transition::Capture),
-        "deny" | "cancel" | "expire" | "failure" => Some(Transition::Fail),
-        "pending" => Some(Transition::None),
-        _ => None,
-    }
+/// The payment as the notification finds it.
+struct Payment {
+    status: String,
+    amount_minor: i64,
+    version: i64,
 }
 
 #[utoipa::path(
@@ -57,7 +59,9 @@ fn transition(transaction_status: &str) -> Option<Transition> {
         (status = 200, body = NotificationOutcome),
         (status = 401, description = "The signature does not match"),
         (status = 404, description = "No payment for this order"),
-        (status = 422, description = "Unknown status, or an amount that is not the payment's"),
+        (status = 409, description = "The payment is not open at the provider yet, or the provider reports another status"),
+        (status = 422, description = "Unknown status, a status that does not go with the signed status code, another transaction, or an amount that is not the payment's"),
+        (status = 503, description = "The provider could not be asked; retry"),
     )
 )]
 #[instrument(skip_all, fields(order_id = %body.order_id, transaction_id = %body.transaction_id, status = %body.transaction_status), err(Debug))]
@@ -67,55 +71,140 @@ pub async fn notification(State(state): State<AppState>, ApiJson(body): ApiJson<
         warn!("notification with a wrong signature");
         return Err(ApiError::unauthorized("invalid_signature", "the signature_key does not match"));
     }
-    let transition = transition(&body.transaction_status)
-        .ok_or_else(|| ApiError::unprocessable("unknown_transaction_status", format!("unknown transaction_status {}", body.transaction_status)))?;
+    let wanted = transition(&body.status_code, &body.transaction_status, body.fraud_status.as_deref()).map_err(|e| match e {
+        StatusError::Unknown(_) => ApiError::unprocessable("unknown_transaction_status", e.to_string()),
+        StatusError::Mismatch { .. } => ApiError::unprocessable("status_mismatch", e.to_string()),
+    })?;
     let order_id = Uuid::parse_str(&body.order_id).map_err(|_| ApiError::not_found(format!("no payment for order {}", body.order_id)))?;
-
-    let mut tx = state.base.pool.begin().await?;
-    let payment = sqlx::query("select status, amount_minor, version from payments where order_id = $1 for update")
-        .bind(order_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no payment for order {order_id}")))?;
-    let status: String = payment.get("status");
-    if signature::gross_amount(payment.get("amount_minor")) != body.gross_amount {
-        return Err(ApiError::unprocessable("amount_mismatch", "gross_amount is not the payment's amount"));
-    }
-    let first_time = sqlx::query(
-        "insert into provider_notifications (transaction_id, transaction_status, order_id) values ($1, $2, $3) on conflict do nothing",
-    )
-    .bind(&body.transaction_id)
-    .bind(&body.transaction_status)
-    .bind(order_id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if !first_time {
+    check_against_payment(&state, &body, order_id).await?;
+    if already_recorded(&state, &body, order_id).await? {
+        let status = finish_owed_refund(&state, order_id).await?;
         return Ok(Json(NotificationOutcome { result: "duplicate", payment_status: status }));
     }
-    let outcome = match (transition, status.as_str()) {
-        (Transition::None, _) => NotificationOutcome { result: "recorded", payment_status: status },
-        (_, "PENDING") => {
-            let version: i64 = payment.get::<i64, _>("version") + 1;
-            apply(&state, &mut tx, &body, order_id, version, matches!(transition, Transition::Capture)).await?
-        }
+    if wanted != Transition::None {
+        confirm_with_provider(&state, &body, wanted).await?;
+    }
+    apply_once(&state, &body, order_id, wanted).await
+}
+
+/// The amount must be the payment's and the transaction the one the provider
+/// opened for it (a signed body replayed under a new transaction id is refused).
+async fn check_against_payment(state: &AppState, body: &Notification, order_id: Uuid) -> Result<(), ApiError> {
+    let row: Option<(i64, Option<String>)> = sqlx::query_as("select amount_minor, provider_transaction_id from payments where order_id = $1")
+        .bind(order_id)
+        .fetch_optional(&state.base.pool)
+        .await?;
+    let (amount_minor, opened) = row.ok_or_else(|| ApiError::not_found(format!("no payment for order {order_id}")))?;
+    if signature::gross_amount(amount_minor) != body.gross_amount {
+        return Err(ApiError::unprocessable("amount_mismatch", "gross_amount is not the payment's amount"));
+    }
+    let opened = opened.ok_or_else(|| ApiError::conflict("payment_not_open", "the payment is being opened at the provider; retry"))?;
+    if opened != body.transaction_id {
+        warn!(expected = %opened, "notification for a transaction the provider did not open for this order");
+        return Err(ApiError::unprocessable("unknown_transaction", "transaction_id is not the transaction opened for this order"));
+    }
+    Ok(())
+}
+
+async fn already_recorded(state: &AppState, body: &Notification, order_id: Uuid) -> Result<bool, ApiError> {
+    Ok(sqlx::query_scalar("select exists (select 1 from provider_notifications where transaction_id = $1 and transaction_status = $2 and order_id = $3)")
+        .bind(&body.transaction_id)
+        .bind(&body.transaction_status)
+        .bind(order_id)
+        .fetch_one(&state.base.pool)
+        .await?)
+}
+
+/// Acts only on what the provider itself reports for the transaction: a
+/// notification whose status, transaction or amount the provider does not
+/// confirm changes nothing.
+async fn confirm_with_provider(state: &AppState, body: &Notification, wanted: Transition) -> Result<(), ApiError> {
+    let reported = state
+        .provider
+        .status(&body.order_id)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "provider_unavailable", format!("the provider's status could not be read; retry: {e:#}")))?
+        .ok_or_else(|| ApiError::conflict("provider_disagrees", "the provider knows no transaction for this order"))?;
+    let agrees = reported.order_id == body.order_id
+        && reported.transaction_id == body.transaction_id
+        && reported.gross_amount == body.gross_amount
+        && transition(&reported.status_code, &reported.transaction_status, reported.fraud_status.as_deref()).ok() == Some(wanted);
+    if !agrees {
+        warn!(provider_status = %reported.transaction_status, provider_code = %reported.status_code, "the provider does not confirm the notification");
+        return Err(ApiError::conflict(
+            "provider_disagrees",
+            format!("the provider reports {} ({}) for this transaction", reported.transaction_status, reported.status_code),
+        ));
+    }
+    Ok(())
+}
+
+/// Records the notification and applies it under the payment's row lock; a
+/// late capture is recorded as a refund owed, committed, then refunded.
+async fn apply_once(state: &AppState, body: &Notification, order_id: Uuid, wanted: Transition) -> Result<Json<NotificationOutcome>, ApiError> {
+    let mut tx = state.base.pool.begin().await?;
+    let payment: Payment = sqlx::query_as::<_, (String, i64, i64)>("select status, amount_minor, version from payments where order_id = $1 for update")
+        .bind(order_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map(|(status, amount_minor, version)| Payment { status, amount_minor, version })?;
+    let first_time =
+        sqlx::query("insert into provider_notifications (transaction_id, transaction_status, order_id) values ($1, $2, $3) on conflict do nothing")
+            .bind(&body.transaction_id)
+            .bind(&body.transaction_status)
+            .bind(order_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+    if !first_time {
+        return Ok(Json(NotificationOutcome { result: "duplicate", payment_status: payment.status }));
+    }
+    let outcome = match (wanted, payment.status.as_str()) {
+        (Transition::None, _) => NotificationOutcome { result: "recorded", payment_status: payment.status },
+        (_, "PENDING") => apply(state, &mut tx, body, order_id, &payment, wanted == Transition::Capture).await?,
         // Money taken after the payment was given up (expired, or its order
-        // cancelled): give it back at once, so no customer pays for a cancelled order.
+        // cancelled): it is owed back; recorded now, refunded after the commit.
         (Transition::Capture, "FAILED") => {
-            state.provider.refund(&body.order_id).await.map_err(|e| ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "refund_failed", format!("refunding the late capture failed; retry: {e}")))?;
-            let version: i64 = payment.get::<i64, _>("version") + 1;
-            refund_late_capture(&state, &mut tx, &body, order_id, version, payment.get("amount_minor")).await?
+            sqlx::query(
+                "update payments set status = 'REFUNDING', transaction_id = $2, failure_reason = 'late_capture', updated_at = now() where order_id = $1",
+            )
+            .bind(order_id)
+            .bind(&body.transaction_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            let status = finish_owed_refund(state, order_id).await?;
+            let result = if status == "REFUNDED" { "refunded" } else { "refund_pending" };
+            return Ok(Json(NotificationOutcome { result, payment_status: status }));
         }
         // A late word on a payment that is already settled one way or the other:
         // kept in provider_notifications, the payment stays as it is.
         _ => {
-            warn!(payment_status = %status, "notification for a payment that is no longer pending");
-            NotificationOutcome { result: "ignored", payment_status: status }
+            warn!(payment_status = %payment.status, "notification for a payment that is no longer pending");
+            NotificationOutcome { result: "ignored", payment_status: payment.status }
         }
     };
     tx.commit().await?;
     Ok(Json(outcome))
+}
+
+/// Finishes a refund that is owed (status `REFUNDING`); the payment's status
+/// after. A provider that fails now leaves it owed: the payments consumer's
+/// sweep and the provider's own retries of the notification finish it.
+async fn finish_owed_refund(state: &AppState, order_id: Uuid) -> Result<String, ApiError> {
+    let status: String = sqlx::query_scalar("select status from payments where order_id = $1").bind(order_id).fetch_one(&state.base.pool).await?;
+    if status != "REFUNDING" {
+        return Ok(status);
+    }
+    match refund::finish(&state.base.pool, &state.base.outbox, &state.provider, order_id, &TraceContext::new_root()).await {
+        Ok(_) => Ok(sqlx::query_scalar("select status from payments where order_id = $1").bind(order_id).fetch_one(&state.base.pool).await?),
+        Err(refund::RefundError::Provider(e)) => {
+            warn!(error = format!("{e:#}"), "refund of a late capture failed; it stays owed and is retried");
+            Ok(status)
+        }
+        Err(e) => Err(ApiError::internal(e.into())),
+    }
 }
 
 async fn apply(
@@ -123,9 +212,10 @@ async fn apply(
     tx: &mut PgConnection,
     body: &Notification,
     order_id: Uuid,
-    version: i64,
+    payment: &Payment,
     captured: bool,
 ) -> Result<NotificationOutcome, ApiError> {
+    let version = payment.version + 1;
     let (status, reason) = if captured { ("CAPTURED", None) } else { ("FAILED", Some(body.transaction_status.as_str())) };
     sqlx::query("update payments set status = $2, transaction_id = $3, failure_reason = $4, version = $5, updated_at = now() where order_id = $1")
         .bind(order_id)
@@ -138,26 +228,28 @@ async fn apply(
     let trace = TraceContext::new_root();
     let (event_id, occurred_at, aggregate_id) = (new_event_id(), now_millis(), order_id.to_string());
     let appended = if captured {
-        let amount_minor: i64 = sqlx::query_scalar("select amount_minor from payments where order_id = $1").bind(order_id).fetch_one(&mut *tx).await?;
-        let event = PaymentCaptured { event_id, aggregate_id: aggregate_id.clone(), aggregate_version: version, occurred_at, order_id: aggregate_id, transaction_id: body.transaction_id.clone(), amount_minor };
+        let event = PaymentCaptured {
+            event_id,
+            aggregate_id: aggregate_id.clone(),
+            aggregate_version: version,
+            occurred_at,
+            order_id: aggregate_id,
+            transaction_id: body.transaction_id.clone(),
+            amount_minor: payment.amount_minor,
+        };
         state.base.outbox.append(tx, &event, &trace).await
     } else {
-        let event = PaymentFailed { event_id, aggregate_id: aggregate_id.clone(), aggregate_version: version, occurred_at, order_id: aggregate_id, transaction_id: Some(body.transaction_id.clone()), reason: body.transaction_status.clone() };
+        let event = PaymentFailed {
+            event_id,
+            aggregate_id: aggregate_id.clone(),
+            aggregate_version: version,
+            occurred_at,
+            order_id: aggregate_id,
+            transaction_id: Some(body.transaction_id.clone()),
+            reason: body.transaction_status.clone(),
+        };
         state.base.outbox.append(tx, &event, &trace).await
     };
     appended.map_err(|e| ApiError::internal(e.into()))?;
     Ok(NotificationOutcome { result: "applied", payment_status: status.to_owned() })
-}
-
-async fn refund_late_capture(state: &AppState, tx: &mut PgConnection, body: &Notification, order_id: Uuid, version: i64, amount_minor: i64) -> Result<NotificationOutcome, ApiError> {
-    sqlx::query("update payments set status = 'REFUNDED', transaction_id = $2, failure_reason = 'late_capture', version = $3, updated_at = now() where order_id = $1")
-        .bind(order_id)
-        .bind(&body.transaction_id)
-        .bind(version)
-        .execute(&mut *tx)
-        .await?;
-    let id = order_id.to_string();
-    let event = PaymentRefunded { event_id: new_event_id(), aggregate_id: id.clone(), aggregate_version: version, occurred_at: now_millis(), order_id: id, amount_minor, reason: "late_capture".into() };
-    state.base.outbox.append(tx, &event, &TraceContext::new_root()).await.map_err(|e| ApiError::internal(e.into()))?;
-    Ok(NotificationOutcome { result: "refunded", payment_status: "REFUNDED".into() })
 }

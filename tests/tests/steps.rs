@@ -1,0 +1,231 @@
+//! The saga steps as the services run them, over every interleaving of the
+//! events a participant reads for one order, with redeliveries.
+//!
+//! The payments consumer's steps (`outflow_payments_consumer::Steps`, the code
+//! the service runs) over every interleaving of the two events it reads for one
+//! order from two topics, StockReserved (inventory topic) and OrderCancelled
+//! (order topic), each delivered twice, on a fresh payments database and the
+//! running provider sandbox; and the same two events handled at the same time,
+//! over and over, to race the steps' transactions. Whatever the order, the
+//! order ends given up: no payment, or one voided before it could be paid,
+//! nothing left payable at the provider, and each event claimed once.
+//!
+//! The inventory consumer's steps over every order of OrderPlaced and
+//! OrderCancelled, each twice (one key, so Kafka keeps them in order; only a
+//! rebalance redelivering across instances could swap them): the stock always
+//! ends as it began, nothing reserved. (OrderConfirmed cannot come before
+//! OrderPlaced: it follows the StockReserved that OrderPlaced produced.)
+
+mod shop;
+
+use std::sync::Arc;
+
+use outflow_consumer::{Delivery, Dispatch, Outcome};
+use outflow_events::{
+    inventory::{ReservedLine, StockReserved},
+    order::OrderCancelled,
+    DomainEvent,
+};
+use outflow_outbox::{new_event_id, now_millis, Outbox};
+use outflow_payments::provider::ProviderClient;
+use outflow_payments_consumer::Steps;
+use outflow_stack_tests::Stack;
+use secrecy::SecretString;
+use shop::Shop;
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug)]
+enum Input {
+    First,
+    Second,
+}
+
+/// Every distinct order of two events delivered twice each ({First, First,
+/// Second, Second}): each event first seen at any point, and redelivered at
+/// any later one.
+fn interleavings() -> Vec<Vec<Input>> {
+    let mut all = Vec::new();
+    for mask in 0u8..16 {
+        if mask.count_ones() == 2 {
+            all.push((0..4).map(|i| if mask & (1 << i) != 0 { Input::First } else { Input::Second }).collect());
+        }
+    }
+    all
+}
+
+struct Saga {
+    order: String,
+    reserved: Delivery,
+    cancelled: Delivery,
+}
+
+impl Saga {
+    fn new() -> Self {
+        let order = Uuid::now_v7().to_string();
+        let reserved = StockReserved {
+            event_id: new_event_id(),
+            aggregate_id: order.clone(),
+            aggregate_version: 1,
+            occurred_at: now_millis(),
+            order_id: order.clone(),
+            customer_id: "steps-customer".into(),
+            total_minor: 1250,
+            currency: "EUR".into(),
+            lines: vec![ReservedLine { sku: "STEPS-1".into(), quantity: 1, on_hand: 5, reserved: 1, product_version: 2 }],
+        };
+        let cancelled = OrderCancelled {
+            event_id: new_event_id(),
+            aggregate_id: order.clone(),
+            aggregate_version: 2,
+            occurred_at: now_millis(),
+            customer_id: "steps-customer".into(),
+            reason: "customer_cancelled".into(),
+        };
+        Saga {
+            reserved: delivery(DomainEvent::StockReserved(reserved), "outflow.inventory.events"),
+            cancelled: delivery(DomainEvent::OrderCancelled(cancelled), "outflow.order.events"),
+            order,
+        }
+    }
+
+    fn input(&self, input: Input) -> Delivery {
+        match input {
+            Input::First => self.reserved.clone(),
+            Input::Second => self.cancelled.clone(),
+        }
+    }
+}
+
+fn delivery(event: DomainEvent, topic: &str) -> Delivery {
+    Delivery { event_id: Uuid::parse_str(event.event_id()).unwrap(), event, traceparent: None, topic: topic.into(), partition: 0, offset: 0 }
+}
+
+async fn steps(stack: &Stack) -> (String, Arc<Steps>) {
+    let (database, pool) = stack.fresh_database("steps").await.unwrap();
+    outflow_payments::startup::MIGRATOR.run(&pool).await.unwrap();
+    let outbox = Outbox::registered(&stack.registry_url).await.unwrap();
+    let provider = ProviderClient::new(shop::SANDBOX, SecretString::from(stack.provider_server_key.clone()));
+    (database, Arc::new(Steps { pool, outbox, provider }))
+}
+
+/// What the payments side holds for a given-up order, and what the provider does.
+async fn assert_given_up(shop: &Shop, steps: &Steps, saga: &Saga, case: &str) {
+    let id = Uuid::parse_str(&saga.order).unwrap();
+    let given_up: bool = sqlx::query_scalar("select exists (select 1 from given_up_orders where order_id = $1)").bind(id).fetch_one(&steps.pool).await.unwrap();
+    assert!(given_up, "{case}: the order is recorded as given up");
+    let payment: Option<(String, Option<String>)> =
+        sqlx::query_as("select status, failure_reason from payments where order_id = $1").bind(id).fetch_optional(&steps.pool).await.unwrap();
+    assert!(
+        payment.is_none() || payment == Some(("FAILED".into(), Some("order_cancelled".into()))),
+        "{case}: a given-up order has no payment, or one voided: {payment:?}"
+    );
+    let claims: i64 = sqlx::query_scalar("select count(*) from processed_events where event_id = any($1)")
+        .bind(vec![saga.reserved.event_id, saga.cancelled.event_id])
+        .fetch_one(&steps.pool)
+        .await
+        .unwrap();
+    assert_eq!(claims, 2, "{case}: both events claimed, once each");
+    let at_provider = shop.http.get(format!("{}/v1/transactions/{}", shop::SANDBOX, saga.order)).send().await.unwrap();
+    if at_provider.status().as_u16() == 200 {
+        let transaction: serde_json::Value = at_provider.json().await.unwrap();
+        assert_eq!(transaction["transaction_status"], "cancel", "{case}: a transaction opened for a given-up order is cancelled, never payable");
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn every_order_of_stock_reserved_and_order_cancelled_and_their_redeliveries_ends_given_up() {
+    let shop = Shop::new().await;
+    let (database, steps) = steps(&shop.stack).await;
+    for sequence in interleavings() {
+        let saga = Saga::new();
+        shop.force(&saga.order, "never").await;
+        let mut outcomes = Vec::new();
+        for input in &sequence {
+            outcomes.push(steps.dispatch(saga.input(*input)).await.unwrap_or_else(|e| panic!("{sequence:?}: {e}")));
+        }
+        let case = format!("{sequence:?} → {outcomes:?}");
+        assert_eq!(outcomes.iter().filter(|o| **o == Outcome::Duplicate).count(), 2, "{case}: each redelivery is a duplicate");
+        assert_given_up(&shop, &steps, &saga, &case).await;
+    }
+    steps.pool.close().await;
+    shop.stack.drop_database(&database).await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn stock_reserved_and_order_cancelled_handled_at_once_end_given_up() {
+    let shop = Shop::new().await;
+    let (database, steps) = steps(&shop.stack).await;
+    for round in 0..20 {
+        let saga = Saga::new();
+        shop.force(&saga.order, "never").await;
+        let (reserved, cancelled) = tokio::join!(steps.dispatch(saga.reserved.clone()), steps.dispatch(saga.cancelled.clone()));
+        let case = format!("round {round}: {reserved:?}, {cancelled:?}");
+        reserved.unwrap_or_else(|e| panic!("{case}: {e}"));
+        cancelled.unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert_given_up(&shop, &steps, &saga, &case).await;
+    }
+    steps.pool.close().await;
+    shop.stack.drop_database(&database).await.unwrap();
+}
+
+/// The inventory steps on a fresh inventory database with one product of 5.
+async fn inventory_steps(stack: &Stack) -> (String, outflow_inventory_consumer::Steps) {
+    let (database, pool) = stack.fresh_database("steps").await.unwrap();
+    sqlx::migrate!("../writers/inventory/migrations").run(&pool).await.unwrap();
+    sqlx::query("insert into products (sku, name, price_minor, currency, on_hand, version) values ('STEPS-1', 'Steps', 1250, 'EUR', 5, 1)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let outbox = Outbox::registered(&stack.registry_url).await.unwrap();
+    (database, outflow_inventory_consumer::Steps { pool, outbox })
+}
+
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn every_order_of_order_placed_and_order_cancelled_and_their_redeliveries_leaves_the_stock_as_it_was() {
+    use outflow_events::order::{OrderLine, OrderPlaced};
+    let stack = Stack::from_env();
+    let (database, steps) = inventory_steps(&stack).await;
+    for sequence in interleavings() {
+        let order = Uuid::now_v7().to_string();
+        let placed = OrderPlaced {
+            event_id: new_event_id(),
+            aggregate_id: order.clone(),
+            aggregate_version: 1,
+            occurred_at: now_millis(),
+            customer_id: "steps-customer".into(),
+            lines: vec![OrderLine { sku: "STEPS-1".into(), quantity: 2, unit_price_minor: 1250 }],
+            total_minor: 2500,
+            currency: "EUR".into(),
+        };
+        let cancelled = OrderCancelled {
+            event_id: new_event_id(),
+            aggregate_id: order.clone(),
+            aggregate_version: 2,
+            occurred_at: now_millis(),
+            customer_id: "steps-customer".into(),
+            reason: "customer_cancelled".into(),
+        };
+        let (placed, cancelled) =
+            (delivery(DomainEvent::OrderPlaced(placed), "outflow.order.events"), delivery(DomainEvent::OrderCancelled(cancelled), "outflow.order.events"));
+        for input in &sequence {
+            let event = match input {
+                Input::First => placed.clone(),
+                Input::Second => cancelled.clone(),
+            };
+            steps.dispatch(event).await.unwrap_or_else(|e| panic!("{sequence:?}: {e}"));
+        }
+        let stock: (i32, i32) = sqlx::query_as("select on_hand, reserved from products where sku = 'STEPS-1'").fetch_one(&steps.pool).await.unwrap();
+        assert_eq!(stock, (5, 0), "{sequence:?}: the stock is as it was, nothing held");
+        let reservation: String = sqlx::query_scalar("select status from reservations where order_id = $1")
+            .bind(Uuid::parse_str(&order).unwrap())
+            .fetch_one(&steps.pool)
+            .await
+            .unwrap();
+        assert_eq!(reservation, "RELEASED", "{sequence:?}");
+    }
+    steps.pool.close().await;
+    stack.drop_database(&database).await.unwrap();
+}

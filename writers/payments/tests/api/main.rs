@@ -1,4 +1,0 @@
-//! The payments writer against the real stack: a fresh database per test, the
-//! app on port 0, the WAL read back through a test_decoding slot.
-
-mod webhook;
