@@ -15,11 +15,15 @@
 //!   request changed, so a test proves "exactly one outbox insert" or "nothing
 //!   written" from the WAL itself, even for outbox rows deleted at commit.
 //!
+//! - [`services`]: the stack's processes as the scripts record them: stop,
+//!   start as `scripts/up` does, freeze for a moment.
+//!
 //! Every test that needs the stack is `#[ignore = "needs the stack"]`:
 //! `cargo test` alone runs the pure ones, `scripts/test` starts the stack and
 //! runs everything.
 
 pub mod service;
+pub mod services;
 
 use std::{collections::HashMap, time::Duration};
 
@@ -44,17 +48,8 @@ pub struct Stack {
 impl Stack {
     pub fn from_env() -> Self {
         let defaults = dev_defaults();
-        let var = |name: &str, default: &str| {
-            std::env::var(name)
-                .ok()
-                .or_else(|| defaults.get(name).cloned())
-                .unwrap_or_else(|| default.to_owned())
-        };
-        let port = |name: &str, default: u16| {
-            var(name, &default.to_string())
-                .parse()
-                .unwrap_or_else(|_| panic!("{name} is not a port"))
-        };
+        let var = |name: &str, default: &str| std::env::var(name).ok().or_else(|| defaults.get(name).cloned()).unwrap_or_else(|| default.to_owned());
+        let port = |name: &str, default: u16| var(name, &default.to_string()).parse().unwrap_or_else(|_| panic!("{name} is not a port"));
         let kafka_port = port("OUTFLOW_KAFKA_PORT", 59092);
         Stack {
             pg_port: port("OUTFLOW_PG_PORT", 55432),
@@ -70,10 +65,7 @@ impl Stack {
     }
 
     pub fn database_url(&self, database: &str) -> String {
-        format!(
-            "postgres://{}:{}@127.0.0.1:{}/{}",
-            self.pg_user, self.pg_password, self.pg_port, database
-        )
+        format!("postgres://{}:{}@127.0.0.1:{}/{}", self.pg_user, self.pg_password, self.pg_port, database)
     }
 
     /// Creates a database named `test_<prefix>_<random>` and connects to it
@@ -81,15 +73,8 @@ impl Stack {
     pub async fn fresh_database(&self, prefix: &str) -> Result<(String, PgPool)> {
         let name = format!("test_{prefix}_{}", uuid::Uuid::new_v4().simple());
         let admin = self.admin_pool().await?;
-        sqlx::query(&format!("create database {name}"))
-            .execute(&admin)
-            .await
-            .with_context(|| format!("creating database {name}"))?;
-        let pool = PgPoolOptions::new()
-            .max_connections(5)
-            .connect(&self.database_url(&name))
-            .await
-            .with_context(|| format!("connecting to {name}"))?;
+        sqlx::query(&format!("create database {name}")).execute(&admin).await.with_context(|| format!("creating database {name}"))?;
+        let pool = PgPoolOptions::new().max_connections(5).connect(&self.database_url(&name)).await.with_context(|| format!("connecting to {name}"))?;
         Ok((name, pool))
     }
 
@@ -101,10 +86,7 @@ impl Stack {
             .execute(&admin)
             .await
             .context("dropping the test database's replication slots")?;
-        sqlx::query(&format!("drop database if exists {name} with (force)"))
-            .execute(&admin)
-            .await
-            .with_context(|| format!("dropping database {name}"))?;
+        sqlx::query(&format!("drop database if exists {name} with (force)")).execute(&admin).await.with_context(|| format!("dropping database {name}"))?;
         Ok(())
     }
 
@@ -114,12 +96,7 @@ impl Stack {
             .acquire_timeout(Duration::from_secs(5))
             .connect(&self.database_url("postgres"))
             .await
-            .with_context(|| {
-                format!(
-                    "PostgreSQL on 127.0.0.1:{} is not reachable: is the stack up (scripts/up)?",
-                    self.pg_port
-                )
-            })
+            .with_context(|| format!("PostgreSQL on 127.0.0.1:{} is not reachable: is the stack up (scripts/up)?", self.pg_port))
     }
 
     pub fn kafka_config(&self) -> ClientConfig {
@@ -171,13 +148,7 @@ impl Connect {
     pub async fn wait_running(&self, name: &str, deadline: Duration) -> Result<()> {
         let until = tokio::time::Instant::now() + deadline;
         loop {
-            let status: serde_json::Value = self
-                .http
-                .get(format!("{}/connectors/{name}/status", self.url))
-                .send()
-                .await?
-                .json()
-                .await?;
+            let status: serde_json::Value = self.http.get(format!("{}/connectors/{name}/status", self.url)).send().await?.json().await?;
             let connector = status["connector"]["state"].as_str().unwrap_or("");
             let tasks = status["tasks"].as_array().cloned().unwrap_or_default();
             if let Some(failed) = tasks.iter().find(|t| t["state"] == "FAILED") {
@@ -223,11 +194,7 @@ pub async fn wait_for_topic(stack: &Stack, topic: &str, deadline: Duration) -> R
 pub async fn wait_slot_active(pool: &PgPool, slot: &str, deadline: Duration) -> Result<()> {
     let until = tokio::time::Instant::now() + deadline;
     loop {
-        let active: Option<bool> =
-            sqlx::query_scalar("select active from pg_replication_slots where slot_name = $1")
-                .bind(slot)
-                .fetch_optional(pool)
-                .await?;
+        let active: Option<bool> = sqlx::query_scalar("select active from pg_replication_slots where slot_name = $1").bind(slot).fetch_optional(pool).await?;
         if active == Some(true) {
             return Ok(());
         }
@@ -267,12 +234,10 @@ impl WalProbe {
     /// The row changes committed so far, e.g. `table public.orders: INSERT: ...`
     /// (BEGIN and COMMIT lines left out).
     pub async fn changes(&self) -> Result<Vec<String>> {
-        let rows: Vec<String> = sqlx::query_scalar(
-            "select data from pg_logical_slot_peek_changes($1, null, null) where data like 'table %'",
-        )
-        .bind(&self.slot)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<String> = sqlx::query_scalar("select data from pg_logical_slot_peek_changes($1, null, null) where data like 'table %'")
+            .bind(&self.slot)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows)
     }
 
@@ -394,11 +359,8 @@ pub async fn read_topic(
 ) -> Result<Vec<rdkafka::message::OwnedMessage>> {
     use rdkafka::{consumer::StreamConsumer, Message, Offset, TopicPartitionList};
     wait_for_topic(stack, topic, deadline).await?;
-    let consumer: StreamConsumer = stack
-        .kafka_config()
-        .set("group.id", format!("test-{}", uuid::Uuid::new_v4()))
-        .set("enable.auto.commit", "false")
-        .create()?;
+    let consumer: StreamConsumer =
+        stack.kafka_config().set("group.id", format!("test-{}", uuid::Uuid::new_v4())).set("enable.auto.commit", "false").create()?;
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
     let partitions = metadata.topics().first().map_or(0, |t| t.partitions().len()) as i32;
     let mut list = TopicPartitionList::new();

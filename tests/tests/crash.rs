@@ -25,19 +25,12 @@
 
 mod shop;
 
-use std::{
-    any::Any,
-    os::unix::process::ExitStatusExt,
-    panic::AssertUnwindSafe,
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{any::Any, os::unix::process::ExitStatusExt, panic::AssertUnwindSafe, time::Duration};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use futures::{FutureExt, TryStreamExt};
 use mongodb::bson::{doc, Document};
-use outflow_stack_tests::{header_map, lag, read_topic, Stack};
+use outflow_stack_tests::{header_map, lag, read_topic, services, Stack};
 use rdkafka::Message;
 use shop::Shop;
 use sqlx::PgPool;
@@ -230,8 +223,14 @@ async fn the_view_consumer_killed_between_its_write_and_its_offset_shows_the_eve
         // What the killed process wrote: the confirmation, at the order's version, once.
         let (_, version) = order_row(&orders, &order).await?;
         let view = order_view(&views, &order).await?;
-        ensure!(view.get_str("status") == Ok("CONFIRMED") && view.get_i64("order_version") == Ok(version), "the view of order {order} (version {version}) after the crash: {view}");
-        ensure!(timeline(&view).iter().filter(|(id, _)| *id == event_id).count() == 1, "OrderConfirmed {event_id} is not in the timeline once after the crash: {view}");
+        ensure!(
+            view.get_str("status") == Ok("CONFIRMED") && view.get_i64("order_version") == Ok(version),
+            "the view of order {order} (version {version}) after the crash: {view}"
+        );
+        ensure!(
+            timeline(&view).iter().filter(|(id, _)| *id == event_id).count() == 1,
+            "OrderConfirmed {event_id} is not in the timeline once after the crash: {view}"
+        );
         Ok(Crashed { order, event_id })
     })
     .await?;
@@ -272,7 +271,7 @@ async fn the_view_consumer_killed_between_its_write_and_its_offset_shows_the_eve
 async fn crash<T>(consumer: &'static Consumer, case: impl AsyncFnOnce(&mut Armed) -> Result<T>) -> Result<T> {
     wait_caught_up(consumer).await?;
     let armed_part = async {
-        stop_the_running_consumer(consumer).await?;
+        services::stop(consumer.name).await?;
         let mut armed = Armed::spawn(consumer)?;
         armed.wait_healthy().await?;
         case(&mut armed).await
@@ -282,7 +281,7 @@ async fn crash<T>(consumer: &'static Consumer, case: impl AsyncFnOnce(&mut Armed
         Ok(result) => result,
         Err(panic) => Err(anyhow::anyhow!("panicked: {}", panic_text(&*panic))),
     };
-    let restored = restart(consumer).await;
+    let restored = services::start(consumer.name, consumer.port).await;
     match (crashed, restored) {
         (Ok(crashed), Ok(())) => Ok(crashed),
         (Err(e), Ok(())) => Err(e.context(format!("the crash part failed ({} was restarted and is healthy)", consumer.name))),
@@ -312,98 +311,22 @@ async fn wait_caught_up(consumer: &Consumer) -> Result<()> {
     }
 }
 
-/// The repository root.
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
-}
-
-fn state() -> PathBuf {
-    std::env::var_os("OUTFLOW_STATE").map(PathBuf::from).unwrap_or_else(|| repo().join(".state"))
-}
-
-/// A bash command run with the scripts' environment and functions (`lib.sh`,
-/// `infra.sh`, `services.sh`), from the repository root.
-fn scripts(command: &str) -> Command {
-    let mut bash = Command::new("bash");
-    bash.arg("-c").arg(format!(". scripts/lib.sh && . scripts/infra.sh && . scripts/services.sh && {command}")).current_dir(repo()).stdin(Stdio::null());
-    bash
-}
-
-/// `/proc/<pid>/stat` after the command name: state first, start time 20th.
-fn proc_stat(pid: u32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(") ")? + 2..];
-    Some(rest.split(' ').map(str::to_owned).collect())
-}
-
-fn running(pid: u32) -> bool {
-    proc_stat(pid).is_some_and(|fields| fields[0] != "Z")
-}
-
-/// The pid the scripts recorded for the consumer, if that very process runs.
-fn recorded(consumer: &Consumer) -> Result<u32> {
-    let file = state().join("run").join(format!("{}.pid", consumer.name));
-    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}: is the stack up (scripts/up)?", file.display()))?;
-    let mut lines = text.lines();
-    let pid: u32 = lines.next().unwrap_or_default().trim().parse().with_context(|| format!("no pid in {}", file.display()))?;
-    let recorded = lines.next().unwrap_or_default().trim().to_owned();
-    let started = proc_stat(pid).and_then(|fields| fields.get(19).cloned());
-    ensure!(started.as_deref() == Some(recorded.as_str()) && running(pid), "{} (pid {pid} in {}) is not running", consumer.name, file.display());
-    Ok(pid)
-}
-
-/// SIGTERM to the running consumer, then waits until it has exited.
-async fn stop_the_running_consumer(consumer: &Consumer) -> Result<()> {
-    let pid = recorded(consumer).context("start the stack with scripts/up")?;
-    let term = Command::new("kill").args(["-TERM", &pid.to_string()]).status()?;
-    ensure!(term.success(), "kill -TERM {pid} failed: {term}");
-    let until = tokio::time::Instant::now() + Duration::from_secs(40);
-    while running(pid) {
-        ensure!(tokio::time::Instant::now() < until, "{} (pid {pid}) did not stop within 40 s of SIGTERM", consumer.name);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(())
-}
-
 /// The consumer's binary with the failpoint armed, in the environment the
-/// scripts give the real one; killed and reaped on drop if it still runs.
+/// scripts give the real one, on the real one's port; killed and reaped on
+/// drop if it still runs.
 struct Armed {
-    child: Child,
-    log: PathBuf,
+    instance: services::Instance,
     consumer: &'static Consumer,
 }
 
 impl Armed {
     fn spawn(consumer: &'static Consumer) -> Result<Self> {
-        let log = std::env::temp_dir().join(format!("outflow-crash-{}-{}.log", consumer.name, uuid::Uuid::new_v4().simple()));
-        let out = std::fs::File::create(&log)?;
-        // As start_service starts it, with `exec` so that the child is the consumer itself.
-        let child = scripts(&format!(
-            r#"name={name}; OUTFLOW_FAILPOINT_KILL_AFTER_EFFECT={failpoint} OUTFLOW_HTTP__PORT="$(service_port "$name")" OUTFLOW_DATABASE__URL="$DATABASE_URL_BASE/${{name%-consumer}}" exec "$(service_binary "$name")""#,
-            name = consumer.name,
-            failpoint = consumer.failpoint,
-        ))
-        .stdout(out.try_clone()?)
-        .stderr(out)
-        .spawn()
-        .with_context(|| format!("starting {} with the failpoint", consumer.name))?;
-        Ok(Armed { child, log, consumer })
+        let instance = services::Instance::spawn_with(consumer.name, consumer.port, &format!("OUTFLOW_FAILPOINT_KILL_AFTER_EFFECT={}", consumer.failpoint))?;
+        Ok(Armed { instance, consumer })
     }
 
     async fn wait_healthy(&mut self) -> Result<()> {
-        let http = reqwest::Client::new();
-        let until = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                bail!("{} with the failpoint exited during start ({status}); its log:\n{}", self.consumer.name, self.tail());
-            }
-            let up = http.get(format!("http://127.0.0.1:{}/healthz", self.consumer.port)).timeout(Duration::from_secs(2)).send().await;
-            if up.is_ok_and(|r| r.status().is_success()) {
-                return Ok(());
-            }
-            ensure!(tokio::time::Instant::now() < until, "{} with the failpoint is not healthy after 30 s; its log:\n{}", self.consumer.name, self.tail());
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        self.instance.wait_healthy().await
     }
 
     /// Waits until the failpoint killed the process (SIGKILL), and checks that
@@ -412,55 +335,31 @@ impl Armed {
         let (name, failpoint) = (self.consumer.name, self.consumer.failpoint);
         let until = tokio::time::Instant::now() + Duration::from_secs(30);
         let status = loop {
-            if let Some(status) = self.child.try_wait()? {
+            if let Some(status) = self.instance.exited()? {
                 break status;
             }
-            ensure!(tokio::time::Instant::now() < until, "{name} did not crash within 30 s of order {order}; its log:\n{}", self.tail());
+            ensure!(tokio::time::Instant::now() < until, "{name} did not crash within 30 s of order {order}; its log:\n{}", self.instance.tail());
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
-        ensure!(status.signal() == Some(9), "{name} ended with {status}, not by SIGKILL; its log:\n{}", self.tail());
+        ensure!(status.signal() == Some(9), "{name} ended with {status}, not by SIGKILL; its log:\n{}", self.instance.tail());
         let found = read_topic(stack, self.consumer.topic, Duration::from_secs(30), |m| is_event_of(m, order, failpoint), |kept| !kept.is_empty()).await?;
         let event_id = header_map(&found[0]).get("id").cloned().with_context(|| format!("{failpoint} of {order} has no id header"))?;
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let text = self.instance.output();
         ensure!(
             text.lines().any(|l| l.contains("failpoint: killing the process") && l.contains(&event_id)),
             "the failpoint of {name} fired for another event than {failpoint} {event_id} of order {order} (traffic of another test or a benchmark?); its log:\n{}",
-            self.tail()
+            self.instance.tail()
         );
         Ok(event_id)
     }
-
-    fn tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-}
-
-impl Drop for Armed {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        let _ = std::fs::remove_file(&self.log);
-    }
-}
-
-/// Starts the real consumer as `scripts/up` does (`start_service`, which waits
-/// for its health) and checks that the recorded process answers.
-async fn restart(consumer: &Consumer) -> Result<()> {
-    let name = consumer.name;
-    let started = scripts(&format!("start_service {name}")).output().context("running start_service")?;
-    let output = format!("{}{}", String::from_utf8_lossy(&started.stdout), String::from_utf8_lossy(&started.stderr));
-    let pid = recorded(consumer).with_context(|| format!("start_service {name} ({}): {output}", started.status))?;
-    let healthy = reqwest::Client::new().get(format!("http://127.0.0.1:{}/healthz", consumer.port)).timeout(Duration::from_secs(2)).send().await.is_ok_and(|r| r.status().is_success());
-    ensure!(started.status.success() && healthy, "after start_service {name} ({}), pid {pid} is not healthy; run scripts/up. Its output:\n{output}", started.status);
-    Ok(())
 }
 
 fn panic_text(panic: &(dyn Any + Send)) -> String {
-    panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned())).unwrap_or_else(|| "a panic without a message".to_owned())
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 /// A lazily connecting pool on one of the service databases (per test: a pool
@@ -474,7 +373,11 @@ fn uuid(id: &str) -> Result<uuid::Uuid> {
 }
 
 async fn inbox_claims(pool: &PgPool, event_id: &str, event_type: &str) -> Result<i64> {
-    Ok(sqlx::query_scalar("select count(*) from processed_events where event_id = $1 and event_type = $2").bind(uuid(event_id)?).bind(event_type).fetch_one(pool).await?)
+    Ok(sqlx::query_scalar("select count(*) from processed_events where event_id = $1 and event_type = $2")
+        .bind(uuid(event_id)?)
+        .bind(event_type)
+        .fetch_one(pool)
+        .await?)
 }
 
 /// (status, version) of an order in the orders database.
@@ -507,7 +410,9 @@ fn is_event_of(message: &impl Message, order: &str, event_type: &str) -> bool {
 /// The types of the events keyed by `order` on `topic`, in order, read to the
 /// end of the topic once `last` is among them.
 async fn event_types(stack: &Stack, topic: &str, order: &str, last: &str) -> Result<Vec<String>> {
-    let found = read_topic(stack, topic, Duration::from_secs(30), |m| m.key() == Some(order.as_bytes()), |kept| kept.iter().any(|m| is_event_of(m, order, last))).await?;
+    let found =
+        read_topic(stack, topic, Duration::from_secs(30), |m| m.key() == Some(order.as_bytes()), |kept| kept.iter().any(|m| is_event_of(m, order, last)))
+            .await?;
     Ok(found.iter().map(|m| header_map(m).get("eventType").cloned().unwrap_or_default()).collect())
 }
 
@@ -526,7 +431,9 @@ async fn wait_for_a_duplicate(consumer: &Consumer) -> Result<()> {
         let metrics = reqwest::get(&url).await?.text().await?;
         let duplicates: f64 = metrics
             .lines()
-            .filter(|l| l.starts_with("consumer_events_total{") && l.contains(&format!("event_type=\"{}\"", consumer.failpoint)) && l.contains("outcome=\"duplicate\""))
+            .filter(|l| {
+                l.starts_with("consumer_events_total{") && l.contains(&format!("event_type=\"{}\"", consumer.failpoint)) && l.contains("outcome=\"duplicate\"")
+            })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum();
         if duplicates >= 1.0 {

@@ -17,9 +17,11 @@
 //! view. The changes waiting for one document are folded into it in memory
 //! and written once (see `fold::write`); writes to one document are
 //! serialized inside the process, because FerretDB v1 updates a document by
-//! reading and rewriting all of it.
+//! reading and rewriting all of it; [`lease`] keeps a second process from
+//! folding into the same database.
 
 pub mod fold;
+pub mod lease;
 
 use mongodb::{bson::doc, Database};
 use outflow_consumer::{Delivery, Dispatch, HandlerError, Outcome};

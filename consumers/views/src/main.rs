@@ -1,8 +1,8 @@
 use std::sync::Arc;
 
 use outflow_consumer::service::{self, ServiceSettings};
-use outflow_views_consumer::{topics, Views, GROUP};
 use outflow_http::settings::ViewsDatabase;
+use outflow_views_consumer::{lease, topics, Views, GROUP};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -26,5 +26,23 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     views.prepare().await?;
-    service::serve("views-consumer", &settings.service, GROUP, topics(), outflow_consumer::handler(views), outflow_http::ops::shutdown_signal()).await
+    let lease = lease::Lease::acquire(&views.db, LEASE_TTL).await?;
+    // A lost lease stops the consumer as a signal would: in-flight events
+    // finish and their offsets are committed.
+    let lost = std::sync::Mutex::new(None);
+    let stop = async {
+        tokio::select! {
+            _ = outflow_http::ops::shutdown_signal() => {}
+            e = lease.keep() => { *lost.lock().expect("lease error slot") = Some(e); }
+        }
+    };
+    let result = service::serve("views-consumer", &settings.service, GROUP, topics(), outflow_consumer::handler(views), stop).await;
+    lease.release().await;
+    match lost.into_inner().expect("lease error slot") {
+        Some(e) => Err(e),
+        None => result,
+    }
 }
+
+/// How long a killed view consumer's lease keeps a new one waiting.
+const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(10);

@@ -1,0 +1,194 @@
+//! The stack's own processes, as the scripts record them: stop one, start it
+//! again the way `scripts/up` does, or freeze it (SIGSTOP) for a moment to
+//! hold back the consumer that would otherwise win a race.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::{ensure, Context, Result};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+pub fn state() -> PathBuf {
+    std::env::var_os("OUTFLOW_STATE").map(PathBuf::from).unwrap_or_else(|| repo().join(".state"))
+}
+
+/// A bash command run with the scripts' environment and functions (`lib.sh`,
+/// `infra.sh`, `services.sh`), from the repository root.
+pub fn scripts(command: &str) -> Command {
+    let mut bash = Command::new("bash");
+    bash.arg("-c").arg(format!(". scripts/lib.sh && . scripts/infra.sh && . scripts/services.sh && {command}")).current_dir(repo()).stdin(Stdio::null());
+    bash
+}
+
+/// `/proc/<pid>/stat` after the command name: state first, start time 20th.
+fn proc_stat(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(") ")? + 2..];
+    Some(rest.split(' ').map(str::to_owned).collect())
+}
+
+pub fn running(pid: u32) -> bool {
+    proc_stat(pid).is_some_and(|fields| fields[0] != "Z")
+}
+
+/// The pid the scripts recorded for the component `name`, if that very process runs.
+pub fn recorded(name: &str) -> Result<u32> {
+    let file = state().join("run").join(format!("{name}.pid"));
+    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}: is the stack up (scripts/up)?", file.display()))?;
+    let mut lines = text.lines();
+    let pid: u32 = lines.next().unwrap_or_default().trim().parse().with_context(|| format!("no pid in {}", file.display()))?;
+    let recorded = lines.next().unwrap_or_default().trim().to_owned();
+    let started = proc_stat(pid).and_then(|fields| fields.get(19).cloned());
+    ensure!(started.as_deref() == Some(recorded.as_str()) && running(pid), "{name} (pid {pid} in {}) is not running", file.display());
+    Ok(pid)
+}
+
+fn signal(pid: u32, signal: &str) -> Result<()> {
+    let status = Command::new("kill").args([signal, &pid.to_string()]).status()?;
+    ensure!(status.success(), "kill {signal} {pid} failed: {status}");
+    Ok(())
+}
+
+/// SIGTERM to the running component, then waits until it has exited.
+pub async fn stop(name: &str) -> Result<()> {
+    let pid = recorded(name).context("start the stack with scripts/up")?;
+    signal(pid, "-TERM")?;
+    let until = tokio::time::Instant::now() + Duration::from_secs(40);
+    while running(pid) {
+        ensure!(tokio::time::Instant::now() < until, "{name} (pid {pid}) did not stop within 40 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// Starts the real component as `scripts/up` does (`start_service`, which
+/// waits for its health) and checks that the recorded process answers.
+pub async fn start(name: &str, port: u16) -> Result<()> {
+    let started = scripts(&format!("start_service {name}")).output().context("running start_service")?;
+    let output = format!("{}{}", String::from_utf8_lossy(&started.stdout), String::from_utf8_lossy(&started.stderr));
+    let pid = recorded(name).with_context(|| format!("start_service {name} ({}): {output}", started.status))?;
+    let healthy = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success());
+    ensure!(
+        started.status.success() && healthy,
+        "after start_service {name} ({}), pid {pid} is not healthy; run scripts/up. Its output:\n{output}",
+        started.status
+    );
+    Ok(())
+}
+
+/// A component frozen by SIGSTOP until this is dropped (SIGCONT), so that a
+/// test decides which of two consumers handles an order's events first. Kept
+/// short (under the consumers' 10 s session timeout), the frozen consumer
+/// keeps its partitions and simply resumes.
+pub struct Frozen {
+    pid: u32,
+}
+
+impl Frozen {
+    pub fn freeze(name: &str) -> Result<Self> {
+        let pid = recorded(name)?;
+        signal(pid, "-STOP")?;
+        Ok(Frozen { pid })
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = signal(self.pid, "-CONT");
+    }
+}
+
+/// A second instance of a consumer, run beside the one `scripts/up` started
+/// (same group, same environment, its own port for health and metrics), its
+/// output in a log file; stopped with SIGTERM, killed on drop if still running.
+pub struct Instance {
+    pub name: String,
+    pub port: u16,
+    child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl Instance {
+    pub fn spawn(name: &str, port: u16) -> Result<Self> {
+        Self::spawn_with(name, port, "")
+    }
+
+    /// [`Instance::spawn`] with more environment (`NAME=value ...`).
+    pub fn spawn_with(name: &str, port: u16, environment: &str) -> Result<Self> {
+        let log = std::env::temp_dir().join(format!("outflow-{name}-{port}-{}.log", uuid::Uuid::new_v4().simple()));
+        let out = std::fs::File::create(&log)?;
+        // As start_service starts it, with `exec` so that the child is the consumer itself.
+        let child = scripts(&format!(r#"name={name}; {environment} OUTFLOW_HTTP__PORT={port} OUTFLOW_DATABASE__URL="$DATABASE_URL_BASE/${{name%-consumer}}" exec "$(service_binary "$name")""#))
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("starting a second {name}"))?;
+        Ok(Instance { name: name.to_owned(), port, child, log })
+    }
+
+    /// Waits until the instance answers on its health port.
+    pub async fn wait_healthy(&mut self) -> Result<()> {
+        let http = reqwest::Client::new();
+        let until = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                anyhow::bail!("the second {} exited during start ({status}); its log:\n{}", self.name, self.tail());
+            }
+            if http.get(format!("http://127.0.0.1:{}/healthz", self.port)).timeout(Duration::from_secs(2)).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+            ensure!(tokio::time::Instant::now() < until, "the second {} is not healthy after 30 s; its log:\n{}", self.name, self.tail());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// SIGTERM, then waits for the exit (in-flight events finish first).
+    pub async fn stop(mut self) -> Result<std::process::ExitStatus> {
+        signal(self.child.id(), "-TERM")?;
+        let until = tokio::time::Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            ensure!(tokio::time::Instant::now() < until, "the second {} did not stop within 40 s of SIGTERM", self.name);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn exited(&mut self) -> Result<Option<std::process::ExitStatus>> {
+        Ok(self.child.try_wait()?)
+    }
+
+    /// Everything the instance printed so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn tail(&self) -> String {
+        let text = self.output();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
