@@ -1,7 +1,12 @@
 //! The saga's timeout. A payment still PENDING past its deadline fails with
 //! reason `expired` (`PaymentFailed`), and the orders side cancels the order
-//! like after any failed payment. Each expiry is its own transaction, taken
-//! with `for update skip locked`, so several consumers may sweep at once.
+//! like after any failed payment. The provider is asked first, since its
+//! notification may have been lost: a transaction still payable is cancelled
+//! there before the payment expires (so it cannot be paid after), and one the
+//! customer did pay is refunded (the payment expires with a refund owed, like
+//! a capture that arrives after the deadline). A provider that cannot be asked
+//! leaves the payment for the next sweep. Each expiry is its own transaction,
+//! taken with `for update skip locked`, so several consumers may sweep at once.
 //! The same sweep finishes refunds left owed (`REFUNDING`) for a while: their
 //! first caller crashed, or the provider was down.
 
@@ -9,7 +14,11 @@ use std::time::Duration;
 
 use outflow_events::payment::PaymentFailed;
 use outflow_outbox::{new_event_id, now_millis, Outbox, TraceContext};
-use outflow_payments::{provider::ProviderClient, refund};
+use outflow_payments::{
+    provider::ProviderClient,
+    refund,
+    status::{transition, Transition},
+};
 use sqlx::PgPool;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -29,7 +38,7 @@ pub async fn sweep(
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
-        match expire_overdue(&pool, &outbox, deadline).await {
+        match expire_overdue(&pool, &outbox, &provider, deadline).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(expired = n, "payments expired"),
             Err(e) => tracing::warn!(error = format!("{e:#}"), "expiry sweep failed; trying again"),
@@ -46,36 +55,109 @@ pub async fn sweep(
     }
 }
 
-/// Expires every payment pending for longer than `deadline`; returns how many.
-pub async fn expire_overdue(pool: &PgPool, outbox: &Outbox, deadline: Duration) -> anyhow::Result<usize> {
+/// What the provider says of an overdue payment's transaction.
+enum Verdict {
+    /// Never opened, cancelled now, denied or expired there: nothing was paid.
+    Unpaid,
+    /// The customer paid: the money goes back.
+    Paid { transaction_id: String, transaction_status: String },
+}
+
+/// Expires every payment pending for longer than `deadline` that the provider
+/// could be asked about; returns how many.
+pub async fn expire_overdue(pool: &PgPool, outbox: &Outbox, provider: &ProviderClient, deadline: Duration) -> anyhow::Result<usize> {
+    let overdue: Vec<Uuid> = sqlx::query_scalar(
+        "select order_id from payments where status = 'PENDING' and created_at < now() - make_interval(secs => $1) order by created_at limit 100",
+    )
+    .bind(deadline.as_secs_f64())
+    .fetch_all(pool)
+    .await?;
     let mut expired = 0;
-    loop {
-        let mut tx = pool.begin().await?;
-        let overdue: Option<(Uuid, i64)> = sqlx::query_as(
-            "select order_id, version from payments where status = 'PENDING' and created_at < now() - make_interval(secs => $1)
-             order by created_at limit 1 for update skip locked",
-        )
-        .bind(deadline.as_secs_f64())
+    for order_id in overdue {
+        let Some(verdict) = ask_provider(provider, order_id).await else { continue };
+        let paid = matches!(verdict, Verdict::Paid { .. });
+        if expire(pool, outbox, order_id, verdict).await? {
+            expired += 1;
+            if paid {
+                if let Err(e) = refund::finish(pool, outbox, provider, order_id, &TraceContext::new_root()).await {
+                    tracing::warn!(%order_id, error = format!("{e:#}"), "refunding a payment made after its deadline failed; it stays owed");
+                }
+            }
+        }
+    }
+    Ok(expired)
+}
+
+/// None when the provider cannot be asked, or would not cancel a transaction
+/// still open (the customer may be paying this very moment): next sweep.
+async fn ask_provider(provider: &ProviderClient, order_id: Uuid) -> Option<Verdict> {
+    let id = order_id.to_string();
+    let reported = match provider.status(&id).await {
+        Ok(None) => return Some(Verdict::Unpaid),
+        Ok(Some(reported)) => reported,
+        Err(e) => {
+            tracing::warn!(%order_id, error = format!("{e:#}"), "the provider cannot be asked about an overdue payment; it expires later");
+            return None;
+        }
+    };
+    match transition(&reported.status_code, &reported.transaction_status, reported.fraud_status.as_deref()) {
+        Ok(Transition::Capture) => Some(Verdict::Paid { transaction_id: reported.transaction_id, transaction_status: reported.transaction_status }),
+        Ok(Transition::Fail) => Some(Verdict::Unpaid),
+        _ if reported.transaction_status.contains("refund") => Some(Verdict::Unpaid),
+        _ => match provider.cancel(&id).await {
+            Ok(()) => Some(Verdict::Unpaid),
+            Err(e) => {
+                tracing::warn!(%order_id, error = format!("{e:#}"), "the provider did not cancel an overdue transaction; asking again later");
+                None
+            }
+        },
+    }
+}
+
+/// One payment expired, if it is still PENDING and nobody holds it: FAILED,
+/// or, when the customer paid, a refund owed with the provider's word on the
+/// capture recorded as its notification would have been.
+async fn expire(pool: &PgPool, outbox: &Outbox, order_id: Uuid, verdict: Verdict) -> anyhow::Result<bool> {
+    let mut tx = pool.begin().await?;
+    let version: Option<i64> = sqlx::query_scalar("select version from payments where order_id = $1 and status = 'PENDING' for update skip locked")
+        .bind(order_id)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((order_id, version)) = overdue else { return Ok(expired) };
-        sqlx::query("update payments set status = 'FAILED', failure_reason = 'expired', version = $2, updated_at = now() where order_id = $1")
-            .bind(order_id)
-            .bind(version + 1)
-            .execute(&mut *tx)
-            .await?;
-        let id = order_id.to_string();
-        let failed = PaymentFailed {
-            event_id: new_event_id(),
-            aggregate_id: id.clone(),
-            aggregate_version: version + 1,
-            occurred_at: now_millis(),
-            order_id: id,
-            transaction_id: None,
-            reason: "expired".into(),
-        };
-        outbox.append(&mut tx, &failed, &TraceContext::new_root()).await?;
-        tx.commit().await?;
-        expired += 1;
+    let Some(version) = version else { return Ok(false) };
+    match &verdict {
+        Verdict::Unpaid => {
+            sqlx::query("update payments set status = 'FAILED', failure_reason = 'expired', version = $2, updated_at = now() where order_id = $1")
+                .bind(order_id)
+                .bind(version + 1)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Verdict::Paid { transaction_id, transaction_status } => {
+            sqlx::query("insert into provider_notifications (transaction_id, transaction_status, order_id) values ($1, $2, $3) on conflict do nothing")
+                .bind(transaction_id)
+                .bind(transaction_status)
+                .bind(order_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("update payments set status = 'REFUNDING', transaction_id = $3, failure_reason = 'late_capture', version = $2, updated_at = now() where order_id = $1")
+                .bind(order_id)
+                .bind(version + 1)
+                .bind(transaction_id)
+                .execute(&mut *tx)
+                .await?;
+        }
     }
+    let id = order_id.to_string();
+    let failed = PaymentFailed {
+        event_id: new_event_id(),
+        aggregate_id: id.clone(),
+        aggregate_version: version + 1,
+        occurred_at: now_millis(),
+        order_id: id,
+        transaction_id: None,
+        reason: "expired".into(),
+    };
+    outbox.append(&mut tx, &failed, &TraceContext::new_root()).await?;
+    tx.commit().await?;
+    Ok(true)
 }

@@ -301,14 +301,7 @@ async fn fold_into(collection: &Collection<Document>, key: &Key, changes: &[&Cha
                 Err(e) if is_duplicate_key(&e) => false,
                 Err(e) => return Err(e.into()),
             },
-            Some(revision) => {
-                collection
-                    .replace_one(at_revision(id, revision), &document)
-                    .await
-                    .inspect_err(|_| DOCUMENTS.invalidate(key))?
-                    .matched_count
-                    == 1
-            }
+            Some(revision) => collection.replace_one(at_revision(id, revision), &document).await.inspect_err(|_| DOCUMENTS.invalidate(key))?.matched_count == 1,
         };
         if written {
             metrics::counter!("view_document_writes_total", "collection" => collection.name().to_owned()).increment(1);

@@ -29,7 +29,12 @@ pub enum RefundError {
 /// `REFUNDED` and appends `PaymentRefunded`; false when it was not (or no
 /// longer) `REFUNDING`, e.g. finished meanwhile by another caller.
 pub async fn finish(pool: &PgPool, outbox: &Outbox, provider: &ProviderClient, order_id: Uuid, trace: &TraceContext) -> Result<bool, RefundError> {
-    provider.refund(&order_id.to_string()).await.map_err(RefundError::Provider)?;
+    if let Err(e) = provider.refund(&order_id.to_string()).await {
+        // To the back of the sweep's queue: one refund the provider keeps
+        // refusing must not hold up the others.
+        sqlx::query("update payments set updated_at = now() where order_id = $1 and status = 'REFUNDING'").bind(order_id).execute(pool).await?;
+        return Err(RefundError::Provider(e));
+    }
     let mut tx = pool.begin().await?;
     let payment: Option<(i64, i64, Option<String>)> =
         sqlx::query_as("select version, amount_minor, failure_reason from payments where order_id = $1 and status = 'REFUNDING' for update")
@@ -58,7 +63,8 @@ pub async fn finish(pool: &PgPool, outbox: &Outbox, provider: &ProviderClient, o
 }
 
 /// Finishes every refund left `REFUNDING` for longer than `older_than` (its
-/// first caller crashed or the provider was down); returns how many.
+/// first caller crashed or the provider was down); returns how many. A refund
+/// the provider refuses stays owed, is logged, and is tried again later.
 pub async fn finish_stuck(pool: &PgPool, outbox: &Outbox, provider: &ProviderClient, older_than: Duration) -> Result<usize, RefundError> {
     let stuck: Vec<Uuid> = sqlx::query_scalar(
         "select order_id from payments where status = 'REFUNDING' and updated_at < now() - make_interval(secs => $1) order by updated_at limit 100",
@@ -68,8 +74,11 @@ pub async fn finish_stuck(pool: &PgPool, outbox: &Outbox, provider: &ProviderCli
     .await?;
     let mut finished = 0;
     for order_id in stuck {
-        if finish(pool, outbox, provider, order_id, &TraceContext::new_root()).await? {
-            finished += 1;
+        match finish(pool, outbox, provider, order_id, &TraceContext::new_root()).await {
+            Ok(true) => finished += 1,
+            Ok(false) => {}
+            Err(RefundError::Provider(e)) => tracing::warn!(%order_id, error = format!("{e:#}"), "the provider refused an owed refund; it stays owed"),
+            Err(e) => return Err(e),
         }
     }
     Ok(finished)

@@ -27,6 +27,12 @@ struct App {
 /// The writer with a PENDING payment of ORDER, opened at a sandbox that never
 /// decides on its own (the tests settle or deny through its controls).
 async fn spawn_app(status: &str) -> App {
+    spawn_app_notifying(status, true).await
+}
+
+/// [`spawn_app`] with a sandbox whose own notifications reach the writer, or
+/// go nowhere (`notifies` false: the test sends the provider's words itself).
+async fn spawn_app_notifying(status: &str, notifies: bool) -> App {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sandbox = format!("http://{}", listener.local_addr().unwrap());
     let arrange = format!(
@@ -39,7 +45,7 @@ async fn spawn_app(status: &str) -> App {
     .await;
     let config = SandboxConfig {
         port: listener.local_addr().unwrap().port(),
-        notify_url: app.url("/v1/payments/notifications"),
+        notify_url: if notifies { app.url("/v1/payments/notifications") } else { "http://127.0.0.1:9/nowhere".into() },
         server_key: app.stack.provider_server_key.clone(),
         settle_delay_ms: 3_600_000,
         failure_rate: 0.0,
@@ -124,7 +130,7 @@ async fn a_genuine_denial_fails_the_payment_with_its_reason() {
     let test = spawn_app("PENDING").await;
     let app = &test.app;
     let pending: Value = notify(app, &signed(app, &test.transaction, "201", "pending", GROSS)).await.json().await.unwrap();
-    assert_eq!(pending["result"], "recorded");
+    assert_eq!(pending["result"], "no_change");
     provider_decides(&test, "deny").await;
     wait_status(app, "FAILED").await;
     assert_eq!(payment(app).await, ("FAILED".into(), Some("deny".into()), 2));
@@ -154,15 +160,45 @@ async fn a_settlement_that_the_signed_code_or_the_provider_does_not_confirm_capt
     test.app.cleanup().await;
 }
 
+/// The consumer that opened the transaction may not have stored it yet (or
+/// crashed before it could): a pending word is refused for a retry, a capture
+/// is applied on the provider's word, which then pins the transaction.
 #[tokio::test]
 #[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
-async fn a_notification_before_the_payment_is_open_at_the_provider_is_refused_for_a_retry() {
+async fn a_capture_before_the_transaction_is_stored_is_applied_on_the_providers_word() {
     let test = spawn_app("PENDING").await;
     let app = &test.app;
     sqlx::query("update payments set provider_transaction_id = null").execute(&app.pool).await.unwrap();
     let changes = app.probe.changes().await.unwrap().len();
-    assert_error(notify(app, &signed(app, &test.transaction, "200", "settlement", GROSS)).await, 409, "payment_not_open").await;
-    assert_eq!(app.probe.changes().await.unwrap().len(), changes);
+    assert_error(notify(app, &signed(app, &test.transaction, "201", "pending", GROSS)).await, 409, "payment_not_open").await;
+    assert_error(notify(app, &signed(app, &test.transaction, "200", "settlement", GROSS)).await, 409, "provider_disagrees").await;
+    assert_eq!(app.probe.changes().await.unwrap().len(), changes, "nothing the provider did not vouch for is written");
+    provider_decides(&test, "settle").await;
+    wait_status(app, "CAPTURED").await;
+    let stored: Option<String> = sqlx::query_scalar("select provider_transaction_id from payments").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(stored.as_deref(), Some(test.transaction.as_str()));
+    assert_error(notify(app, &signed(app, "trx-other", "200", "settlement", GROSS)).await, 422, "unknown_transaction").await;
+    test.app.cleanup().await;
+}
+
+/// A legitimate capture under fraud review (201) and then accepted (200), the
+/// same transaction status twice: the review is not recorded, so the
+/// acceptance is not taken for a replay of it.
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn a_capture_under_review_then_accepted_is_applied() {
+    let test = spawn_app_notifying("PENDING", false).await;
+    let app = &test.app;
+    let mut review = signed(app, &test.transaction, "201", "capture", GROSS);
+    review["fraud_status"] = json!("challenge");
+    let reviewed: Value = notify(app, &review).await.json().await.unwrap();
+    assert_eq!(reviewed["result"], "no_change");
+    provider_decides(&test, "settle").await;
+    let mut accepted = signed(app, &test.transaction, "200", "capture", GROSS);
+    accepted["fraud_status"] = json!("accept");
+    let applied: Value = notify(app, &accepted).await.json().await.unwrap();
+    assert_eq!((applied["result"].as_str(), applied["payment_status"].as_str()), (Some("applied"), Some("CAPTURED")));
+    assert_eq!(app.probe.outbox_event_types().await.unwrap(), vec!["PaymentCaptured"]);
     test.app.cleanup().await;
 }
 

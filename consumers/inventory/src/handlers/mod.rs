@@ -80,13 +80,15 @@ pub async fn close_reservation(tx: &mut PgConnection, order_id: Uuid, to: &str) 
 /// An order cancelled before its OrderPlaced was handled here (only a
 /// redelivery across a rebalance can show them in that order): a reservation
 /// RELEASED with no lines, so that the late OrderPlaced reserves nothing.
-async fn given_up_before_reserved(tx: &mut PgConnection, order_id: Uuid, customer_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("insert into reservations (order_id, customer_id, status, version) values ($1, $2, 'RELEASED', 1) on conflict do nothing")
+/// False when a reservation appeared meanwhile (an OrderPlaced committed by
+/// another instance while this one looked): it is then closed like any other.
+async fn given_up_before_reserved(tx: &mut PgConnection, order_id: Uuid, customer_id: &str) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query("insert into reservations (order_id, customer_id, status, version) values ($1, $2, 'RELEASED', 1) on conflict do nothing")
         .bind(order_id)
         .bind(customer_id)
         .execute(&mut *tx)
         .await?;
-    Ok(())
+    Ok(inserted.rows_affected() == 1)
 }
 
 /// Closes a RESERVED reservation (to RELEASED or COMMITTED) in one transaction:
@@ -112,10 +114,13 @@ pub async fn close<E: outflow_events::Event>(
     if !outflow_outbox::inbox::claim(&mut tx, delivery.event_id, delivery.event.name()).await.map_err(db)? {
         return Ok(Outcome::Duplicate);
     }
-    let Some(version) = close_reservation(&mut tx, order_id, to).await.map_err(db)? else {
-        if let Some(customer_id) = tombstone_for {
-            given_up_before_reserved(&mut tx, order_id, customer_id).await.map_err(db)?;
+    let mut closed = close_reservation(&mut tx, order_id, to).await.map_err(db)?;
+    if let (None, Some(customer_id)) = (closed, tombstone_for) {
+        if !given_up_before_reserved(&mut tx, order_id, customer_id).await.map_err(db)? {
+            closed = close_reservation(&mut tx, order_id, to).await.map_err(db)?;
         }
+    }
+    let Some(version) = closed else {
         tx.commit().await.map_err(db)?;
         return Ok(Outcome::Skipped);
     };

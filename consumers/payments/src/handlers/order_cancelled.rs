@@ -8,8 +8,8 @@
 //!   by the webhook instead of kept;
 //! - CAPTURED: a refund is recorded (`REFUNDING`), committed, made at the
 //!   provider, then finished (`PaymentRefunded`): no lock is held across the
-//!   call, and a crash in between leaves it owed for the next delivery or the
-//!   sweep;
+//!   call, and a crash or a refusing provider in between leaves it owed for the
+//!   next delivery or the sweep;
 //! - FAILED or REFUNDED: nothing to do.
 
 use outflow_consumer::{db, Delivery, HandlerError, Outcome};
@@ -71,7 +71,12 @@ pub async fn refund_or_void(steps: &Steps, delivery: &Delivery, event: &OrderCan
         return Ok(Outcome::Skipped);
     }
     tx.commit().await.map_err(db)?;
-    refund::finish(&steps.pool, &steps.outbox, &steps.provider, order_id, &trace).await.map_err(|e| HandlerError::Transient(e.into()))?;
+    match refund::finish(&steps.pool, &steps.outbox, &steps.provider, order_id, &trace).await {
+        Ok(_) => {}
+        // Owed and recorded: the sweep retries it, and this partition goes on.
+        Err(refund::RefundError::Provider(e)) => warn!(error = format!("{e:#}"), "the provider did not refund; the refund stays owed for the sweep"),
+        Err(e) => return Err(HandlerError::Transient(e.into())),
+    }
     claim_alone(steps, delivery).await
 }
 

@@ -39,7 +39,8 @@ pub struct Notification {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NotificationOutcome {
-    /// `applied`, `duplicate`, `recorded` (no change of state), `refunded`
+    /// `applied`, `duplicate`, `no_change` (pending or under review: nothing
+    /// recorded), `refunded`
     /// (captured after the payment was given up), `refund_pending` (the same,
     /// the provider's refund to be retried) or `ignored`.
     pub result: &'static str,
@@ -76,20 +77,28 @@ pub async fn notification(State(state): State<AppState>, ApiJson(body): ApiJson<
         StatusError::Mismatch { .. } => ApiError::unprocessable("status_mismatch", e.to_string()),
     })?;
     let order_id = Uuid::parse_str(&body.order_id).map_err(|_| ApiError::not_found(format!("no payment for order {}", body.order_id)))?;
-    check_against_payment(&state, &body, order_id).await?;
+    check_against_payment(&state, &body, order_id, wanted).await?;
+    if wanted == Transition::None {
+        // Pending, under fraud review, or our own refund: nothing changes and
+        // nothing is recorded, so a later decision of the provider on the same
+        // transaction is never taken for a replay of this one.
+        let status: String = sqlx::query_scalar("select status from payments where order_id = $1").bind(order_id).fetch_one(&state.base.pool).await?;
+        return Ok(Json(NotificationOutcome { result: "no_change", payment_status: status }));
+    }
     if already_recorded(&state, &body, order_id).await? {
         let status = finish_owed_refund(&state, order_id).await?;
         return Ok(Json(NotificationOutcome { result: "duplicate", payment_status: status }));
     }
-    if wanted != Transition::None {
-        confirm_with_provider(&state, &body, wanted).await?;
-    }
+    confirm_with_provider(&state, &body, wanted).await?;
     apply_once(&state, &body, order_id, wanted).await
 }
 
 /// The amount must be the payment's and the transaction the one the provider
 /// opened for it (a signed body replayed under a new transaction id is refused).
-async fn check_against_payment(state: &AppState, body: &Notification, order_id: Uuid) -> Result<(), ApiError> {
+/// A payment whose opened transaction is not stored yet (the consumer that
+/// opened it crashed before storing it, or is about to store it) can only be
+/// changed on the provider's word: its status check then vouches for the id.
+async fn check_against_payment(state: &AppState, body: &Notification, order_id: Uuid, wanted: Transition) -> Result<(), ApiError> {
     let row: Option<(i64, Option<String>)> = sqlx::query_as("select amount_minor, provider_transaction_id from payments where order_id = $1")
         .bind(order_id)
         .fetch_optional(&state.base.pool)
@@ -98,12 +107,14 @@ async fn check_against_payment(state: &AppState, body: &Notification, order_id: 
     if signature::gross_amount(amount_minor) != body.gross_amount {
         return Err(ApiError::unprocessable("amount_mismatch", "gross_amount is not the payment's amount"));
     }
-    let opened = opened.ok_or_else(|| ApiError::conflict("payment_not_open", "the payment is being opened at the provider; retry"))?;
-    if opened != body.transaction_id {
-        warn!(expected = %opened, "notification for a transaction the provider did not open for this order");
-        return Err(ApiError::unprocessable("unknown_transaction", "transaction_id is not the transaction opened for this order"));
+    match opened {
+        Some(opened) if opened != body.transaction_id => {
+            warn!(expected = %opened, "notification for a transaction the provider did not open for this order");
+            Err(ApiError::unprocessable("unknown_transaction", "transaction_id is not the transaction opened for this order"))
+        }
+        None if wanted == Transition::None => Err(ApiError::conflict("payment_not_open", "the payment is being opened at the provider; retry")),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 async fn already_recorded(state: &AppState, body: &Notification, order_id: Uuid) -> Result<bool, ApiError> {
@@ -139,10 +150,17 @@ async fn confirm_with_provider(state: &AppState, body: &Notification, wanted: Tr
     Ok(())
 }
 
-/// Records the notification and applies it under the payment's row lock; a
-/// late capture is recorded as a refund owed, committed, then refunded.
+/// Records the notification (a capture or a failure the provider confirmed)
+/// and applies it under the payment's row lock; a late capture is recorded as
+/// a refund owed, committed, then refunded.
 async fn apply_once(state: &AppState, body: &Notification, order_id: Uuid, wanted: Transition) -> Result<Json<NotificationOutcome>, ApiError> {
     let mut tx = state.base.pool.begin().await?;
+    // Stored here when the provider vouched for it (see check_against_payment).
+    sqlx::query("update payments set provider_transaction_id = $2 where order_id = $1 and provider_transaction_id is null")
+        .bind(order_id)
+        .bind(&body.transaction_id)
+        .execute(&mut *tx)
+        .await?;
     let payment: Payment = sqlx::query_as::<_, (String, i64, i64)>("select status, amount_minor, version from payments where order_id = $1 for update")
         .bind(order_id)
         .fetch_one(&mut *tx)
@@ -161,7 +179,7 @@ async fn apply_once(state: &AppState, body: &Notification, order_id: Uuid, wante
         return Ok(Json(NotificationOutcome { result: "duplicate", payment_status: payment.status }));
     }
     let outcome = match (wanted, payment.status.as_str()) {
-        (Transition::None, _) => NotificationOutcome { result: "recorded", payment_status: payment.status },
+        (Transition::None, _) => NotificationOutcome { result: "no_change", payment_status: payment.status },
         (_, "PENDING") => apply(state, &mut tx, body, order_id, &payment, wanted == Transition::Capture).await?,
         // Money taken after the payment was given up (expired, or its order
         // cancelled): it is owed back; recorded now, refunded after the commit.
