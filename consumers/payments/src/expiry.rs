@@ -12,9 +12,9 @@
 
 use std::time::Duration;
 
-use outflow_events::payment::PaymentFailed;
-use outflow_outbox::{new_event_id, now_millis, Outbox, TraceContext};
+use outflow_outbox::{Outbox, TraceContext};
 use outflow_payments::{
+    events,
     provider::ProviderClient,
     refund,
     status::{transition, Transition},
@@ -147,16 +147,7 @@ async fn expire(pool: &PgPool, outbox: &Outbox, order_id: Uuid, verdict: Verdict
                 .await?;
         }
     }
-    let id = order_id.to_string();
-    let failed = PaymentFailed {
-        event_id: new_event_id(),
-        aggregate_id: id.clone(),
-        aggregate_version: version + 1,
-        occurred_at: now_millis(),
-        order_id: id,
-        transaction_id: None,
-        reason: "expired".into(),
-    };
+    let failed = events::given_up(order_id, version + 1, "expired");
     outbox.append(&mut tx, &failed, &TraceContext::new_root()).await?;
     tx.commit().await?;
     Ok(true)

@@ -8,6 +8,7 @@
 //! - [`signature`]: the provider's SHA-512 notification signature, checked in
 //!   constant time (the sandbox signs with the same function);
 //! - [`provider`]: the client of the provider's API (open, status, cancel, refund);
+//! - [`events`]: the `PaymentFailed` of a payment given up, built by both consumers' steps;
 //! - [`status`]: what a provider status means, and which status codes go with it;
 //! - [`refund`]: refunds recorded first and finished after the provider call,
 //!   shared with the payments consumer;
@@ -18,6 +19,7 @@
 //! The webhook's tests run against a provider sandbox of their own, in
 //! `writers/provider-sandbox/tests/webhook.rs`.
 
+pub mod events;
 pub mod openapi;
 pub mod provider;
 pub mod refund;

@@ -13,9 +13,9 @@
 //! - FAILED or REFUNDED: nothing to do.
 
 use outflow_consumer::{db, Delivery, HandlerError, Outcome};
-use outflow_events::{order::OrderCancelled, payment::PaymentFailed};
-use outflow_outbox::{inbox, new_event_id, now_millis, TraceContext};
-use outflow_payments::refund;
+use outflow_events::order::OrderCancelled;
+use outflow_outbox::{inbox, TraceContext};
+use outflow_payments::{events, refund};
 use sqlx::PgConnection;
 use tracing::{instrument, warn};
 use uuid::Uuid;
@@ -87,16 +87,7 @@ async fn void(steps: &Steps, tx: &mut PgConnection, order_id: Uuid, version: i64
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-    let id = order_id.to_string();
-    let failed = PaymentFailed {
-        event_id: new_event_id(),
-        aggregate_id: id.clone(),
-        aggregate_version: version + 1,
-        occurred_at: now_millis(),
-        order_id: id,
-        transaction_id: None,
-        reason: "order_cancelled".into(),
-    };
+    let failed = events::given_up(order_id, version + 1, "order_cancelled");
     steps.outbox.append(tx, &failed, trace).await.map_err(|e| HandlerError::Transient(e.into()))
 }
 
