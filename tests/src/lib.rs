@@ -286,9 +286,21 @@ impl TestConnector {
         let mut topics: Vec<String> = aggregate_types.iter().map(|t| self.topic(t)).collect();
         topics.push(format!("__debezium-heartbeat.{}", self.name));
         delete_topics(&self.stack, &topics.iter().map(String::as_str).collect::<Vec<_>>()).await?;
-        // The stopping task drops the slot; a database cannot be dropped before.
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        Ok(())
+        // The stopping task drops the slot, and a database cannot be dropped
+        // before: wait until it is gone.
+        let admin = self.stack.admin_pool().await?;
+        let until = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let held: bool =
+                sqlx::query_scalar("select exists (select 1 from pg_replication_slots where slot_name = $1)").bind(&self.name).fetch_one(&admin).await?;
+            if !held {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > until {
+                bail!("the replication slot {} of the stopped connector was not dropped within 30 s", self.name);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 

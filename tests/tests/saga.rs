@@ -100,16 +100,23 @@ async fn a_payment_pending_past_its_deadline_expires_and_cancels_the_order() {
 async fn two_hundred_concurrent_orders_for_ten_units_confirm_exactly_ten() {
     let shop = std::sync::Arc::new(Shop::new().await);
     let sku = shop.product(10).await;
+    // What no table constraint guards: the availability view, folded from the
+    // stock events of 200 racing orders, never moves back (its version only
+    // grows), stays consistent (available = on hand − reserved) and never
+    // shows stock that does not exist.
     let watcher = {
         let (shop, sku) = (shop.clone(), sku.clone());
         tokio::spawn(async move {
-            let mut lowest = i64::MAX;
+            let (url, token) = (format!("{}/v1/products/{sku}/availability", shop::QUERY), shop.customer("watcher"));
+            let mut samples: Vec<serde_json::Value> = Vec::new();
             for _ in 0..100 {
-                let (on_hand, reserved) = shop.stock(&sku).await;
-                lowest = lowest.min(i64::from(on_hand - reserved));
+                let view: serde_json::Value = shop.http.get(&url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+                if view["version"].is_i64() {
+                    samples.push(view);
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            lowest
+            samples
         })
     };
     let placed = futures::future::join_all((0..200).map(|i| {
@@ -133,8 +140,15 @@ async fn two_hundred_concurrent_orders_for_ten_units_confirm_exactly_ten() {
         assert!(tokio::time::Instant::now() < until, "stock did not settle at (0, 0): {:?}", shop.stock(&sku).await);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let lowest = watcher.await.unwrap();
-    assert!(lowest >= 0, "availability went negative: {lowest}");
+    let samples = watcher.await.unwrap();
+    assert!(samples.len() > 10, "the availability view was seen {} times", samples.len());
+    for pair in samples.windows(2) {
+        assert!(pair[1]["version"].as_i64() >= pair[0]["version"].as_i64(), "the availability view moved back: {} then {}", pair[0], pair[1]);
+    }
+    for view in &samples {
+        let (on_hand, reserved, available) = (view["on_hand"].as_i64().unwrap(), view["reserved"].as_i64().unwrap(), view["available"].as_i64().unwrap());
+        assert!(available == on_hand - reserved && (0..=10).contains(&available) && reserved <= on_hand && on_hand <= 10, "an impossible availability: {view}");
+    }
 }
 
 #[tokio::test]
