@@ -434,6 +434,12 @@ pub fn lag(stack: &Stack, group: &str, topics: &[String]) -> Result<i64> {
     Ok(behind)
 }
 
+/// The partitions of `topic`, as the broker reports them.
+pub fn partitions(consumer: &impl Consumer, topic: &str) -> Result<Vec<i32>> {
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
+    Ok(metadata.topics().iter().flat_map(|t| t.partitions()).map(|p| p.id()).collect())
+}
+
 /// A record's headers as text.
 pub fn header_map(message: &impl rdkafka::Message) -> HashMap<String, String> {
     use rdkafka::message::Headers;

@@ -23,7 +23,7 @@ use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
 use outflow_consumer::{ConsumerSettings, Handler, Outcome};
 use outflow_outbox::Outbox;
-use outflow_stack_tests::{lag, Stack};
+use outflow_stack_tests::{lag, partitions, Stack};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use sqlx::PgPool;
 
@@ -55,7 +55,7 @@ fn records_in(stack: &Stack, topics: &[String]) -> u64 {
     let consumer: BaseConsumer = stack.kafka_config().create().unwrap();
     topics
         .iter()
-        .flat_map(|topic| (0..3).map(move |p| (topic.clone(), p)))
+        .flat_map(|topic| partitions(&consumer, topic).unwrap().into_iter().map(move |p| (topic.clone(), p)))
         .map(|(topic, p)| consumer.fetch_watermarks(&topic, p, Duration::from_secs(5)).map(|(low, high)| (high - low) as u64).unwrap_or(0))
         .sum()
 }
@@ -131,16 +131,11 @@ async fn replaying_every_topic_from_the_start_changes_nothing() {
         .iter()
         .map(|(db, _)| (db.to_string(), sqlx::postgres::PgPoolOptions::new().max_connections(5).connect_lazy(&stack.database_url(db)).unwrap()))
         .collect();
-    // Quiet first: the running consumers finish what earlier tests started.
-    let mut before = snapshot(&pools).await;
-    loop {
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let now = snapshot(&pools).await;
-        if now == before {
-            break;
-        }
-        before = now;
-    }
+    // Quiet first: the running consumers finish what earlier tests started
+    // (every group caught up, and still so a second later).
+    let sources = outflow_invariants::Sources::from_env().await.unwrap();
+    outflow_invariants::wait_caught_up(&sources, Duration::from_secs(300)).await.unwrap();
+    let before = snapshot(&pools).await;
 
     let pool = |i: usize| pools[i].1.clone();
     let registry = stack.registry_url.clone();
@@ -228,7 +223,7 @@ fn ends(stack: &Stack) -> Vec<(String, i32, i64)> {
     let consumer: BaseConsumer = stack.kafka_config().create().unwrap();
     outflow_views_consumer::topics()
         .into_iter()
-        .flat_map(|topic| (0..3).map(move |p| (topic.clone(), p)))
+        .flat_map(|topic| partitions(&consumer, &topic).unwrap().into_iter().map(move |p| (topic.clone(), p)))
         .map(|(topic, p)| {
             let high = consumer.fetch_watermarks(&topic, p, Duration::from_secs(5)).map_or(-1, |(_, high)| high);
             (topic, p, high)
