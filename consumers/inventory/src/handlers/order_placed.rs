@@ -6,7 +6,7 @@ use outflow_events::{
     order::OrderPlaced,
 };
 use outflow_outbox::{inbox, new_event_id, now_millis, TraceContext};
-use sqlx::Row;
+use sqlx::{PgConnection, Row};
 use tracing::instrument;
 use uuid::Uuid;
 
@@ -26,22 +26,7 @@ pub async fn reserve_stock(steps: &Steps, delivery: &Delivery, event: &OrderPlac
         tx.commit().await.map_err(db)?;
         return Ok(Outcome::Skipped);
     }
-    let mut skus: Vec<&str> = event.lines.iter().map(|l| l.sku.as_str()).collect();
-    skus.sort_unstable();
-    // Lock in SKU order: two orders over the same SKUs never deadlock.
-    let products = sqlx::query("select sku, on_hand - reserved as available from products where sku = any($1) order by sku for update")
-        .bind(&skus)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-    let shortages: Vec<Shortage> = event
-        .lines
-        .iter()
-        .filter_map(|line| {
-            let available: i32 = products.iter().find(|p| p.get::<&str, _>("sku") == line.sku).map_or(0, |p| p.get("available"));
-            (available < line.quantity).then(|| Shortage { sku: line.sku.clone(), requested: line.quantity, available })
-        })
-        .collect();
+    let shortages = lock_and_compare(&mut tx, event).await.map_err(db)?;
     let trace = TraceContext::child_of(delivery.traceparent.as_deref());
     let status = if shortages.is_empty() { "RESERVED" } else { "REJECTED" };
     sqlx::query("insert into reservations (order_id, customer_id, status, version) values ($1, $2, $3, 1)")
@@ -51,7 +36,10 @@ pub async fn reserve_stock(steps: &Steps, delivery: &Delivery, event: &OrderPlac
         .execute(&mut *tx)
         .await
         .map_err(db)?;
-    if !shortages.is_empty() {
+    if shortages.is_empty() {
+        let reserved = reserve_lines(&mut tx, order_id, event).await.map_err(db)?;
+        steps.outbox.append(&mut tx, &reserved, &trace).await.map_err(|e| HandlerError::Transient(e.into()))?;
+    } else {
         let rejected = StockRejected {
             event_id: new_event_id(),
             aggregate_id: event.aggregate_id.clone(),
@@ -62,9 +50,32 @@ pub async fn reserve_stock(steps: &Steps, delivery: &Delivery, event: &OrderPlac
             shortages,
         };
         steps.outbox.append(&mut tx, &rejected, &trace).await.map_err(|e| HandlerError::Transient(e.into()))?;
-        tx.commit().await.map_err(db)?;
-        return Ok(Outcome::Applied);
     }
+    tx.commit().await.map_err(db)?;
+    Ok(Outcome::Applied)
+}
+
+/// Locks the order's products in SKU order (two orders over the same SKUs
+/// never deadlock) and returns the lines the available stock cannot cover.
+async fn lock_and_compare(tx: &mut PgConnection, event: &OrderPlaced) -> Result<Vec<Shortage>, sqlx::Error> {
+    let mut skus: Vec<&str> = event.lines.iter().map(|l| l.sku.as_str()).collect();
+    skus.sort_unstable();
+    let products = sqlx::query("select sku, on_hand - reserved as available from products where sku = any($1) order by sku for update")
+        .bind(&skus)
+        .fetch_all(&mut *tx)
+        .await?;
+    Ok(event
+        .lines
+        .iter()
+        .filter_map(|line| {
+            let available: i32 = products.iter().find(|p| p.get::<&str, _>("sku") == line.sku).map_or(0, |p| p.get("available"));
+            (available < line.quantity).then(|| Shortage { sku: line.sku.clone(), requested: line.quantity, available })
+        })
+        .collect())
+}
+
+/// Holds every line's quantity and returns the `StockReserved` that says so.
+async fn reserve_lines(tx: &mut PgConnection, order_id: Uuid, event: &OrderPlaced) -> Result<StockReserved, sqlx::Error> {
     let quantities: Vec<i32> = event.lines.iter().map(|l| l.quantity).collect();
     let line_skus: Vec<&str> = event.lines.iter().map(|l| l.sku.as_str()).collect();
     sqlx::query("insert into reservation_lines (order_id, sku, quantity) select $1, * from unnest($2::text[], $3::int[])")
@@ -72,10 +83,9 @@ pub async fn reserve_stock(steps: &Steps, delivery: &Delivery, event: &OrderPlac
         .bind(&line_skus)
         .bind(&quantities)
         .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-    let stock: Vec<StockAfter> = super::move_stock(&mut tx, order_id, 0, 1).await.map_err(db)?;
-    let reserved = StockReserved {
+        .await?;
+    let stock: Vec<StockAfter> = super::move_stock(&mut *tx, order_id, 0, 1).await?;
+    Ok(StockReserved {
         event_id: new_event_id(),
         aggregate_id: event.aggregate_id.clone(),
         aggregate_version: 1,
@@ -85,8 +95,5 @@ pub async fn reserve_stock(steps: &Steps, delivery: &Delivery, event: &OrderPlac
         total_minor: event.total_minor,
         currency: event.currency.clone(),
         lines: stock.iter().map(Into::into).collect(),
-    };
-    steps.outbox.append(&mut tx, &reserved, &trace).await.map_err(|e| HandlerError::Transient(e.into()))?;
-    tx.commit().await.map_err(db)?;
-    Ok(Outcome::Applied)
+    })
 }
