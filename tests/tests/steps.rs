@@ -73,14 +73,7 @@ impl Saga {
             currency: "EUR".into(),
             lines: vec![ReservedLine { sku: "STEPS-1".into(), quantity: 1, on_hand: 5, reserved: 1, product_version: 2 }],
         };
-        let cancelled = OrderCancelled {
-            event_id: new_event_id(),
-            aggregate_id: order.clone(),
-            aggregate_version: 2,
-            occurred_at: now_millis(),
-            customer_id: "steps-customer".into(),
-            reason: "customer_cancelled".into(),
-        };
+        let cancelled = cancelled_by_customer(&order);
         Saga {
             reserved: delivery(DomainEvent::StockReserved(reserved), "outflow.inventory.events"),
             cancelled: delivery(DomainEvent::OrderCancelled(cancelled), "outflow.order.events"),
@@ -93,6 +86,18 @@ impl Saga {
             Input::First => self.reserved.clone(),
             Input::Second => self.cancelled.clone(),
         }
+    }
+}
+
+/// The customer's cancellation of `order` (after OrderPlaced, version 1).
+fn cancelled_by_customer(order: &str) -> OrderCancelled {
+    OrderCancelled {
+        event_id: new_event_id(),
+        aggregate_id: order.to_owned(),
+        aggregate_version: 2,
+        occurred_at: now_millis(),
+        customer_id: "steps-customer".into(),
+        reason: "customer_cancelled".into(),
     }
 }
 
@@ -200,14 +205,7 @@ async fn every_order_of_order_placed_and_order_cancelled_and_their_redeliveries_
             total_minor: 2500,
             currency: "EUR".into(),
         };
-        let cancelled = OrderCancelled {
-            event_id: new_event_id(),
-            aggregate_id: order.clone(),
-            aggregate_version: 2,
-            occurred_at: now_millis(),
-            customer_id: "steps-customer".into(),
-            reason: "customer_cancelled".into(),
-        };
+        let cancelled = cancelled_by_customer(&order);
         let (placed, cancelled) =
             (delivery(DomainEvent::OrderPlaced(placed), "outflow.order.events"), delivery(DomainEvent::OrderCancelled(cancelled), "outflow.order.events"));
         for input in &sequence {

@@ -77,12 +77,11 @@ pub async fn notification(State(state): State<AppState>, ApiJson(body): ApiJson<
         StatusError::Mismatch { .. } => ApiError::unprocessable("status_mismatch", e.to_string()),
     })?;
     let order_id = Uuid::parse_str(&body.order_id).map_err(|_| ApiError::not_found(format!("no payment for order {}", body.order_id)))?;
-    check_against_payment(&state, &body, order_id, wanted).await?;
+    let status = check_against_payment(&state, &body, order_id, wanted).await?;
     if wanted == Transition::None {
         // Pending, under fraud review, or our own refund: nothing changes and
         // nothing is recorded, so a later decision of the provider on the same
         // transaction is never taken for a replay of this one.
-        let status: String = sqlx::query_scalar("select status from payments where order_id = $1").bind(order_id).fetch_one(&state.base.pool).await?;
         return Ok(Json(NotificationOutcome { result: "no_change", payment_status: status }));
     }
     if already_recorded(&state, &body, order_id).await? {
@@ -98,12 +97,13 @@ pub async fn notification(State(state): State<AppState>, ApiJson(body): ApiJson<
 /// A payment whose opened transaction is not stored yet (the consumer that
 /// opened it crashed before storing it, or is about to store it) can only be
 /// changed on the provider's word: its status check then vouches for the id.
-async fn check_against_payment(state: &AppState, body: &Notification, order_id: Uuid, wanted: Transition) -> Result<(), ApiError> {
-    let row: Option<(i64, Option<String>)> = sqlx::query_as("select amount_minor, provider_transaction_id from payments where order_id = $1")
+/// Returns the payment's status as it was read.
+async fn check_against_payment(state: &AppState, body: &Notification, order_id: Uuid, wanted: Transition) -> Result<String, ApiError> {
+    let row: Option<(i64, Option<String>, String)> = sqlx::query_as("select amount_minor, provider_transaction_id, status from payments where order_id = $1")
         .bind(order_id)
         .fetch_optional(&state.base.pool)
         .await?;
-    let (amount_minor, opened) = row.ok_or_else(|| ApiError::not_found(format!("no payment for order {order_id}")))?;
+    let (amount_minor, opened, status) = row.ok_or_else(|| ApiError::not_found(format!("no payment for order {order_id}")))?;
     if signature::gross_amount(amount_minor) != body.gross_amount {
         return Err(ApiError::unprocessable("amount_mismatch", "gross_amount is not the payment's amount"));
     }
@@ -113,7 +113,7 @@ async fn check_against_payment(state: &AppState, body: &Notification, order_id: 
             Err(ApiError::unprocessable("unknown_transaction", "transaction_id is not the transaction opened for this order"))
         }
         None if wanted == Transition::None => Err(ApiError::conflict("payment_not_open", "the payment is being opened at the provider; retry")),
-        _ => Ok(()),
+        _ => Ok(status),
     }
 }
 
