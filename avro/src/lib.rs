@@ -6,11 +6,13 @@
 //! - [`order`], [`inventory`], [`payment`]: one struct per event, grouped by the
 //!   aggregate type whose topic carries them; each is checked against its `.avsc`
 //!   by this crate's tests (Parsing Canonical Form equality);
-//! - [`DomainEvent`]: a decoded event of any type, for dispatch by consumers.
+//! - [`DomainEvent`]: a decoded event of any type, for dispatch by consumers;
+//! - [`registry`]: what the schema registry says of a schema id, by its status.
 
 pub mod inventory;
 pub mod order;
 pub mod payment;
+pub mod registry;
 
 use std::collections::HashSet;
 

@@ -15,7 +15,7 @@ use std::{
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use outflow_http::auth::{JwtKeys, Role};
+use outflow_service::auth::{JwtKeys, Role};
 use outflow_stack_tests::Stack;
 use rand::{seq::IndexedRandom, Rng};
 use secrecy::SecretString;

@@ -23,7 +23,7 @@ use anyhow::Context;
 use futures::TryStreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use mongodb::bson::{doc, Document};
-use outflow_http::auth::{JwtKeys, Role};
+use outflow_service::auth::{JwtKeys, Role};
 use outflow_stack_tests::Stack;
 use secrecy::SecretString;
 use serde::Serialize;

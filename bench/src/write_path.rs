@@ -7,7 +7,7 @@
 use std::{path::PathBuf, sync::Arc};
 
 use anyhow::Context;
-use outflow_http::{
+use outflow_service::{
     auth::{JwtKeys, Role},
     settings::{DatabaseSettings, HttpSettings, ServiceSettings},
 };

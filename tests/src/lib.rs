@@ -109,13 +109,8 @@ impl Stack {
 /// The development defaults in `infra/dev.env`, the same file the scripts read.
 fn dev_defaults() -> HashMap<String, String> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/dev.env");
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|line| !line.trim_start().starts_with('#'))
-        .filter_map(|line| line.split_once('='))
-        .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
-        .collect()
+    // Read, not loaded into the environment: the real environment stays first.
+    dotenvy::from_path_iter(path).map(|entries| entries.filter_map(Result::ok).collect()).unwrap_or_default()
 }
 
 /// Kafka Connect's REST API, as much of it as the tests need.

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use outflow_http::{
+use outflow_service::{
     app::Application,
     auth::{JwtKeys, Role},
     settings::{DatabaseSettings, HttpSettings, ServiceSettings},

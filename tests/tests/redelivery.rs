@@ -139,7 +139,7 @@ async fn replaying_every_topic_from_the_start_changes_nothing() {
 
     let pool = |i: usize| pools[i].1.clone();
     let registry = stack.registry_url.clone();
-    let provider = outflow_payments::provider::ProviderClient::new("http://127.0.0.1:7199", secrecy::SecretString::from(stack.provider_server_key.clone()));
+    let provider = outflow_provider::ProviderClient::new("http://127.0.0.1:7199", secrecy::SecretString::from(stack.provider_server_key.clone()));
     let replays = vec![
         (
             outflow_inventory_consumer::topics(),

@@ -27,7 +27,7 @@ use outflow_events::{
     DomainEvent,
 };
 use outflow_outbox::{new_event_id, now_millis, Outbox};
-use outflow_payments::provider::ProviderClient;
+use outflow_provider::ProviderClient;
 use outflow_payments_consumer::Steps;
 use outflow_stack_tests::Stack;
 use secrecy::SecretString;

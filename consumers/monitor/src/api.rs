@@ -34,7 +34,7 @@ pub fn router(board: Arc<Board>, handle: PrometheusHandle) -> Router {
         .with_state(board)
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(move || std::future::ready(handle.render())));
-    outflow_http::ops::with_common_layers(api, "monitor")
+    outflow_service::ops::with_common_layers(api, "monitor")
 }
 
 async fn page() -> Response {

@@ -2,7 +2,7 @@
 //! sample has set for a few intervals (a dropped slot, a deleted connector, a
 //! source that fails) leaves `/metrics` instead of repeating a stale value.
 //!
-//! The monitor installs its own recorder (the one `outflow_http::ops` installs
+//! The monitor installs its own recorder (the one `outflow_service::ops` installs
 //! never forgets a series); the request metrics of the common layers land in it too.
 
 use std::time::Duration;

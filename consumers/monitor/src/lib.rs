@@ -53,5 +53,5 @@ pub async fn run(settings: settings::Settings, shutdown: impl Future<Output = ()
     board.publish(sources.sample().await);
     tokio::spawn(sampler::run(sources, board.clone(), handle.clone()));
     tracing::info!(address = %listener.local_addr()?, "monitor listening");
-    outflow_http::ops::serve(listener, api::router(board, handle), shutdown).await.context("serving HTTP")
+    outflow_service::ops::serve(listener, api::router(board, handle), shutdown).await.context("serving HTTP")
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct Settings {
-    pub http: outflow_http::settings::HttpSettings,
+    pub http: outflow_service::settings::HttpSettings,
     pub kafka_brokers: String,
     pub connect_url: String,
     pub pg_host: String,
@@ -73,11 +73,11 @@ source_timeout_ms = 5000
 
 impl Settings {
     pub fn load() -> anyhow::Result<Self> {
-        let settings: Settings = outflow_http::settings::load(DEFAULTS)?;
+        let settings: Settings = outflow_service::settings::load(DEFAULTS)?;
         if settings.pg_user.is_empty() {
             anyhow::bail!("OUTFLOW_PG_USER is empty: set it in the environment");
         }
-        outflow_http::settings::require_secret(&settings.pg_password, "OUTFLOW_PG_PASSWORD")?;
+        outflow_service::settings::require_secret(&settings.pg_password, "OUTFLOW_PG_PASSWORD")?;
         if settings.monitor.interval_ms == 0 {
             anyhow::bail!("OUTFLOW_MONITOR__INTERVAL_MS must be positive");
         }

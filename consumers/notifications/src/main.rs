@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use outflow_consumer::service::{self, ServiceSettings};
-use outflow_http::settings::ViewsDatabase;
+use outflow_service::settings::ViewsDatabase;
 use outflow_notifications_consumer::{topics, Notifications, GROUP};
 use serde::Deserialize;
 
@@ -15,10 +15,10 @@ struct Settings {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    outflow_http::telemetry::init("notifications-consumer");
+    outflow_service::telemetry::init("notifications-consumer");
     let defaults = service::defaults(7125, &format!("lanes = 8\n{}", ViewsDatabase::DEFAULTS));
-    let settings: Settings = outflow_http::settings::load(&defaults)?;
+    let settings: Settings = outflow_service::settings::load(&defaults)?;
     let notifications = Arc::new(Notifications { db: settings.views.database().await? });
-    service::serve("notifications-consumer", &settings.service, GROUP, topics(), outflow_consumer::handler(notifications), outflow_http::ops::shutdown_signal())
+    service::serve("notifications-consumer", &settings.service, GROUP, topics(), outflow_consumer::handler(notifications), outflow_service::ops::shutdown_signal())
         .await
 }

@@ -13,10 +13,9 @@
 use std::time::Duration;
 
 use outflow_outbox::{Outbox, TraceContext};
+use outflow_provider::ProviderClient;
 use outflow_payments::{
-    events,
-    provider::ProviderClient,
-    refund,
+    events, refund,
     status::{transition, Transition},
 };
 use sqlx::PgPool;

@@ -17,7 +17,7 @@ pub mod handlers;
 use outflow_consumer::{db, Delivery, Dispatch, HandlerError, Outcome};
 use outflow_events::DomainEvent;
 use outflow_outbox::Outbox;
-use outflow_payments::provider::ProviderClient;
+use outflow_provider::ProviderClient;
 use sqlx::PgPool;
 
 pub const GROUP: &str = "outflow-payments";

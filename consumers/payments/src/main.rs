@@ -2,7 +2,7 @@ use std::{sync::Arc, time::Duration};
 
 use outflow_consumer::service::{self, ServiceSettings};
 use outflow_outbox::Outbox;
-use outflow_payments::provider::ProviderClient;
+use outflow_provider::ProviderClient;
 use outflow_payments_consumer::{expiry, topics, Steps, GROUP};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -19,10 +19,10 @@ struct Settings {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    outflow_http::telemetry::init("payments-consumer");
+    outflow_service::telemetry::init("payments-consumer");
     let defaults = service::defaults(7122, "lanes = 4\nprovider_url = \"http://127.0.0.1:7199\"\nprovider_server_key = \"\"\npayment_deadline_ms = 900000");
-    let settings: Settings = outflow_http::settings::load(&defaults)?;
-    outflow_http::settings::require_secret(&settings.provider_server_key, "OUTFLOW_PROVIDER_SERVER_KEY")?;
+    let settings: Settings = outflow_service::settings::load(&defaults)?;
+    outflow_service::settings::require_secret(&settings.provider_server_key, "OUTFLOW_PROVIDER_SERVER_KEY")?;
     let database = settings.service.database.clone().ok_or_else(|| anyhow::anyhow!("OUTFLOW_DATABASE__URL is not set"))?;
     let pool = database.pool()?;
     let provider = ProviderClient::new(&settings.provider_url, settings.provider_server_key.clone());
@@ -38,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
         stopping,
     ));
     let result =
-        service::serve("payments-consumer", &settings.service, GROUP, topics(), outflow_consumer::handler(steps), outflow_http::ops::shutdown_signal()).await;
+        service::serve("payments-consumer", &settings.service, GROUP, topics(), outflow_consumer::handler(steps), outflow_service::ops::shutdown_signal()).await;
     let _ = stop.send(true);
     let _ = sweeper.await;
     result

@@ -23,7 +23,7 @@ use mongodb::{
     bson::{doc, Bson, Document},
     Database,
 };
-use outflow_http::{
+use outflow_service::{
     auth::{Caller, HasJwtKeys, JwtKeys},
     error::ApiError,
     ops,

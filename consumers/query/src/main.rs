@@ -1,11 +1,11 @@
-use outflow_http::{auth::JwtKeys, settings::ViewsDatabase};
+use outflow_service::{auth::JwtKeys, settings::ViewsDatabase};
 use outflow_query::AppState;
 use secrecy::SecretString;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
 struct Settings {
-    http: outflow_http::settings::HttpSettings,
+    http: outflow_service::settings::HttpSettings,
     #[serde(flatten)]
     views: ViewsDatabase,
     jwt_secret: SecretString,
@@ -15,11 +15,11 @@ const DEFAULTS: &str = "jwt_secret = \"\"\n[http]\nhost = \"127.0.0.1\"\nport = 
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    outflow_http::telemetry::init("query");
-    let settings: Settings = outflow_http::settings::load(&format!("{}{DEFAULTS}", ViewsDatabase::DEFAULTS))?;
-    outflow_http::settings::require_secret(&settings.jwt_secret, "OUTFLOW_JWT_SECRET")?;
+    outflow_service::telemetry::init("query");
+    let settings: Settings = outflow_service::settings::load(&format!("{}{DEFAULTS}", ViewsDatabase::DEFAULTS))?;
+    outflow_service::settings::require_secret(&settings.jwt_secret, "OUTFLOW_JWT_SECRET")?;
     let db = settings.views.database().await?;
     let listener = tokio::net::TcpListener::bind((settings.http.host.as_str(), settings.http.port)).await?;
     tracing::info!(port = settings.http.port, "query service listening");
-    outflow_query::serve(listener, AppState { db, jwt: JwtKeys::new(&settings.jwt_secret) }, outflow_http::ops::shutdown_signal()).await
+    outflow_query::serve(listener, AppState { db, jwt: JwtKeys::new(&settings.jwt_secret) }, outflow_service::ops::shutdown_signal()).await
 }

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use outflow_consumer::service::{self, ServiceSettings};
-use outflow_http::settings::ViewsDatabase;
+use outflow_service::settings::ViewsDatabase;
 use outflow_views_consumer::{lease, topics, Views, GROUP};
 use serde::Deserialize;
 
@@ -15,9 +15,9 @@ struct Settings {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    outflow_http::telemetry::init("views-consumer");
+    outflow_service::telemetry::init("views-consumer");
     let defaults = service::defaults(7124, &format!("lanes = 8\n{}", ViewsDatabase::DEFAULTS));
-    let settings: Settings = outflow_http::settings::load(&defaults)?;
+    let settings: Settings = outflow_service::settings::load(&defaults)?;
     let views = Arc::new(Views { db: settings.views.database().await? });
     // scripts/rebuild-views: empty the views, then the consumer replays the topics into them.
     if std::env::args().any(|a| a == "--drop-views") {
@@ -32,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
     let lost = std::sync::Mutex::new(None);
     let stop = async {
         tokio::select! {
-            _ = outflow_http::ops::shutdown_signal() => {}
+            _ = outflow_service::ops::shutdown_signal() => {}
             e = lease.keep() => { *lost.lock().expect("lease error slot") = Some(e); }
         }
     };

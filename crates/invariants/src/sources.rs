@@ -72,13 +72,8 @@ fn dev_defaults() -> HashMap<String, String> {
         return HashMap::new();
     }
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/dev.env");
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|line| !line.trim_start().starts_with('#'))
-        .filter_map(|line| line.split_once('='))
-        .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
-        .collect()
+    // Read, not loaded into the environment: the real environment stays first.
+    dotenvy::from_path_iter(path).map(|entries| entries.filter_map(Result::ok).collect()).unwrap_or_default()
 }
 
 /// Open connections to every source. Cheap to share: the pools and the
@@ -126,6 +121,15 @@ impl Sources {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.settings.kafka_brokers).set("client.id", "outflow-invariants");
         config
+    }
+
+    /// A GET of the registry with the checker's credentials.
+    pub(crate) fn registry_request(&self, url: &str) -> reqwest::RequestBuilder {
+        let request = reqwest::Client::new().get(url);
+        match &self.settings.registry_user {
+            Some(user) => request.basic_auth(user, self.settings.registry_password.as_deref()),
+            None => request,
+        }
     }
 
     pub(crate) fn registry(&self) -> anyhow::Result<SrSettings> {

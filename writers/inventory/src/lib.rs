@@ -3,8 +3,9 @@
 //! The inventory writer (port 7102): the only writer of the `inventory` database.
 //!
 //! - [`settings`]: typed settings (defaults here, `OUTFLOW_*` environment);
-//! - [`startup`]: [`startup::build`] migrates, registers the event schemas and
-//!   binds the router;
+//! - [`startup`]: the writer's routes, built on `outflow_service::app::Writer`
+//!   (migrate, register the event schemas, bind);
+//! - [`state`]: what the handlers receive;
 //! - [`routes`]: `create_product` and `restock` (admin), `get_product`;
 //! - [`product`]: what a valid product is, and the product as the API shows it;
 //! - [`openapi`]: the OpenAPI document, served and checked in as `openapi.json`.
@@ -17,3 +18,4 @@ pub mod product;
 pub mod routes;
 pub mod settings;
 pub mod startup;
+pub mod state;

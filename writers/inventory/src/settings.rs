@@ -1,4 +1,4 @@
-use outflow_http::settings::ServiceSettings;
+use outflow_service::settings::ServiceSettings;
 use serde::Deserialize;
 
 #[derive(Clone, Debug, Deserialize)]
@@ -20,7 +20,7 @@ max_connections = 20
 
 impl Settings {
     pub fn load() -> anyhow::Result<Self> {
-        let settings: Settings = outflow_http::settings::load(DEFAULTS)?;
+        let settings: Settings = outflow_service::settings::load(DEFAULTS)?;
         settings.service.require_secrets()?;
         Ok(settings)
     }

@@ -2,35 +2,20 @@ use axum::{
     routing::{get, post},
     Router,
 };
-use outflow_http::{
-    app::{Application, ServiceBase},
-    auth::{HasJwtKeys, JwtKeys},
-};
+use outflow_service::app::{Application, Writer};
+use utoipa::OpenApi;
 
-use crate::{routes, settings::Settings};
+use crate::{openapi::ApiDoc, routes, settings::Settings};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-#[derive(Clone)]
-pub struct AppState {
-    pub base: ServiceBase,
-}
-
-impl HasJwtKeys for AppState {
-    fn jwt_keys(&self) -> &JwtKeys {
-        &self.base.jwt
-    }
-}
+pub const WRITER: Writer = Writer { name: "inventory", migrator: &MIGRATOR, openapi: ApiDoc::openapi };
 
 /// The inventory writer, migrated and bound, ready to run.
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-    let base = ServiceBase::build(&settings.service, &MIGRATOR).await?;
-    let pool = base.pool.clone();
-    let api = Router::new()
+    let routes = Router::new()
         .route("/v1/products", post(routes::create_product::create_product))
         .route("/v1/products/{sku}", get(routes::get_product::get_product))
-        .route("/v1/products/{sku}/restock", post(routes::restock::restock))
-        .route("/openapi.json", get(crate::openapi::serve))
-        .with_state(AppState { base });
-    Application::bind(&settings.service, api, pool, "inventory").await
+        .route("/v1/products/{sku}/restock", post(routes::restock::restock));
+    WRITER.build(&settings.service, (), routes).await
 }

@@ -3,8 +3,9 @@
 //! The orders writer (port 7101): the only writer of the `orders` database.
 //!
 //! - [`settings`]: typed settings (defaults here, `OUTFLOW_*` environment);
-//! - [`startup`]: [`startup::build`] migrates, registers the event schemas and
-//!   binds the router;
+//! - [`startup`]: the writer's routes, built on `outflow_service::app::Writer`
+//!   (migrate, register the event schemas, bind);
+//! - [`state`]: what the handlers receive;
 //! - [`routes`]: one file per endpoint (`place_order`, `get_order`,
 //!   `cancel_order`), each with its own error enum;
 //! - [`domain`]: order status and the validation of a placement;
@@ -19,3 +20,4 @@ pub mod openapi;
 pub mod routes;
 pub mod settings;
 pub mod startup;
+pub mod state;

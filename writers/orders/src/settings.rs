@@ -1,4 +1,4 @@
-use outflow_http::settings::ServiceSettings;
+use outflow_service::settings::ServiceSettings;
 use serde::Deserialize;
 
 #[derive(Clone, Debug, Deserialize)]
@@ -31,13 +31,13 @@ max_quantity = 1000
 
 impl Settings {
     pub fn load() -> anyhow::Result<Self> {
-        let settings: Settings = outflow_http::settings::load(DEFAULTS)?;
+        let settings: Settings = outflow_service::settings::load(DEFAULTS)?;
         settings.service.require_secrets()?;
         Ok(settings)
     }
 
     pub fn defaults_with(service: ServiceSettings) -> Self {
-        let mut settings: Settings = outflow_http::settings::load(DEFAULTS).expect("built-in defaults parse");
+        let mut settings: Settings = outflow_service::settings::load(DEFAULTS).expect("built-in defaults parse");
         settings.service = service;
         settings
     }

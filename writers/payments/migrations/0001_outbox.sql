@@ -1,1 +1,1 @@
-../../outbox/sql/outbox.sql
+../../../crates/outbox/sql/outbox.sql

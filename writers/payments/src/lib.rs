@@ -3,11 +3,9 @@
 //! The payments writer (port 7103): the only writer of the `payments` database.
 //!
 //! - [`settings`]: typed settings, with the provider's server key as a secret;
-//! - [`startup`]: [`startup::build`] migrates, registers the event schemas and
-//!   binds the router;
-//! - [`signature`]: the provider's SHA-512 notification signature, checked in
-//!   constant time (the sandbox signs with the same function);
-//! - [`provider`]: the client of the provider's API (open, status, cancel, refund);
+//! - [`startup`]: the writer's routes, built on `outflow_service::app::Writer`
+//!   (migrate, register the event schemas, bind);
+//! - [`state`]: what the handlers receive;
 //! - [`events`]: the `PaymentFailed` of a payment given up, built by both consumers' steps;
 //! - [`status`]: what a provider status means, and which status codes go with it;
 //! - [`refund`]: refunds recorded first and finished after the provider call,
@@ -16,15 +14,15 @@
 //!   signature and confirmed with the provider) and `get_payment`;
 //! - [`openapi`]: the OpenAPI document, served and checked in as `openapi.json`.
 //!
-//! The webhook's tests run against a provider sandbox of their own, in
-//! `writers/provider-sandbox/tests/webhook.rs`.
+//! The provider's client and its signature are `outflow-provider`
+//! (`crates/provider`). The webhook's tests run against a provider sandbox of
+//! their own, in `tests/tests/webhook.rs`.
 
 pub mod events;
 pub mod openapi;
-pub mod provider;
 pub mod refund;
 pub mod routes;
 pub mod settings;
-pub mod signature;
 pub mod startup;
+pub mod state;
 pub mod status;

@@ -13,7 +13,7 @@ use outflow_outbox::{new_event_id, now_millis, Outbox, TraceContext};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::provider::ProviderClient;
+use outflow_provider::ProviderClient;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RefundError {

@@ -1,4 +1,4 @@
-use outflow_http::settings::ServiceSettings;
+use outflow_service::settings::ServiceSettings;
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -27,9 +27,9 @@ max_connections = 20
 
 impl Settings {
     pub fn load() -> anyhow::Result<Self> {
-        let settings: Settings = outflow_http::settings::load(DEFAULTS)?;
+        let settings: Settings = outflow_service::settings::load(DEFAULTS)?;
         settings.service.require_secrets()?;
-        outflow_http::settings::require_secret(&settings.provider_server_key, "OUTFLOW_PROVIDER_SERVER_KEY")?;
+        outflow_service::settings::require_secret(&settings.provider_server_key, "OUTFLOW_PROVIDER_SERVER_KEY")?;
         Ok(settings)
     }
 

@@ -2,41 +2,24 @@ use axum::{
     routing::{get, post},
     Router,
 };
-use outflow_http::{
-    app::{Application, ServiceBase},
-    auth::{HasJwtKeys, JwtKeys},
-};
-use secrecy::SecretString;
+use outflow_provider::ProviderClient;
+use outflow_service::app::{Application, Writer};
+use utoipa::OpenApi;
 
-use crate::{provider::ProviderClient, routes, settings::Settings};
+use crate::{openapi::ApiDoc, routes, settings::Settings, state::Provider};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-#[derive(Clone)]
-pub struct AppState {
-    pub base: ServiceBase,
-    pub provider_server_key: SecretString,
-    pub provider: ProviderClient,
-}
-
-impl HasJwtKeys for AppState {
-    fn jwt_keys(&self) -> &JwtKeys {
-        &self.base.jwt
-    }
-}
+pub const WRITER: Writer = Writer { name: "payments", migrator: &MIGRATOR, openapi: ApiDoc::openapi };
 
 /// The payments writer, migrated and bound, ready to run.
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-    let base = ServiceBase::build(&settings.service, &MIGRATOR).await?;
-    let pool = base.pool.clone();
-    let api = Router::new()
+    let routes = Router::new()
         .route("/v1/payments/notifications", post(routes::notification::notification))
-        .route("/v1/payments/{order_id}", get(routes::get_payment::get_payment))
-        .route("/openapi.json", get(crate::openapi::serve))
-        .with_state(AppState {
-            base,
-            provider: ProviderClient::new(&settings.provider_url, settings.provider_server_key.clone()),
-            provider_server_key: settings.provider_server_key,
-        });
-    Application::bind(&settings.service, api, pool, "payments").await
+        .route("/v1/payments/{order_id}", get(routes::get_payment::get_payment));
+    let provider = Provider {
+        client: ProviderClient::new(&settings.provider_url, settings.provider_server_key.clone()),
+        server_key: settings.provider_server_key,
+    };
+    WRITER.build(&settings.service, provider, routes).await
 }

@@ -38,9 +38,10 @@ use axum::{
     routing::{get, post, put},
     Json, Router,
 };
+use backon::{ExponentialBuilder, Retryable};
 use base64::Engine;
 use clap::Parser;
-use outflow_payments::signature;
+use outflow_provider::signature;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -193,18 +194,16 @@ impl Sandbox {
             "signature_key": signature::sign(&order_id, code, &transaction.gross_amount, &self.config.server_key),
             "payment_type": "sandbox",
         });
-        for attempt in 0..12u32 {
-            match self.http.post(&self.config.notify_url).json(&body).send().await {
-                Ok(r) if r.status().is_success() => {
-                    if let Some(t) = self.transactions.lock().await.get_mut(&order_id) {
-                        t.notified = true;
-                    }
-                    return;
-                }
-                Ok(r) => tracing::warn!(%order_id, status = %r.status(), attempt, "notification refused"),
-                Err(e) => tracing::warn!(%order_id, error = %e, attempt, "notification failed"),
+        let deliver = || async { self.http.post(&self.config.notify_url).json(&body).send().await?.error_for_status().map(drop) };
+        let delivered = deliver
+            .retry(ExponentialBuilder::default().with_min_delay(Duration::from_millis(50)).with_max_delay(Duration::from_millis(12_800)).with_max_times(11))
+            .notify(|e: &reqwest::Error, retry_in| tracing::warn!(%order_id, error = %e, ?retry_in, "notification not accepted"))
+            .await;
+        if delivered.is_ok() {
+            if let Some(t) = self.transactions.lock().await.get_mut(&order_id) {
+                t.notified = true;
             }
-            tokio::time::sleep(Duration::from_millis(50 * 2u64.pow(attempt.min(8)))).await;
+            return;
         }
         tracing::error!(%order_id, "notification never accepted; giving up");
     }

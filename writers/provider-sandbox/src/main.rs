@@ -3,10 +3,10 @@ use outflow_provider_sandbox::{Sandbox, SandboxConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    outflow_http::telemetry::init("provider-sandbox");
+    outflow_service::telemetry::init("provider-sandbox");
     let config = SandboxConfig::parse();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port)).await?;
     tracing::info!(port = config.port, "payment provider sandbox listening");
-    axum::serve(listener, Sandbox::new(config).router()).with_graceful_shutdown(outflow_http::ops::shutdown_signal()).await?;
+    axum::serve(listener, Sandbox::new(config).router()).with_graceful_shutdown(outflow_service::ops::shutdown_signal()).await?;
     Ok(())
 }

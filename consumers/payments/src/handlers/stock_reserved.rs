@@ -10,7 +10,7 @@
 use outflow_consumer::{db, Delivery, HandlerError, Outcome};
 use outflow_events::{inventory::StockReserved, payment::PaymentRequested};
 use outflow_outbox::{inbox, new_event_id, now_millis, TraceContext};
-use outflow_payments::provider::OpenedTransaction;
+use outflow_provider::OpenedTransaction;
 use tracing::{instrument, warn};
 use uuid::Uuid;
 

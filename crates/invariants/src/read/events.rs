@@ -1,5 +1,5 @@
 //! The three event topics, decoded with the schema registry (Confluent
-//! framing, as `consumers/runtime/src/decode.rs` decodes them) and kept as
+//! framing, as `crates/consumer/src/decode.rs` decodes them) and kept as
 //! an [`EventLog`]: per aggregate, each distinct event's type, id, version
 //! and the one number a rule needs. Records whose key is out of scope are
 //! counted but never decoded; poison (`poison-` keys) is skipped.
@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use anyhow::bail;
-use outflow_events::{AggregateType, DomainEvent};
+use outflow_events::{registry::SchemaLookup, AggregateType, DomainEvent};
 use rdkafka::{message::OwnedMessage, Message};
 use schema_registry_converter::async_impl::avro::AvroDecoder;
 
@@ -26,7 +26,7 @@ pub async fn read(sources: &Sources, keys: &Keys, deadline: Duration) -> anyhow:
             continue;
         };
         while let Some(message) = reader.next(|m| keys.keeps(m.key())).await? {
-            match decode(&decoder, &message).await {
+            match decode(sources, &decoder, &message).await {
                 Ok(event) => match recorded(&event) {
                     Some(recorded) => log.add(event.aggregate_id(), recorded),
                     None => log.undecodable.push(offence(&message, &format!("event id {:?} is not a UUID", event.event_id()))),
@@ -45,17 +45,22 @@ enum Failure {
     NotAnEvent(String),
 }
 
-async fn decode(decoder: &AvroDecoder, message: &OwnedMessage) -> Result<DomainEvent, Failure> {
+async fn decode(sources: &Sources, decoder: &AvroDecoder, message: &OwnedMessage) -> Result<DomainEvent, Failure> {
     let payload = message.payload().filter(|p| p.len() > 5 && p[0] == 0).ok_or_else(|| Failure::NotAnEvent("not Confluent-framed Avro".into()))?;
-    let decoded = decoder.decode(Some(payload)).await.map_err(|e| {
-        let text = format!("{} {}", e.error, e.cause.as_deref().unwrap_or_default());
-        decoder.remove_errors_from_cache();
-        if e.retriable || text.contains("failed with status 5") || text.contains("error sending request") {
-            Failure::Registry(text)
-        } else {
-            Failure::NotAnEvent(text)
+    let decoded = match decoder.decode(Some(payload)).await {
+        Ok(decoded) => decoded,
+        Err(e) => {
+            decoder.remove_errors_from_cache();
+            let text = format!("{} {}", e.error, e.cause.as_deref().unwrap_or_default());
+            let id = u32::from_be_bytes([payload[1], payload[2], payload[3], payload[4]]);
+            match SchemaLookup::of(sources.registry_request(&SchemaLookup::url(&sources.settings.registry_url, id))).await {
+                SchemaLookup::Unavailable(reason) => return Err(Failure::Registry(format!("{reason} ({text})"))),
+                SchemaLookup::Unknown => return Err(Failure::NotAnEvent(format!("the registry has no schema {id}"))),
+                // Known: one more attempt tells a bad body from a lookup that failed a moment ago.
+                SchemaLookup::Known => decoder.decode(Some(payload)).await.map_err(|e| Failure::NotAnEvent(format!("{} {}", e.error, e.cause.as_deref().unwrap_or_default())))?,
+            }
         }
-    })?;
+    };
     let name = decoded.name.map(|n| n.fullname(None)).unwrap_or_default();
     DomainEvent::from_avro(&name, decoded.value).map_err(|e| Failure::NotAnEvent(e.to_string()))
 }

@@ -6,7 +6,7 @@ use axum::{
     Json,
 };
 use outflow_events::inventory::ProductCreated;
-use outflow_http::{
+use outflow_service::{
     auth::{Caller, Role},
     error::{ApiError, ApiJson},
 };
@@ -15,7 +15,7 @@ use tracing::instrument;
 
 use crate::{
     product::{NewProduct, Product, PRODUCT_COLUMNS},
-    startup::AppState,
+    state::AppState,
 };
 
 #[utoipa::path(

@@ -4,11 +4,11 @@ use axum::{
     extract::{Path, State},
     Json,
 };
-use outflow_http::error::ApiError;
+use outflow_service::error::ApiError;
 
 use crate::{
     product::{Product, PRODUCT_COLUMNS},
-    startup::AppState,
+    state::AppState,
 };
 
 #[utoipa::path(

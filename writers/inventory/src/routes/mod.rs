@@ -4,7 +4,7 @@ pub mod create_product;
 pub mod get_product;
 pub mod restock;
 
-use outflow_http::error::ApiError;
+use outflow_service::error::ApiError;
 
 use crate::product::InvalidProduct;
 

@@ -6,7 +6,7 @@ use axum::{
     Json,
 };
 use outflow_events::inventory::StockAdjusted;
-use outflow_http::{
+use outflow_service::{
     auth::{Caller, Role},
     error::{ApiError, ApiJson},
 };
@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 
 use crate::{
     product::{validate_quantity, Product, MAX_STOCK, PRODUCT_COLUMNS},
-    startup::AppState,
+    state::AppState,
 };
 
 #[derive(Debug, Deserialize, ToSchema)]

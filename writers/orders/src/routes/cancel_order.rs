@@ -8,13 +8,13 @@ use axum::{
     Json,
 };
 use outflow_events::order::OrderCancelled;
-use outflow_http::{auth::Caller, error::ApiError};
+use outflow_service::{auth::Caller, error::ApiError};
 use outflow_outbox::{new_event_id, now_millis, TraceContext};
 use sqlx::Row;
 use tracing::instrument;
 
 use super::{get_order::parse_order_id, OrderAccepted};
-use crate::{domain::OrderStatus, startup::AppState};
+use crate::{domain::OrderStatus, state::AppState};
 
 pub const CUSTOMER_REQUEST: &str = "customer_request";
 

@@ -7,7 +7,7 @@ use axum::{
     Json,
 };
 use outflow_events::order::{OrderLine, OrderPlaced};
-use outflow_http::{
+use outflow_service::{
     auth::{Caller, Role},
     error::{ApiError, ApiJson},
 };
@@ -21,7 +21,7 @@ use uuid::Uuid;
 use super::OrderAccepted;
 use crate::{
     domain::{self, InvalidOrder, OrderStatus, RequestedLine},
-    startup::AppState,
+    state::AppState,
 };
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -103,7 +103,7 @@ pub async fn place_order(
 ) -> Result<(StatusCode, Json<OrderAccepted>), PlaceOrderError> {
     caller.require(Role::Customer)?;
     let key = idempotency_key(&headers).ok_or(PlaceOrderError::MissingIdempotencyKey)?;
-    domain::validate(&body.items, state.limits)?;
+    domain::validate(&body.items, state.own)?;
     let hash = domain::request_hash(&body.items);
     let trace = TraceContext::child_of(headers.get("traceparent").and_then(|v| v.to_str().ok()));
 

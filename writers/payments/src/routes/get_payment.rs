@@ -5,13 +5,13 @@ use axum::{
     Json,
 };
 use chrono::{DateTime, Utc};
-use outflow_http::{auth::Caller, error::ApiError};
+use outflow_service::{auth::Caller, error::ApiError};
 use serde::Serialize;
 use sqlx::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Payment {

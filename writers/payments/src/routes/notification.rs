@@ -9,8 +9,9 @@
 
 use axum::{extract::State, http::StatusCode, Json};
 use outflow_events::payment::{PaymentCaptured, PaymentFailed};
-use outflow_http::error::{ApiError, ApiJson};
+use outflow_service::error::{ApiError, ApiJson};
 use outflow_outbox::{new_event_id, now_millis, TraceContext};
+use outflow_provider::signature;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -19,8 +20,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    refund, signature,
-    startup::AppState,
+    refund,
+    state::AppState,
     status::{transition, StatusError, Transition},
 };
 
@@ -67,7 +68,7 @@ struct Payment {
 )]
 #[instrument(skip_all, fields(order_id = %body.order_id, transaction_id = %body.transaction_id, status = %body.transaction_status), err(Debug))]
 pub async fn notification(State(state): State<AppState>, ApiJson(body): ApiJson<Notification>) -> Result<Json<NotificationOutcome>, ApiError> {
-    let key = state.provider_server_key.expose_secret();
+    let key = state.own.server_key.expose_secret();
     if !signature::verify(&body.order_id, &body.status_code, &body.gross_amount, key, &body.signature_key) {
         warn!("notification with a wrong signature");
         return Err(ApiError::unauthorized("invalid_signature", "the signature_key does not match"));
@@ -131,7 +132,8 @@ async fn already_recorded(state: &AppState, body: &Notification, order_id: Uuid)
 /// confirm changes nothing.
 async fn confirm_with_provider(state: &AppState, body: &Notification, wanted: Transition) -> Result<(), ApiError> {
     let reported = state
-        .provider
+        .own
+        .client
         .status(&body.order_id)
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "provider_unavailable", format!("the provider's status could not be read; retry: {e:#}")))?
@@ -215,7 +217,7 @@ async fn finish_owed_refund(state: &AppState, order_id: Uuid) -> Result<String, 
     if status != "REFUNDING" {
         return Ok(status);
     }
-    match refund::finish(&state.base.pool, &state.base.outbox, &state.provider, order_id, &TraceContext::new_root()).await {
+    match refund::finish(&state.base.pool, &state.base.outbox, &state.own.client, order_id, &TraceContext::new_root()).await {
         Ok(_) => Ok(sqlx::query_scalar("select status from payments where order_id = $1").bind(order_id).fetch_one(&state.base.pool).await?),
         Err(refund::RefundError::Provider(e)) => {
             warn!(error = format!("{e:#}"), "refund of a late capture failed; it stays owed and is retried");

@@ -1,4 +1,4 @@
-use outflow_http::auth::Role;
+use outflow_service::auth::Role;
 use outflow_orders::{settings::Settings, startup};
 pub use outflow_stack_tests::service::{assert_error, TestService};
 use serde_json::Value;

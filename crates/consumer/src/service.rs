@@ -5,7 +5,7 @@ use std::future::Future;
 
 use anyhow::Context;
 use axum::{routing::get, Json, Router};
-use outflow_http::settings::DatabaseSettings;
+use outflow_service::settings::DatabaseSettings;
 use serde::Deserialize;
 
 use crate::{runtime::run_with_lanes, ConsumerSettings, Handler};
@@ -14,7 +14,7 @@ use crate::{runtime::run_with_lanes, ConsumerSettings, Handler};
 pub struct ServiceSettings {
     pub kafka_brokers: String,
     pub registry_url: String,
-    pub http: outflow_http::settings::HttpSettings,
+    pub http: outflow_service::settings::HttpSettings,
     #[serde(default)]
     pub database: Option<DatabaseSettings>,
     /// Events in flight per partition (different aggregates overlap; one
@@ -42,7 +42,7 @@ pub async fn serve(
     handler: Handler,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let handle = outflow_http::ops::metrics_handle();
+    let handle = outflow_service::ops::metrics_handle();
     let ops = Router::new()
         .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
         .route("/metrics", get(move || std::future::ready(handle.render())));

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+
 use rdkafka::{
     message::{Header, Headers, Message, OwnedHeaders, OwnedMessage},
     producer::{FutureProducer, FutureRecord},
@@ -59,7 +61,7 @@ pub(crate) async fn handle(worker: &Worker, message: &OwnedMessage, control: &mu
 }
 
 async fn process(worker: &Worker, message: &OwnedMessage, control: &mut Control) -> bool {
-    let mut attempt = 0u32;
+    let mut retries = Retries::new();
     let delivery = loop {
         if control.revoked() {
             return false;
@@ -70,7 +72,7 @@ async fn process(worker: &Worker, message: &OwnedMessage, control: &mut Control)
                 return dead_letter(worker, message, reason.kind(), &reason.to_string(), control).await;
             }
             Err(DecodeFailure::RegistryUnavailable(e)) => {
-                if !back_off(worker, &mut attempt, &e, control).await {
+                if !back_off(worker, &mut retries, &e, control).await {
                     return false;
                 }
             }
@@ -81,7 +83,7 @@ async fn process(worker: &Worker, message: &OwnedMessage, control: &mut Control)
     span.record("event_type", delivery.event.name());
     let event_type = delivery.event.name();
     let started = std::time::Instant::now();
-    let mut attempt = 0u32;
+    let mut retries = Retries::new();
     loop {
         // An attempt is one transaction: one that began runs to its end, but
         // none begins for a partition that is no longer ours.
@@ -95,7 +97,7 @@ async fn process(worker: &Worker, message: &OwnedMessage, control: &mut Control)
             }
             Err(HandlerError::Rejected(reason)) => return dead_letter(worker, message, "rejected", &reason, control).await,
             Err(HandlerError::Transient(e)) => {
-                if !back_off(worker, &mut attempt, &format!("{e:#}"), control).await {
+                if !back_off(worker, &mut retries, &format!("{e:#}"), control).await {
                     return false;
                 }
             }
@@ -107,6 +109,12 @@ fn record_outcome(worker: &Worker, event_type: &'static str, outcome: Outcome, s
     metrics::counter!("consumer_events_total", "group" => worker.group.clone(), "event_type" => event_type, "outcome" => outcome.as_str()).increment(1);
     metrics::histogram!("consumer_handle_seconds", "group" => worker.group.clone(), "event_type" => event_type).record(started.elapsed().as_secs_f64());
     tracing::debug!(outcome = outcome.as_str(), "handled");
+    if outcome == Outcome::Duplicate {
+        // Redeliveries follow crashes and rebalances; each one is logged with
+        // its event id (the span's), so that an operator (or the crash tests)
+        // can tell which event came twice.
+        tracing::info!("{}", crate::REDELIVERED);
+    }
     if outcome == Outcome::Applied && worker.kill_after_effect.as_deref() == Some(event_type) {
         error!("failpoint: killing the process after the effect, before the offset");
         // SAFETY: raising a signal on ourselves has no memory-safety preconditions.
@@ -114,12 +122,26 @@ fn record_outcome(worker: &Worker, event_type: &'static str, outcome: Outcome, s
     }
 }
 
-/// Sleeps 100 ms, 200 ms, ... up to 10 s; false when the partition was
-/// revoked or the consumer began stopping meanwhile.
-async fn back_off(worker: &Worker, attempt: &mut u32, reason: &str, control: &mut Control) -> bool {
-    let delay = (Duration::from_millis(100) * 2u32.saturating_pow((*attempt).min(10))).min(MAX_BACKOFF);
-    *attempt += 1;
-    warn!(attempt = *attempt, retry_in_ms = delay.as_millis() as u64, reason, "transient failure; retrying");
+/// The retries of one event: 100 ms, 200 ms, ... capped at 10 s, never
+/// giving up (an event is never skipped for a transient failure).
+struct Retries {
+    delays: ExponentialBackoff,
+    attempt: u32,
+}
+
+impl Retries {
+    fn new() -> Self {
+        let delays = ExponentialBuilder::default().with_min_delay(Duration::from_millis(100)).with_max_delay(MAX_BACKOFF).without_max_times().build();
+        Retries { delays, attempt: 0 }
+    }
+}
+
+/// Waits out the next delay; false when the partition was revoked or the
+/// consumer began stopping meanwhile.
+async fn back_off(worker: &Worker, retries: &mut Retries, reason: &str, control: &mut Control) -> bool {
+    let delay = retries.delays.next().unwrap_or(MAX_BACKOFF);
+    retries.attempt += 1;
+    warn!(attempt = retries.attempt, retry_in_ms = delay.as_millis() as u64, reason, "transient failure; retrying");
     metrics::counter!("consumer_retries_total", "group" => worker.group.clone()).increment(1);
     control.retry_after(delay).await
 }
@@ -130,7 +152,7 @@ async fn dead_letter(worker: &Worker, message: &OwnedMessage, kind: &str, reason
     let topic = format!("{}.dlq", message.topic());
     let headers = dead_letter_headers(worker, message, kind, reason);
     warn!(kind, reason, dlq = %topic, "dead-lettering the record");
-    let mut attempt = 0u32;
+    let mut retries = Retries::new();
     loop {
         let mut record = FutureRecord::<[u8], [u8]>::to(&topic).headers(headers.clone());
         if let Some(key) = message.key() {
@@ -145,7 +167,7 @@ async fn dead_letter(worker: &Worker, message: &OwnedMessage, kind: &str, reason
                 return true;
             }
             Err((e, _)) => {
-                if !back_off(worker, &mut attempt, &format!("dead-letter produce failed: {e}"), control).await {
+                if !back_off(worker, &mut retries, &format!("dead-letter produce failed: {e}"), control).await {
                     return false;
                 }
             }

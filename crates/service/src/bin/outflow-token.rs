@@ -1,7 +1,7 @@
 //! Prints a development JWT signed with `OUTFLOW_JWT_SECRET` (scripts/token).
 
 use clap::Parser;
-use outflow_http::auth::{JwtKeys, Role};
+use outflow_service::auth::{JwtKeys, Role};
 use secrecy::SecretString;
 
 #[derive(Parser)]

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use outflow_events::{order::OrderPlaced, DomainEvent};
-use outflow_http::auth::Role;
+use outflow_service::auth::Role;
 use outflow_stack_tests::{consume, header_map, read_topic, service::bad_tokens, TestConnector};
 use rdkafka::Message;
 use schema_registry_converter::async_impl::{avro::AvroDecoder, schema_registry::SrSettings};

@@ -1,4 +1,4 @@
-use outflow_http::auth::Role;
+use outflow_service::auth::Role;
 use serde_json::{json, Value};
 
 use crate::helpers::{assert_error, spawn_app, OrdersClient};

@@ -4,7 +4,11 @@
 
 use outflow_events::DomainEvent;
 use rdkafka::message::{Headers, Message, OwnedMessage};
-use schema_registry_converter::async_impl::{avro::AvroDecoder, schema_registry::SrSettings};
+use outflow_events::registry::SchemaLookup;
+use schema_registry_converter::{
+    async_impl::{avro::AvroDecoder, schema_registry::SrSettings},
+    avro_common::DecodeResult,
+};
 
 /// A decoded event with where it came from.
 #[derive(Clone, Debug)]
@@ -61,11 +65,27 @@ pub enum DecodeFailure {
 
 pub struct Decoder {
     registry: AvroDecoder,
+    registry_url: String,
+    http: reqwest::Client,
 }
 
 impl Decoder {
     pub fn new(registry_url: &str) -> Self {
-        Decoder { registry: AvroDecoder::new(SrSettings::new(registry_url.to_owned())) }
+        Decoder { registry: AvroDecoder::new(SrSettings::new(registry_url.to_owned())), registry_url: registry_url.to_owned(), http: reqwest::Client::new() }
+    }
+
+    /// A failed decode, classified by what the registry says of the id; with
+    /// the schema known, one more attempt tells a bad body from a lookup that
+    /// failed a moment ago.
+    async fn classify(&self, payload: &[u8], id: u32, failure: String) -> Result<DecodeResult, DecodeFailure> {
+        match SchemaLookup::of(self.http.get(SchemaLookup::url(&self.registry_url, id))).await {
+            SchemaLookup::Unavailable(reason) => Err(DecodeFailure::RegistryUnavailable(format!("{reason} ({failure})"))),
+            SchemaLookup::Unknown => Err(Undecodable::UnknownSchemaId(id).into()),
+            SchemaLookup::Known => self.registry.decode(Some(payload)).await.map_err(|e| {
+                self.registry.remove_errors_from_cache();
+                Undecodable::UndecodableBody { id, reason: format!("{} {}", e.error, e.cause.as_deref().unwrap_or_default()) }.into()
+            }),
+        }
     }
 
     pub async fn decode(&self, message: &OwnedMessage) -> Result<Delivery, DecodeFailure> {
@@ -77,16 +97,9 @@ impl Decoder {
         let decoded = match self.registry.decode(Some(payload)).await {
             Ok(decoded) => decoded,
             Err(e) => {
-                let text = format!("{} {}", e.error, e.cause.as_deref().unwrap_or_default());
                 // Failed lookups are cached by the decoder; the next attempt must ask again.
                 self.registry.remove_errors_from_cache();
-                return Err(if e.retriable || text.contains("failed with status 5") {
-                    DecodeFailure::RegistryUnavailable(text)
-                } else if text.contains("failed with status 404") {
-                    Undecodable::UnknownSchemaId(id).into()
-                } else {
-                    Undecodable::UndecodableBody { id, reason: text }.into()
-                });
+                self.classify(payload, id, format!("{} {}", e.error, e.cause.as_deref().unwrap_or_default())).await?
             }
         };
         let name = decoded.name.map(|n| n.fullname(None)).unwrap_or_default();

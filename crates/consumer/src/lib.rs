@@ -30,6 +30,10 @@ pub mod topics;
 pub use decode::{Delivery, Undecodable};
 pub use runtime::{handler, run, ConsumerSettings, Dispatch, Handler, HandlerError, Outcome};
 
+/// The log line of an event handled again and found already applied (inbox
+/// row or version guard); the line's span carries the event's id and type.
+pub const REDELIVERED: &str = "redelivered: seen before, nothing changed";
+
 /// Database failures are transient (retry), except a broken integrity rule,
 /// which retrying cannot fix (dead letter).
 pub fn db(error: sqlx::Error) -> HandlerError {

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use outflow_http::auth::Role;
+use outflow_service::auth::Role;
 use outflow_inventory::{settings::Settings, startup};
 use outflow_stack_tests::{
     header_map, read_topic,
