@@ -120,7 +120,7 @@ async fn the_inventory_consumer_killed_between_its_commit_and_its_offset_reserve
     .await?;
 
     // The restarted consumer gets OrderPlaced again; the inbox makes it a duplicate.
-    wait_for_a_duplicate(&INVENTORY).await?;
+    wait_for_the_redelivery(&INVENTORY, &crashed.event_id).await?;
     let order = &crashed.order;
     shop.wait_order(order, "CONFIRMED").await;
     shop.wait_reservation(order, "COMMITTED").await;
@@ -156,7 +156,7 @@ async fn the_payments_consumer_killed_between_its_commit_and_its_offset_opens_on
     .await?;
 
     // The restarted consumer gets StockReserved again; the inbox makes it a duplicate.
-    wait_for_a_duplicate(&PAYMENTS).await?;
+    wait_for_the_redelivery(&PAYMENTS, &crashed.event_id).await?;
     let order = &crashed.order;
     shop.wait_order(order, "CONFIRMED").await;
     shop.wait_reservation(order, "COMMITTED").await;
@@ -195,7 +195,7 @@ async fn the_orders_consumer_killed_between_its_commit_and_its_offset_confirms_o
     .await?;
 
     // The restarted consumer gets PaymentCaptured again; the inbox makes it a duplicate.
-    wait_for_a_duplicate(&ORDERS).await?;
+    wait_for_the_redelivery(&ORDERS, &crashed.event_id).await?;
     let order = &crashed.order;
     shop.wait_reservation(order, "COMMITTED").await;
     assert_eq!(order_row(&orders, order).await?, ("CONFIRMED".to_owned(), 2), "confirmed once: one version step");
@@ -237,7 +237,7 @@ async fn the_view_consumer_killed_between_its_write_and_its_offset_shows_the_eve
 
     // The restarted consumer gets OrderConfirmed again; the version guard and
     // the timeline's event id make it a duplicate.
-    wait_for_a_duplicate(&VIEWS).await?;
+    wait_for_the_redelivery(&VIEWS, &crashed.event_id).await?;
     let order = &crashed.order;
     shop.wait_reservation(order, "COMMITTED").await;
     let (_, version) = order_row(&orders, order).await?;
@@ -420,26 +420,25 @@ fn count<S: AsRef<str>>(items: &[S], wanted: &str) -> usize {
     items.iter().filter(|i| i.as_ref() == wanted).count()
 }
 
-/// Waits until the restarted consumer counted its failpoint's event type as a
-/// duplicate (`consumer_events_total`): it got the event whose offset the
-/// killed process never stored. The group first waits out the killed member's
-/// session (10 s).
-async fn wait_for_a_duplicate(consumer: &Consumer) -> Result<()> {
-    let url = format!("http://127.0.0.1:{}/metrics", consumer.port);
+/// Waits until the restarted consumer logged the crashed event itself (its
+/// id, not merely its type) as a redelivery that changed nothing: it got the
+/// very event whose offset the killed process never stored. The group first
+/// waits out the killed member's session (10 s).
+async fn wait_for_the_redelivery(consumer: &Consumer, event_id: &str) -> Result<()> {
+    let log = services::state().join(consumer.name).join(format!("{}.log", consumer.name));
     let until = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let metrics = reqwest::get(&url).await?.text().await?;
-        let duplicates: f64 = metrics
-            .lines()
-            .filter(|l| {
-                l.starts_with("consumer_events_total{") && l.contains(&format!("event_type=\"{}\"", consumer.failpoint)) && l.contains("outcome=\"duplicate\"")
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum();
-        if duplicates >= 1.0 {
+        let text = std::fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?;
+        if text.lines().any(|l| l.contains(outflow_consumer::REDELIVERED) && l.contains(event_id)) {
             return Ok(());
         }
-        ensure!(tokio::time::Instant::now() < until, "the restarted {} did not see {} again as a duplicate within 60 s", consumer.name, consumer.failpoint);
+        ensure!(
+            tokio::time::Instant::now() < until,
+            "the restarted {} did not log {} {event_id} as a redelivery within 60 s ({})",
+            consumer.name,
+            consumer.failpoint,
+            log.display()
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

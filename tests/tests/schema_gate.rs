@@ -8,7 +8,7 @@
 
 use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use outflow_events::DomainEvent;
 use outflow_stack_tests::Stack;
 use serde_json::{json, Value};
@@ -56,19 +56,29 @@ impl Registry {
     }
 }
 
-/// Every committed version of a schema file, oldest first (none outside a git checkout).
-fn history(file: &str) -> Vec<String> {
+/// Every committed version of a schema file, oldest first. Without the
+/// whole history (no git, not a checkout, a shallow clone) the gate cannot
+/// check what it promises, so that is an error, never an empty history.
+fn history(file: &str) -> Result<Vec<String>> {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let Ok(log) = Command::new("git").args(["-C", root, "log", "--reverse", "--format=%H", "--", file]).output() else {
-        return Vec::new();
+    let git = |args: &[&str]| -> Result<String> {
+        let output = Command::new("git").arg("-C").arg(root).args(args).output().context("running git: the schema gate reads the schemas' history with it")?;
+        ensure!(output.status.success(), "git {}: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim());
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     };
-    String::from_utf8_lossy(&log.stdout)
-        .lines()
-        .filter_map(|commit| {
-            let shown = Command::new("git").args(["-C", root, "show", &format!("{commit}:{file}")]).output().ok()?;
-            shown.status.success().then(|| String::from_utf8_lossy(&shown.stdout).into_owned())
-        })
-        .collect()
+    ensure!(
+        git(&["rev-parse", "--is-shallow-repository"])?.trim() == "false",
+        "{root} is a shallow clone: the gate needs every version of the schemas (git fetch --unshallow)"
+    );
+    let commits = git(&["log", "--reverse", "--format=%H", "--", file])?;
+    let mut versions = Vec::new();
+    for commit in commits.lines() {
+        // A commit that deleted the file has no version of it.
+        if let Ok(text) = git(&["show", &format!("{commit}:{file}")]) {
+            versions.push(text);
+        }
+    }
+    Ok(versions)
 }
 
 #[tokio::test]
@@ -80,7 +90,7 @@ async fn every_schema_is_backward_transitive_compatible_with_its_whole_history()
     for (name, aggregate, current) in DomainEvent::catalog() {
         let subject = format!("test-gate-{run}-{name}");
         registry.set_compatibility(&subject, "BACKWARD_TRANSITIVE").await?;
-        let mut versions = history(&format!("avro/schemas/{name}.avsc"));
+        let mut versions = history(&format!("avro/schemas/{name}.avsc"))?;
         versions.push(current.to_owned());
         for (i, schema) in versions.iter().enumerate() {
             if let Err(message) = registry.register(&subject, schema).await? {

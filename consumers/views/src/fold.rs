@@ -35,82 +35,103 @@ pub async fn apply(db: &Database, delivery: &Delivery) -> anyhow::Result<Outcome
     Ok(if applied.contains(&true) { Outcome::Applied } else { Outcome::Duplicate })
 }
 
+type Touched = Vec<(&'static str, String, Change)>;
+
 /// The documents an event touches and what it changes in each.
-fn changes(delivery: &Delivery) -> Vec<(&'static str, String, Change)> {
+fn changes(delivery: &Delivery) -> Touched {
     use DomainEvent::*;
-    let at = Bson::DateTime(mongodb::bson::DateTime::from_millis(delivery.event.occurred_at()));
-    // The event's entry in its order's timeline: when it happened and when
-    // this view first showed it, so the view's own lag can be read back.
-    let entry =
-        doc! { "event_id": delivery.event_id.to_string(), "type": delivery.event.name(), "at": at.clone(), "viewed_at": mongodb::bson::DateTime::now() };
-    let order = |id: &str, version_field, version, fields| (ORDERS, id.to_owned(), Change { version_field, version, fields, entry: Some(entry.clone()) });
-    let customer = |id: &str, version, fields| (CUSTOMERS, id.to_owned(), Change { version_field: "order_version", version, fields, entry: None });
-    let product = |sku: &str, on_hand: i32, reserved: i32, version| {
-        let fields = doc! { "on_hand": on_hand, "reserved": reserved, "available": on_hand - reserved };
-        (PRODUCTS, sku.to_owned(), Change { version_field: "version", version, fields, entry: None })
-    };
+    let touch = Touch::of(delivery);
     match &delivery.event {
-        OrderPlaced(e) => {
-            let lines: Vec<Document> = e.lines.iter().map(|l| doc! { "sku": &l.sku, "quantity": l.quantity, "unit_price_minor": l.unit_price_minor }).collect();
-            let v = e.aggregate_version;
-            vec![
-                order(
-                    &e.aggregate_id,
-                    "order_version",
-                    v,
-                    doc! { "customer_id": &e.customer_id, "status": "PENDING", "lines": lines, "total_minor": e.total_minor, "currency": &e.currency, "placed_at": at.clone() },
-                ),
-                customer(
-                    &e.aggregate_id,
-                    v,
-                    doc! { "customer_id": &e.customer_id, "status": "PENDING", "total_minor": e.total_minor, "currency": &e.currency, "placed_at": at.clone() },
-                ),
-            ]
-        }
-        OrderConfirmed(e) => {
-            let fields = doc! { "status": "CONFIRMED" };
-            vec![order(&e.aggregate_id, "order_version", e.aggregate_version, fields.clone()), customer(&e.aggregate_id, e.aggregate_version, fields)]
-        }
-        OrderCancelled(e) => {
-            let fields = doc! { "status": "CANCELLED", "cancel_reason": &e.reason };
-            vec![order(&e.aggregate_id, "order_version", e.aggregate_version, fields.clone()), customer(&e.aggregate_id, e.aggregate_version, fields)]
-        }
+        OrderPlaced(e) => touch.placed(e),
+        OrderConfirmed(e) => touch.order_status(&e.aggregate_id, e.aggregate_version, doc! { "status": "CONFIRMED" }),
+        OrderCancelled(e) => touch.order_status(&e.aggregate_id, e.aggregate_version, doc! { "status": "CANCELLED", "cancel_reason": &e.reason }),
         StockReserved(e) => {
             let lines: Vec<Document> = e.lines.iter().map(|l| doc! { "sku": &l.sku, "quantity": l.quantity }).collect();
-            let mut all =
-                vec![order(&e.order_id, "reservation.version", e.aggregate_version, doc! { "reservation.status": "RESERVED", "reservation.lines": lines })];
-            all.extend(e.lines.iter().map(|l| product(&l.sku, l.on_hand, l.reserved, l.product_version)));
-            all
+            let products = e.lines.iter().map(|l| product(&l.sku, l.on_hand, l.reserved, l.product_version));
+            touch.reservation(&e.order_id, e.aggregate_version, doc! { "reservation.status": "RESERVED", "reservation.lines": lines }, products)
         }
         StockRejected(e) => {
             let shortages: Vec<Document> = e.shortages.iter().map(|s| doc! { "sku": &s.sku, "requested": s.requested, "available": s.available }).collect();
-            vec![order(&e.order_id, "reservation.version", e.aggregate_version, doc! { "reservation.status": "REJECTED", "reservation.shortages": shortages })]
+            touch.reservation(&e.order_id, e.aggregate_version, doc! { "reservation.status": "REJECTED", "reservation.shortages": shortages }, [])
         }
         StockReleased(e) => {
-            let mut all = vec![order(&e.order_id, "reservation.version", e.aggregate_version, doc! { "reservation.status": "RELEASED" })];
-            all.extend(e.lines.iter().map(|l| product(&l.sku, l.on_hand, l.reserved, l.product_version)));
-            all
+            let products = e.lines.iter().map(|l| product(&l.sku, l.on_hand, l.reserved, l.product_version));
+            touch.reservation(&e.order_id, e.aggregate_version, doc! { "reservation.status": "RELEASED" }, products)
         }
         StockCommitted(e) => {
-            let mut all = vec![order(&e.order_id, "reservation.version", e.aggregate_version, doc! { "reservation.status": "COMMITTED" })];
-            all.extend(e.lines.iter().map(|l| product(&l.sku, l.on_hand, l.reserved, l.product_version)));
-            all
+            let products = e.lines.iter().map(|l| product(&l.sku, l.on_hand, l.reserved, l.product_version));
+            touch.reservation(&e.order_id, e.aggregate_version, doc! { "reservation.status": "COMMITTED" }, products)
         }
         ProductCreated(e) => vec![product(&e.sku, e.on_hand, 0, e.aggregate_version)],
         StockAdjusted(e) => vec![product(&e.sku, e.on_hand, e.reserved, e.aggregate_version)],
-        PaymentRequested(e) => vec![order(
+        PaymentRequested(e) => touch.payment(
             &e.order_id,
-            "payment.version",
             e.aggregate_version,
             doc! { "payment.status": "PENDING", "payment.amount_minor": e.amount_minor, "payment.currency": &e.currency, "payment.redirect_url": &e.redirect_url },
-        )],
-        PaymentCaptured(e) => {
-            vec![order(&e.order_id, "payment.version", e.aggregate_version, doc! { "payment.status": "CAPTURED", "payment.transaction_id": &e.transaction_id })]
-        }
-        PaymentFailed(e) => vec![order(&e.order_id, "payment.version", e.aggregate_version, doc! { "payment.status": "FAILED", "payment.reason": &e.reason })],
-        PaymentRefunded(e) => {
-            vec![order(&e.order_id, "payment.version", e.aggregate_version, doc! { "payment.status": "REFUNDED", "payment.reason": &e.reason })]
-        }
+        ),
+        PaymentCaptured(e) => touch.payment(&e.order_id, e.aggregate_version, doc! { "payment.status": "CAPTURED", "payment.transaction_id": &e.transaction_id }),
+        PaymentFailed(e) => touch.payment(&e.order_id, e.aggregate_version, doc! { "payment.status": "FAILED", "payment.reason": &e.reason }),
+        PaymentRefunded(e) => touch.payment(&e.order_id, e.aggregate_version, doc! { "payment.status": "REFUNDED", "payment.reason": &e.reason }),
+    }
+}
+
+/// A product's availability at the product's version.
+fn product(sku: &str, on_hand: i32, reserved: i32, version: i64) -> (&'static str, String, Change) {
+    let fields = doc! { "on_hand": on_hand, "reserved": reserved, "available": on_hand - reserved };
+    (PRODUCTS, sku.to_owned(), Change { version_field: "version", version, fields, entry: None })
+}
+
+/// The order-side documents one event touches, with the event's entry in its
+/// order's timeline: when it happened and when this view first showed it, so
+/// the view's own lag can be read back.
+struct Touch {
+    at: Bson,
+    entry: Document,
+}
+
+impl Touch {
+    fn of(delivery: &Delivery) -> Self {
+        let at = Bson::DateTime(mongodb::bson::DateTime::from_millis(delivery.event.occurred_at()));
+        let entry = doc! { "event_id": delivery.event_id.to_string(), "type": delivery.event.name(), "at": at.clone(), "viewed_at": mongodb::bson::DateTime::now() };
+        Touch { at, entry }
+    }
+
+    fn order(&self, id: &str, version_field: &'static str, version: i64, fields: Document) -> (&'static str, String, Change) {
+        (ORDERS, id.to_owned(), Change { version_field, version, fields, entry: Some(self.entry.clone()) })
+    }
+
+    fn customer(id: &str, version: i64, fields: Document) -> (&'static str, String, Change) {
+        (CUSTOMERS, id.to_owned(), Change { version_field: "order_version", version, fields, entry: None })
+    }
+
+    fn placed(&self, e: &outflow_events::order::OrderPlaced) -> Touched {
+        let lines: Vec<Document> = e.lines.iter().map(|l| doc! { "sku": &l.sku, "quantity": l.quantity, "unit_price_minor": l.unit_price_minor }).collect();
+        let (id, v, at) = (&e.aggregate_id, e.aggregate_version, &self.at);
+        vec![
+            self.order(
+                id,
+                "order_version",
+                v,
+                doc! { "customer_id": &e.customer_id, "status": "PENDING", "lines": lines, "total_minor": e.total_minor, "currency": &e.currency, "placed_at": at.clone() },
+            ),
+            Self::customer(id, v, doc! { "customer_id": &e.customer_id, "status": "PENDING", "total_minor": e.total_minor, "currency": &e.currency, "placed_at": at.clone() }),
+        ]
+    }
+
+    /// The order's own status, in its view and in its customer's list.
+    fn order_status(&self, id: &str, version: i64, fields: Document) -> Touched {
+        vec![self.order(id, "order_version", version, fields.clone()), Self::customer(id, version, fields)]
+    }
+
+    /// The order's reservation, and the availability of each product it moved.
+    fn reservation(&self, order_id: &str, version: i64, fields: Document, products: impl IntoIterator<Item = (&'static str, String, Change)>) -> Touched {
+        let mut all = vec![self.order(order_id, "reservation.version", version, fields)];
+        all.extend(products);
+        all
+    }
+
+    fn payment(&self, order_id: &str, version: i64, fields: Document) -> Touched {
+        vec![self.order(order_id, "payment.version", version, fields)]
     }
 }
 
