@@ -7,11 +7,11 @@
 use std::{path::PathBuf, sync::Arc};
 
 use anyhow::Context;
+use outflow_orders::{settings::Settings, startup};
 use outflow_service::{
     auth::{JwtKeys, Role},
     settings::{DatabaseSettings, HttpSettings, ServiceSettings},
 };
-use outflow_orders::{settings::Settings, startup};
 use outflow_stack_tests::Stack;
 use secrecy::SecretString;
 use serde_json::json;

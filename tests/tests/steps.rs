@@ -27,8 +27,8 @@ use outflow_events::{
     DomainEvent,
 };
 use outflow_outbox::{new_event_id, now_millis, Outbox};
-use outflow_provider::ProviderClient;
 use outflow_payments_consumer::Steps;
+use outflow_provider::ProviderClient;
 use outflow_stack_tests::Stack;
 use secrecy::SecretString;
 use shop::Shop;

@@ -7,10 +7,10 @@
 
 use std::time::Duration;
 
-use outflow_service::auth::Role;
 use outflow_payments::{settings::Settings, startup};
 use outflow_provider::signature;
 use outflow_provider_sandbox::{Sandbox, SandboxConfig};
+use outflow_service::auth::Role;
 use outflow_stack_tests::service::{assert_error, bad_tokens, TestService};
 use secrecy::SecretString;
 use serde_json::{json, Value};

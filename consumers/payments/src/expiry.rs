@@ -13,11 +13,11 @@
 use std::time::Duration;
 
 use outflow_outbox::{Outbox, TraceContext};
-use outflow_provider::ProviderClient;
 use outflow_payments::{
     events, refund,
     status::{transition, Transition},
 };
+use outflow_provider::ProviderClient;
 use sqlx::PgPool;
 use tokio::sync::watch;
 use uuid::Uuid;

@@ -2,8 +2,8 @@ use std::{sync::Arc, time::Duration};
 
 use outflow_consumer::service::{self, ServiceSettings};
 use outflow_outbox::Outbox;
-use outflow_provider::ProviderClient;
 use outflow_payments_consumer::{expiry, topics, Steps, GROUP};
+use outflow_provider::ProviderClient;
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -38,7 +38,8 @@ async fn main() -> anyhow::Result<()> {
         stopping,
     ));
     let result =
-        service::serve("payments-consumer", &settings.service, GROUP, topics(), outflow_consumer::handler(steps), outflow_service::ops::shutdown_signal()).await;
+        service::serve("payments-consumer", &settings.service, GROUP, topics(), outflow_consumer::handler(steps), outflow_service::ops::shutdown_signal())
+            .await;
     let _ = stop.send(true);
     let _ = sweeper.await;
     result

@@ -1,5 +1,5 @@
-use outflow_service::{auth::JwtKeys, settings::ViewsDatabase};
 use outflow_query::AppState;
+use outflow_service::{auth::JwtKeys, settings::ViewsDatabase};
 use secrecy::SecretString;
 use serde::Deserialize;
 

@@ -92,7 +92,8 @@ struct Touch {
 impl Touch {
     fn of(delivery: &Delivery) -> Self {
         let at = Bson::DateTime(mongodb::bson::DateTime::from_millis(delivery.event.occurred_at()));
-        let entry = doc! { "event_id": delivery.event_id.to_string(), "type": delivery.event.name(), "at": at.clone(), "viewed_at": mongodb::bson::DateTime::now() };
+        let entry =
+            doc! { "event_id": delivery.event_id.to_string(), "type": delivery.event.name(), "at": at.clone(), "viewed_at": mongodb::bson::DateTime::now() };
         Touch { at, entry }
     }
 

@@ -2,9 +2,9 @@
 //! registry (Confluent framing: magic byte 0, 4-byte schema id, Avro body);
 //! schemas are cached by id in the decoder.
 
+use outflow_events::registry::SchemaLookup;
 use outflow_events::DomainEvent;
 use rdkafka::message::{Headers, Message, OwnedMessage};
-use outflow_events::registry::SchemaLookup;
 use schema_registry_converter::{
     async_impl::{avro::AvroDecoder, schema_registry::SrSettings},
     avro_common::DecodeResult,

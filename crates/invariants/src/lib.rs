@@ -110,6 +110,7 @@ pub async fn check(sources: &Sources, scope: &Scope, options: &Options) -> anyho
         skus_checked: snapshot.products.len(),
         records_read: snapshot.events.records_read,
         dead_letters_read: snapshot.dead_letters_read,
+        kafka_duplicates: snapshot.events.redelivered,
         took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
 }

@@ -81,6 +81,9 @@ pub struct EventLog {
     /// Records of the event topics that are not events (not poison).
     pub undecodable: Vec<Offence>,
     pub records_read: u64,
+    /// Records of the scope whose event id was already read: the same event
+    /// on Kafka more than once (Connect's at-least-once delivery).
+    pub redelivered: u64,
 }
 
 impl EventLog {
@@ -89,7 +92,9 @@ impl EventLog {
             Some(events) => events,
             None => self.by_aggregate.entry(aggregate.to_owned()).or_default(),
         };
-        if !events.iter().any(|e| e.event_id == event.event_id && e.kind == event.kind) {
+        if events.iter().any(|e| e.event_id == event.event_id && e.kind == event.kind) {
+            self.redelivered += 1;
+        } else {
             events.push(event);
         }
     }

@@ -41,7 +41,12 @@ impl<T> HasJwtKeys for WriterState<T> {
 
 impl Writer {
     /// Migrated, registered and bound, ready to run.
-    pub async fn build<T: Clone + Send + Sync + 'static>(&self, settings: &ServiceSettings, own: T, routes: Router<WriterState<T>>) -> anyhow::Result<Application> {
+    pub async fn build<T: Clone + Send + Sync + 'static>(
+        &self,
+        settings: &ServiceSettings,
+        own: T,
+        routes: Router<WriterState<T>>,
+    ) -> anyhow::Result<Application> {
         let base = ServiceBase::build(settings, self.migrator).await?;
         let pool = base.pool.clone();
         let document = (self.openapi)();

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
-use outflow_service::auth::Role;
 use outflow_inventory::{settings::Settings, startup};
+use outflow_service::auth::Role;
 use outflow_stack_tests::{
     header_map, read_topic,
     service::{assert_error, bad_tokens, TestService},

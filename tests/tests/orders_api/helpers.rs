@@ -1,5 +1,5 @@
-use outflow_service::auth::Role;
 use outflow_orders::{settings::Settings, startup};
+use outflow_service::auth::Role;
 pub use outflow_stack_tests::service::{assert_error, TestService};
 use serde_json::Value;
 

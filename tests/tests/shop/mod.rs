@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use outflow_service::auth::{JwtKeys, Role};
 use outflow_provider::signature;
+use outflow_service::auth::{JwtKeys, Role};
 use outflow_stack_tests::Stack;
 use secrecy::SecretString;
 use serde_json::{json, Value};

@@ -17,9 +17,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let routes = Router::new()
         .route("/v1/payments/notifications", post(routes::notification::notification))
         .route("/v1/payments/{order_id}", get(routes::get_payment::get_payment));
-    let provider = Provider {
-        client: ProviderClient::new(&settings.provider_url, settings.provider_server_key.clone()),
-        server_key: settings.provider_server_key,
-    };
+    let provider =
+        Provider { client: ProviderClient::new(&settings.provider_url, settings.provider_server_key.clone()), server_key: settings.provider_server_key };
     WRITER.build(&settings.service, provider, routes).await
 }

@@ -57,7 +57,9 @@ async fn decode(sources: &Sources, decoder: &AvroDecoder, message: &OwnedMessage
                 SchemaLookup::Unavailable(reason) => return Err(Failure::Registry(format!("{reason} ({text})"))),
                 SchemaLookup::Unknown => return Err(Failure::NotAnEvent(format!("the registry has no schema {id}"))),
                 // Known: one more attempt tells a bad body from a lookup that failed a moment ago.
-                SchemaLookup::Known => decoder.decode(Some(payload)).await.map_err(|e| Failure::NotAnEvent(format!("{} {}", e.error, e.cause.as_deref().unwrap_or_default())))?,
+                SchemaLookup::Known => {
+                    decoder.decode(Some(payload)).await.map_err(|e| Failure::NotAnEvent(format!("{} {}", e.error, e.cause.as_deref().unwrap_or_default())))?
+                }
             }
         }
     };

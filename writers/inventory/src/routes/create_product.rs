@@ -6,11 +6,11 @@ use axum::{
     Json,
 };
 use outflow_events::inventory::ProductCreated;
+use outflow_outbox::{new_event_id, now_millis, TraceContext};
 use outflow_service::{
     auth::{Caller, Role},
     error::{ApiError, ApiJson},
 };
-use outflow_outbox::{new_event_id, now_millis, TraceContext};
 use tracing::instrument;
 
 use crate::{

@@ -8,8 +8,8 @@ use axum::{
     Json,
 };
 use outflow_events::order::OrderCancelled;
-use outflow_service::{auth::Caller, error::ApiError};
 use outflow_outbox::{new_event_id, now_millis, TraceContext};
+use outflow_service::{auth::Caller, error::ApiError};
 use sqlx::Row;
 use tracing::instrument;
 

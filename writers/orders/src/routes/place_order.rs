@@ -7,11 +7,11 @@ use axum::{
     Json,
 };
 use outflow_events::order::{OrderLine, OrderPlaced};
+use outflow_outbox::{new_event_id, now_millis, TraceContext};
 use outflow_service::{
     auth::{Caller, Role},
     error::{ApiError, ApiJson},
 };
-use outflow_outbox::{new_event_id, now_millis, TraceContext};
 use serde::Deserialize;
 use sqlx::{PgConnection, Row};
 use tracing::{field::Empty, instrument, Span};

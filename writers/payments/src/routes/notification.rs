@@ -9,9 +9,9 @@
 
 use axum::{extract::State, http::StatusCode, Json};
 use outflow_events::payment::{PaymentCaptured, PaymentFailed};
-use outflow_service::error::{ApiError, ApiJson};
 use outflow_outbox::{new_event_id, now_millis, TraceContext};
 use outflow_provider::signature;
+use outflow_service::error::{ApiError, ApiJson};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;

@@ -1,0 +1,30 @@
+//! # Layout
+//!
+//! Faults under load (`scripts/chaos`): a steady stream of orders while, every
+//! few seconds, one component of the running stack is SIGKILLed (PostgreSQL
+//! also by an immediate shutdown) or frozen with SIGSTOP for 5 to 30 s, then
+//! brought back; afterwards every order must end and every invariant of the
+//! saga hold.
+//!
+//! - [`plan`]: the schedule of faults, a pure function of the seed;
+//! - [`component`]: every component, how to find its processes, bring it back
+//!   and ask whether it is healthy (the scripts' own functions);
+//! - [`fault`]: one fault injected and recovered from, timed;
+//! - [`load`]: the orders, tolerant of the faults (retried with their
+//!   idempotency key), with their intended endings;
+//! - [`recovery`]: after the run: everything healthy, connectors running,
+//!   slots caught up, every order ended, every group caught up;
+//! - [`report`]: what a run found, printed and as JSON;
+//! - [`run`]: the whole run.
+
+pub mod component;
+pub mod fault;
+pub mod load;
+pub mod plan;
+pub mod recovery;
+pub mod report;
+pub mod run;
+
+pub use plan::{Config, Fault, Plan};
+pub use report::ChaosReport;
+pub use run::run;
