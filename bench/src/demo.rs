@@ -69,10 +69,33 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let keys = JwtKeys::new(&SecretString::from(stack.jwt_secret.clone()));
     let admin = keys.mint("demo-admin", Role::Admin, 7 * 24 * 3600);
     let http = reqwest::Client::new();
+    create_products(&http, &admin).await?;
+    let sandbox_before = set_sandbox(&http, &args).await?;
+    let observer = Observer::start(&stack).await?;
+    let customers: Vec<(String, String)> = CUSTOMERS.iter().map(|c| (c.to_string(), keys.mint(c, Role::Customer, 7 * 24 * 3600))).collect();
+    let first = place_first(&customers[0].1).await?;
+    print_where_to_look(&args, &first, &customers[0].1);
+    let restocker = tokio::spawn(restock_poster(http.clone(), admin));
+    let stream = Arc::new(OrderStream {
+        tally: Tally::default(),
+        observer,
+        connections: (0..8).map(|_| Connection::new(ORDERS)).collect(),
+        customers,
+        run_id: chrono::Utc::now().timestamp_millis(),
+    });
+    stream.clone().run_until_stopped(args.rate).await;
+    stream.observer.stop();
+    restocker.abort();
+    http.put(format!("{SANDBOX}/sandbox/behaviour")).json(&sandbox_before).send().await?.error_for_status()?;
+    println!("\ndemo stopped after {}; the sandbox behaves as before; the stack keeps running (scripts/down stops it)", summary(&stream.tally));
+    Ok(())
+}
+
+async fn create_products(http: &reqwest::Client, admin: &str) -> anyhow::Result<()> {
     for (sku, name, price, stock) in PRODUCTS {
         let response = http
             .post(format!("{INVENTORY}/v1/products"))
-            .bearer_auth(&admin)
+            .bearer_auth(admin)
             .json(&json!({"sku": sku, "name": name, "price_minor": price, "currency": "EUR", "stock": stock}))
             .send()
             .await
@@ -80,6 +103,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         // 409: it exists from an earlier demo, which is fine.
         anyhow::ensure!(response.status().is_success() || response.status() == 409, "creating {sku}: {} {}", response.status(), response.text().await?);
     }
+    Ok(())
+}
+
+/// Sets the sandbox's settle delay and denial rate; returns its behaviour
+/// before, to restore at the end.
+async fn set_sandbox(http: &reqwest::Client, args: &Args) -> anyhow::Result<serde_json::Value> {
     let before: serde_json::Value = http
         .get(format!("{SANDBOX}/sandbox/behaviour"))
         .send()
@@ -94,76 +123,83 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await?
         .error_for_status()
         .context("setting the provider sandbox's behaviour (7199)")?;
-    let observer = Observer::start(&stack).await?;
-    let tokens: Vec<(String, String)> = CUSTOMERS.iter().map(|c| (c.to_string(), keys.mint(c, Role::Customer, 7 * 24 * 3600))).collect();
-    let first = place_first(&tokens[0].1).await?;
+    Ok(before)
+}
+
+fn print_where_to_look(args: &Args, first: &str, token: &str) {
     println!("\nOutflow demo: {} orders/s from {} customers; the provider denies {:.0}% of payments.", args.rate, CUSTOMERS.len(), args.deny_rate * 100.0);
     println!("  dashboard     http://127.0.0.1:7190/");
-    println!("  an order view curl -s http://127.0.0.1:7110/v1/orders/{first} -H 'authorization: Bearer {}'", tokens[0].1);
+    println!("  an order view curl -s http://127.0.0.1:7110/v1/orders/{first} -H 'authorization: Bearer {token}'");
     println!("  availability  curl -s http://127.0.0.1:7110/v1/products/DEMO-LIMITED/availability");
-    println!("  a new order   curl -s -X POST http://127.0.0.1:7101/v1/orders -H 'authorization: Bearer {}' -H 'Idempotency-Key: try-1' -H 'content-type: application/json' -d '{{\"items\":[{{\"sku\":\"DEMO-MUG\",\"quantity\":1}}]}}'", tokens[0].1);
+    println!("  a new order   curl -s -X POST http://127.0.0.1:7101/v1/orders -H 'authorization: Bearer {token}' -H 'Idempotency-Key: try-1' -H 'content-type: application/json' -d '{{\"items\":[{{\"sku\":\"DEMO-MUG\",\"quantity\":1}}]}}'");
     println!("  Ctrl-C or scripts/down ends it.\n");
+}
 
-    // The poster comes back in small batches, so its availability moves.
-    let restocker = tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(30));
-        every.tick().await;
-        loop {
-            every.tick().await;
-            let _ = http.post(format!("{INVENTORY}/v1/products/DEMO-POSTER/restock")).bearer_auth(&admin).json(&json!({"quantity": 5})).send().await;
-        }
-    });
-    let tally = Arc::new(Tally::default());
-    let bar = ProgressBar::new_spinner().with_style(ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").unwrap());
-    bar.enable_steady_tick(Duration::from_millis(200));
-    let connections: Arc<Vec<Connection>> = Arc::new((0..8).map(|_| Connection::new(ORDERS)).collect());
-    let tokens = Arc::new(tokens);
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate));
-    let run_id = chrono::Utc::now().timestamp_millis();
-    let mut n: u64 = 0;
-    let stop = shutdown_signal();
-    tokio::pin!(stop);
+/// The poster comes back in small batches, so its availability moves.
+async fn restock_poster(http: reqwest::Client, admin: String) {
+    let mut every = tokio::time::interval(Duration::from_secs(30));
+    every.tick().await;
     loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            _ = ticker.tick() => {}
-        }
-        n += 1;
-        let (counts, observer, connections, tokens) = (tally.clone(), observer.clone(), connections.clone(), tokens.clone());
-        tokio::spawn(async move {
-            let tally = counts;
-            let (customer, token) = tokens.choose(&mut rand::rng()).expect("customers").clone();
-            let body = random_order();
-            let connection = &connections[(n % connections.len() as u64) as usize];
-            match place(connection, &token, &format!("demo-{run_id}-{customer}-{n}"), &body).await {
-                Ok(order_id) => {
-                    tally.placed.fetch_add(1, Ordering::Relaxed);
-                    let counter = match observer.ended(&order_id, Duration::from_secs(120)).await {
-                        Ok(End::Completed) => &tally.confirmed,
-                        Ok(End::Cancelled(reason)) if reason == "out_of_stock" => &tally.out_of_stock,
-                        Ok(End::Cancelled(reason)) if reason == "payment_failed" => &tally.payment_failed,
-                        _ => &tally.other,
-                    };
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(_) => {
-                    tally.refused.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        });
-        bar.set_message(summary(&tally));
-        // Without a terminal (a log file) the progress line is hidden: a line every 10 s instead.
-        if !std::io::stdout().is_terminal() && n % (args.rate * 10.0).ceil().max(1.0) as u64 == 0 {
-            println!("{}", summary(&tally));
-        }
+        every.tick().await;
+        let _ = http.post(format!("{INVENTORY}/v1/products/DEMO-POSTER/restock")).bearer_auth(&admin).json(&json!({"quantity": 5})).send().await;
     }
-    bar.finish();
-    observer.stop();
-    restocker.abort();
-    let http = reqwest::Client::new();
-    http.put(format!("{SANDBOX}/sandbox/behaviour")).json(&before).send().await?.error_for_status()?;
-    println!("\ndemo stopped after {}; the sandbox behaves as before; the stack keeps running (scripts/down stops it)", summary(&tally));
-    Ok(())
+}
+
+/// The orders of the demo: what every order's task shares.
+struct OrderStream {
+    tally: Tally,
+    observer: Observer,
+    connections: Vec<Connection>,
+    /// (name, token)
+    customers: Vec<(String, String)>,
+    run_id: i64,
+}
+
+impl OrderStream {
+    /// Places `rate` orders a second, each in a task of its own (an order
+    /// waiting for its saga never delays the next), until Ctrl-C or SIGTERM.
+    async fn run_until_stopped(self: Arc<Self>, rate: f64) {
+        let bar = ProgressBar::new_spinner().with_style(ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").unwrap());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+        let mut n: u64 = 0;
+        let stop = shutdown_signal();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = ticker.tick() => {}
+            }
+            n += 1;
+            tokio::spawn(self.clone().place(n));
+            bar.set_message(summary(&self.tally));
+            // Without a terminal (a log file) the progress line is hidden: a line every 10 s instead.
+            if !std::io::stdout().is_terminal() && n % (rate * 10.0).ceil().max(1.0) as u64 == 0 {
+                println!("{}", summary(&self.tally));
+            }
+        }
+        bar.finish();
+    }
+
+    /// Order `n` from a random customer, counted by how its saga ended.
+    async fn place(self: Arc<Self>, n: u64) {
+        let (customer, token) = self.customers.choose(&mut rand::rng()).expect("customers").clone();
+        let body = random_order();
+        let connection = &self.connections[(n % self.connections.len() as u64) as usize];
+        let tally = &self.tally;
+        let Ok(order_id) = place(connection, &token, &format!("demo-{}-{customer}-{n}", self.run_id), &body).await else {
+            tally.refused.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        tally.placed.fetch_add(1, Ordering::Relaxed);
+        let counter = match self.observer.ended(&order_id, Duration::from_secs(120)).await {
+            Ok(End::Completed) => &tally.confirmed,
+            Ok(End::Cancelled(reason)) if reason == "out_of_stock" => &tally.out_of_stock,
+            Ok(End::Cancelled(reason)) if reason == "payment_failed" => &tally.payment_failed,
+            _ => &tally.other,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 fn summary(t: &Tally) -> String {

@@ -87,42 +87,7 @@ impl Observer {
         consumer.assign(&assignment)?;
         let shared = Arc::new(Shared::default());
         let decoder = Decoder::new(&stack.registry_url);
-        let task = {
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                loop {
-                    let Ok(message) = consumer.recv().await else { continue };
-                    let received = chrono::Utc::now().timestamp_millis();
-                    let message = message.detach();
-                    let Ok(delivery) = decoder.decode(&message).await else { continue };
-                    let occurred = delivery.event.occurred_at();
-                    if shared.recording.load(Ordering::Relaxed) {
-                        let stamped = message.timestamp().to_millis().unwrap_or(received);
-                        shared.hops.lock().unwrap().push(Hop {
-                            event_type: delivery.event.name(),
-                            to_debezium_ms: (stamped - occurred) as f64,
-                            to_consumer_ms: (received - occurred) as f64,
-                        });
-                    }
-                    let end = match &delivery.event {
-                        DomainEvent::StockCommitted(e) => Some((e.order_id.clone(), End::Completed)),
-                        DomainEvent::OrderCancelled(e) => Some((e.aggregate_id.clone(), End::Cancelled(e.reason.clone()))),
-                        _ => None,
-                    };
-                    if let Some((order_id, end)) = end {
-                        let mut waiters = shared.waiters.lock().unwrap();
-                        match waiters.remove(&order_id) {
-                            Some(Waiter::Waiting(sender)) => {
-                                let _ = sender.send(end);
-                            }
-                            _ => {
-                                waiters.insert(order_id, Waiter::Ended(end));
-                            }
-                        }
-                    }
-                }
-            })
-        };
+        let task = tokio::spawn(watch(consumer, decoder, shared.clone()));
         Ok(Observer { shared, task: Arc::new(task) })
     }
 
@@ -161,5 +126,46 @@ impl Observer {
 
     pub fn stop(&self) {
         self.task.abort();
+    }
+}
+
+/// Times every event it can decode, and wakes whoever waits for its order's end.
+async fn watch(consumer: StreamConsumer, decoder: Decoder, shared: Arc<Shared>) {
+    loop {
+        let Ok(message) = consumer.recv().await else { continue };
+        let received = chrono::Utc::now().timestamp_millis();
+        let message = message.detach();
+        let Ok(delivery) = decoder.decode(&message).await else { continue };
+        if shared.recording.load(Ordering::Relaxed) {
+            let (occurred, stamped) = (delivery.event.occurred_at(), message.timestamp().to_millis().unwrap_or(received));
+            shared.hops.lock().unwrap().push(Hop {
+                event_type: delivery.event.name(),
+                to_debezium_ms: (stamped - occurred) as f64,
+                to_consumer_ms: (received - occurred) as f64,
+            });
+        }
+        let end = match &delivery.event {
+            DomainEvent::StockCommitted(e) => Some((e.order_id.clone(), End::Completed)),
+            DomainEvent::OrderCancelled(e) => Some((e.aggregate_id.clone(), End::Cancelled(e.reason.clone()))),
+            _ => None,
+        };
+        if let Some((order_id, end)) = end {
+            shared.ended(order_id, end);
+        }
+    }
+}
+
+impl Shared {
+    /// Hands the end to its waiter, or keeps it for one that asks later.
+    fn ended(&self, order_id: String, end: End) {
+        let mut waiters = self.waiters.lock().unwrap();
+        match waiters.remove(&order_id) {
+            Some(Waiter::Waiting(sender)) => {
+                let _ = sender.send(end);
+            }
+            _ => {
+                waiters.insert(order_id, Waiter::Ended(end));
+            }
+        }
     }
 }

@@ -8,6 +8,7 @@
 
 use std::{collections::BTreeMap, path::Path};
 
+use procfs::process::Process;
 use serde::Serialize;
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -24,7 +25,7 @@ pub struct Usage {
 
 /// Component name → its processes' usage, now.
 pub fn snapshot(state: &Path) -> BTreeMap<String, Usage> {
-    let ticks_per_second = clock_ticks();
+    let ticks_per_second = procfs::ticks_per_second() as f64;
     let all = processes();
     let mut usage = BTreeMap::new();
     let Ok(entries) = std::fs::read_dir(state.join("run")) else { return usage };
@@ -34,13 +35,16 @@ pub fn snapshot(state: &Path) -> BTreeMap<String, Usage> {
         if path.extension().and_then(|e| e.to_str()) != Some("pid") {
             continue;
         }
-        let Some(pid) = std::fs::read_to_string(&path).ok().and_then(|t| t.lines().next()?.trim().parse::<u32>().ok()) else { continue };
+        let Some(pid) = std::fs::read_to_string(&path).ok().and_then(|t| t.lines().next()?.trim().parse::<i32>().ok()) else { continue };
         for p in all.iter().filter(|p| p.pid == pid || (name == "postgres" && p.ppid == pid)) {
-            let component = if name == "postgres" { format!("postgres/{}", postgres_role(p.pid)) } else { name.clone() };
+            // Opened again by pid: holding every process open would hold a
+            // descriptor for each process on the machine.
+            let process = Process::new(p.pid).ok();
+            let component = if name == "postgres" { format!("postgres/{}", postgres_role(process.as_ref())) } else { name.clone() };
             let u: &mut Usage = usage.entry(component).or_default();
             u.cpu_ms += p.ticks as f64 * 1000.0 / ticks_per_second;
             u.rss_mib += p.rss_kib as f64 / 1024.0;
-            u.pss_mib += pss_kib(p.pid) as f64 / 1024.0;
+            u.pss_mib += process.as_ref().map_or(0, pss_bytes) as f64 / (1024.0 * 1024.0);
             u.processes += 1;
         }
     }
@@ -52,34 +56,31 @@ pub fn cpu_between(before: &BTreeMap<String, Usage>, after: &BTreeMap<String, Us
     after.iter().map(|(name, a)| (name.clone(), a.cpu_ms - before.get(name).map_or(0.0, |b| b.cpu_ms))).collect()
 }
 
-struct Process {
-    pid: u32,
-    ppid: u32,
+struct Running {
+    pid: i32,
+    ppid: i32,
+    /// User + system CPU time, in clock ticks.
     ticks: u64,
     rss_kib: u64,
 }
 
-fn processes() -> Vec<Process> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            // Fields after the command name, which may itself hold spaces.
-            let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-            let ppid = rest.get(1)?.parse().ok()?;
-            let ticks = rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?;
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-            let rss_kib = status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0);
-            Some(Process { pid, ppid, ticks, rss_kib })
+/// Every process whose stat and status could be read; one that exits
+/// meanwhile is left out.
+fn processes() -> Vec<Running> {
+    let Ok(all) = procfs::process::all_processes() else { return Vec::new() };
+    all.flatten()
+        .filter_map(|process| {
+            let stat = process.stat().ok()?;
+            let status = process.status().ok()?;
+            Some(Running { pid: process.pid(), ppid: stat.ppid, ticks: stat.utime + stat.stime, rss_kib: status.vmrss.unwrap_or(0) })
         })
         .collect()
 }
 
 /// `postgres: <user> <database> <client> ...` names a backend's database.
-fn postgres_role(pid: u32) -> String {
-    let title = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default().replace('\0', " ");
+fn postgres_role(process: Option<&Process>) -> String {
+    // Read as one line, whatever NULs the title's padding leaves in it.
+    let title = process.and_then(|p| p.cmdline().ok()).unwrap_or_default().join(" ");
     let words: Vec<&str> = title.split_whitespace().collect();
     match words.as_slice() {
         ["postgres:", "walsender", ..] => "walsender".into(),
@@ -90,13 +91,6 @@ fn postgres_role(pid: u32) -> String {
     }
 }
 
-fn pss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-        .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("Pss:"))?.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn clock_ticks() -> f64 {
-    std::process::Command::new("getconf").arg("CLK_TCK").output().ok().and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok()).unwrap_or(100.0)
+fn pss_bytes(process: &Process) -> u64 {
+    process.smaps_rollup().ok().and_then(|r| r.memory_map_rollup.0.first()?.extension.map.get("Pss").copied()).unwrap_or(0)
 }

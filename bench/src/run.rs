@@ -8,7 +8,7 @@
 //! (e) the view consumer's apply rate against batched upserts; (f) CPU time
 //! per completed saga and the resident memory of every component.
 
-use std::{collections::HashMap, path::PathBuf, sync::Arc};
+use std::{collections::BTreeMap, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use outflow_stack_tests::Stack;
@@ -17,11 +17,13 @@ use sqlx::postgres::PgPoolOptions;
 
 use crate::{
     ceiling::SagaCeiling,
-    observer::Observer,
+    measure::{Latencies, Measurement, Percentiles},
+    observer::{Hop, Observer},
     report::{self, Row},
-    resources,
-    saga::{self, Percentiles, Shop, SlotSampler},
-    views_apply, write_path,
+    resources::{self, Usage},
+    saga::{self, AtRate, Shop, SlotLag, SlotSampler},
+    views_apply::{self, ViewsApply},
+    write_path::{self, WritePath},
 };
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -59,11 +61,20 @@ struct Plan {
     views_max_s: u64,
 }
 
+impl Plan {
+    fn of(mode: Mode) -> Plan {
+        match mode {
+            Mode::Quick => Plan { ceiling_s: 10, probe_s: 20, write_rounds: 1, write_s: 10, saturate_s: 30, half_rate_s: 30, views_max_s: 30 },
+            Mode::Full => Plan { ceiling_s: 30, probe_s: 60, write_rounds: 3, write_s: 15, saturate_s: 600, half_rate_s: 120, views_max_s: 120 },
+        }
+    }
+}
+
+/// How long the consumer groups get to work off a run's backlog.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(1800);
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let plan = match args.mode {
-        Mode::Quick => Plan { ceiling_s: 10, probe_s: 20, write_rounds: 1, write_s: 10, saturate_s: 30, half_rate_s: 30, views_max_s: 30 },
-        Mode::Full => Plan { ceiling_s: 30, probe_s: 60, write_rounds: 3, write_s: 15, saturate_s: 600, half_rate_s: 120, views_max_s: 120 },
-    };
+    let plan = Plan::of(args.mode);
     let stack = Stack::from_env();
     let started = chrono::Utc::now();
     println!("outflow bench, {:?} mode, {}", args.mode, started.format("%Y-%m-%d %H:%M:%S UTC"));
@@ -73,37 +84,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let saga_ceiling = ceiling.measure(args.concurrency, plan.ceiling_s).await;
     Arc::try_unwrap(ceiling).map_err(|_| anyhow::anyhow!("ceiling still in use"))?.cleanup().await?;
 
-    println!("(c, d) the saga through the stack");
-    let orders_db = PgPoolOptions::new().max_connections(2).connect(&stack.database_url("orders")).await.context("connecting to the orders database")?;
-    let shop = Arc::new(Shop::open(&stack, &orders_db).await?);
-    let observer = Observer::start(&stack).await?;
-    // The maximum first, briefly, to know what half of it is.
-    let probe = saga::max_rate(&shop, &observer, args.customers, plan.probe_s, 0).await;
-    println!("waiting for every consumer group to work off its backlog");
-    let drain_deadline = std::time::Duration::from_secs(1800);
-    saga::wait_drained(&stack, drain_deadline).await?;
-    let sampler = SlotSampler::start(stack.admin_pool().await?);
-    let rate = (probe.per_second / 2.0).max(1.0);
-    observer.record(true);
-    let mongo = mongodb::Client::with_uri_str(&stack.mongo_url).await?.database("outflow");
-    let half = saga::at_rate(&shop, &observer, &mongo, rate, plan.half_rate_s, 10_000_000_000_000).await?;
-    observer.record(false);
-    let hops = observer.hops();
-    println!("waiting for every consumer group to work off its backlog");
-    let half_drained = saga::wait_drained(&stack, drain_deadline).await?;
-
-    println!("(e) the view consumer replaying every topic, against batched upserts");
-    let views = views_apply::measure(&stack, &shop.run_id, plan.views_max_s).await?;
-
-    println!("(d, f) the saga sustained at its maximum for {} s", plan.saturate_s);
-    let before = resources::snapshot(&args.state);
-    let saturated = saga::max_rate(&shop, &observer, args.customers, plan.saturate_s, 1_000_000_000_000).await;
-    let after = resources::snapshot(&args.state);
-    let left = saga::backlog(&stack)?;
-    observer.stop();
-    let slots = sampler.finish();
-    shop.close().await?;
-    let memory = resources::snapshot(&args.state);
+    let through_stack = through_the_stack(&stack, &args, &plan).await?;
 
     // Last: every order it places starts a saga (tens of thousands in a few
     // seconds), and the stack works that backlog off for minutes; measured
@@ -112,111 +93,231 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("(a, b) the order transaction over SQL and through POST /v1/orders");
     let write = write_path::compare(&stack, args.concurrency, plan.write_s, plan.write_rounds).await?;
 
-    // The table.
-    let mut rows = vec![
-        Row::info("a", format!("order transaction, SQL, {} at a time /s", args.concurrency), write.ceiling_per_second, "/s"),
-        Row::info("a", format!("whole saga (6 transactions), SQL, {} at a time /s", args.concurrency), saga_ceiling.per_second, "/s"),
-        Row::against("b", "POST /v1/orders vs the order transaction", write.writer_per_second, "/s", write.ceiling_per_second, 0.8),
-    ];
-    let mut per_type: HashMap<&str, (Vec<f64>, Vec<f64>)> = HashMap::new();
-    for hop in &hops {
-        let e = per_type.entry(hop.event_type).or_default();
-        e.0.push(hop.to_debezium_ms);
-        e.1.push(hop.to_consumer_ms);
+    let figures = Figures { saga_ceiling, write, stack: through_stack };
+    let rows = figures.rows(&args, &plan);
+    report::print(&rows);
+    write_results(&args, started, &rows, &figures)
+}
+
+/// What (c) to (f) measured through the running stack.
+struct StackFigures {
+    probe: Measurement,
+    half: AtRate,
+    hops: Vec<Hop>,
+    half_drained: Duration,
+    views: ViewsApply,
+    saturated: Measurement,
+    left: Vec<(String, i64)>,
+    slots: Vec<SlotLag>,
+    cpu: BTreeMap<String, f64>,
+    memory: BTreeMap<String, Usage>,
+}
+
+async fn through_the_stack(stack: &Stack, args: &Args, plan: &Plan) -> anyhow::Result<StackFigures> {
+    println!("(c, d) the saga through the stack");
+    let orders_db = PgPoolOptions::new().max_connections(2).connect(&stack.database_url("orders")).await.context("connecting to the orders database")?;
+    let shop = Arc::new(Shop::open(stack, &orders_db).await?);
+    let observer = Observer::start(stack).await?;
+    // The maximum first, briefly, to know what half of it is.
+    let probe = saga::max_rate(&shop, &observer, args.customers, plan.probe_s, 0).await;
+    println!("waiting for every consumer group to work off its backlog");
+    saga::wait_drained(stack, DRAIN_DEADLINE).await?;
+    // Sampled from the half rate to the end of the sustained run.
+    let sampler = SlotSampler::start(stack.admin_pool().await?);
+    let HalfRate { half, hops, drained: half_drained } = half_rate(stack, &shop, &observer, probe.per_second, plan.half_rate_s).await?;
+
+    println!("(e) the view consumer replaying every topic, against batched upserts");
+    let views = views_apply::measure(stack, &shop.run_id, plan.views_max_s).await?;
+
+    println!("(d, f) the saga sustained at its maximum for {} s", plan.saturate_s);
+    let before = resources::snapshot(&args.state);
+    let saturated = saga::max_rate(&shop, &observer, args.customers, plan.saturate_s, 1_000_000_000_000).await;
+    let after = resources::snapshot(&args.state);
+    let left = saga::backlog(stack)?;
+    observer.stop();
+    let slots = sampler.finish();
+    shop.close().await?;
+    let memory = resources::snapshot(&args.state);
+    let cpu = resources::cpu_between(&before, &after);
+    Ok(StackFigures { probe, half, hops, half_drained, views, saturated, left, slots, cpu, memory })
+}
+
+/// The open loop at half the probed maximum, with the hops its events took.
+struct HalfRate {
+    half: AtRate,
+    hops: Vec<Hop>,
+    /// How long the backlog it left took to work off.
+    drained: Duration,
+}
+
+async fn half_rate(stack: &Stack, shop: &Arc<Shop>, observer: &Observer, max_per_second: f64, seconds: u64) -> anyhow::Result<HalfRate> {
+    let rate = (max_per_second / 2.0).max(1.0);
+    observer.record(true);
+    let mongo = mongodb::Client::with_uri_str(&stack.mongo_url).await?.database("outflow");
+    // Order numbers far above the probe's, so no idempotency key repeats.
+    let half = saga::at_rate(shop, observer, &mongo, rate, seconds, 10_000_000_000_000).await?;
+    observer.record(false);
+    let hops = observer.hops();
+    println!("waiting for every consumer group to work off its backlog");
+    let drained = saga::wait_drained(stack, DRAIN_DEADLINE).await?;
+    Ok(HalfRate { half, hops, drained })
+}
+
+/// Every figure of the run.
+struct Figures {
+    saga_ceiling: Measurement,
+    write: WritePath,
+    stack: StackFigures,
+}
+
+impl Figures {
+    /// The table, section by section.
+    fn rows(&self, args: &Args, plan: &Plan) -> Vec<Row> {
+        let mut rows = self.ceiling_rows(args);
+        rows.extend(hop_rows(&self.stack.hops));
+        rows.extend(self.saturated_rows(args, plan));
+        rows.extend(half_rate_rows(&self.stack, plan));
+        rows.extend(slot_rows(&self.stack.slots));
+        let views = &self.stack.views;
+        rows.push(Row::against("e", "view consumer events applied /s vs batched upserts /s", views.apply_per_second, "/s", views.ceiling_per_second, 0.7));
+        rows.extend(resource_rows(&self.stack));
+        rows
     }
-    let mut types: Vec<_> = per_type.into_iter().collect();
-    types.sort_by_key(|(t, _)| *t);
-    let mut hop_json = Vec::new();
-    for (event_type, (debezium, consumer)) in types {
-        let (debezium, consumer) = (Percentiles::of(debezium), Percentiles::of(consumer));
+
+    /// (a, b): the SQL ceilings and the write path against its own.
+    fn ceiling_rows(&self, args: &Args) -> Vec<Row> {
+        let write = &self.write;
+        vec![
+            Row::info("a", format!("order transaction, SQL, {} at a time /s", args.concurrency), write.ceiling_per_second, "/s"),
+            Row::info("a", format!("whole saga (6 transactions), SQL, {} at a time /s", args.concurrency), self.saga_ceiling.per_second, "/s"),
+            Row::against("b", "POST /v1/orders vs the order transaction", write.writer_per_second, "/s", write.ceiling_per_second, 0.8),
+        ]
+    }
+
+    /// (d): the closed loop against the saga's ceiling.
+    fn saturated_rows(&self, args: &Args, plan: &Plan) -> Vec<Row> {
+        let saturated = &self.stack.saturated;
+        let mut rows = vec![
+            Row::against(
+                "d",
+                format!("completed sagas, {} customers, {} s /s", args.customers, plan.saturate_s),
+                saturated.per_second,
+                "/s",
+                self.saga_ceiling.per_second,
+                0.5,
+            ),
+            Row::info("d", "  errors in that loop (timeouts, refusals)", saturated.errors as f64, ""),
+        ];
+        for (group, lag) in &self.stack.left {
+            rows.push(Row::info("d", format!("  backlog at its end: {group}"), *lag as f64, "events"));
+        }
+        rows
+    }
+}
+
+/// Each event type's hops (sorted by type): commit → Debezium, commit → consumable.
+fn hops_per_type(hops: &[Hop]) -> Vec<(&'static str, Percentiles, Percentiles)> {
+    let mut per_type: BTreeMap<&'static str, (Latencies, Latencies)> = BTreeMap::new();
+    for hop in hops {
+        let (debezium, consumer) = per_type.entry(hop.event_type).or_default();
+        debezium.record_ms(hop.to_debezium_ms);
+        consumer.record_ms(hop.to_consumer_ms);
+    }
+    per_type.into_iter().map(|(event_type, (debezium, consumer))| (event_type, Percentiles::of(&debezium), Percentiles::of(&consumer))).collect()
+}
+
+/// (c): commit → Kafka per event type and over every hop.
+fn hop_rows(hops: &[Hop]) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (event_type, debezium, consumer) in hops_per_type(hops) {
         rows.push(Row::info("c", format!("{event_type}: commit → Debezium p50 (n={})", debezium.count), debezium.p50_ms, "ms"));
         rows.push(Row::info("c", format!("{event_type}: commit → Debezium p99"), debezium.p99_ms, "ms"));
         rows.push(Row::info("c", format!("{event_type}: commit → consumable p50"), consumer.p50_ms, "ms"));
         rows.push(Row::at_most("c", format!("{event_type}: commit → consumable p99"), consumer.p99_ms, 50.0));
-        hop_json.push(json!({"event_type": event_type, "commit_to_debezium": debezium, "commit_to_consumer": consumer}));
     }
-    let all_hops = Percentiles::of(hops.iter().map(|h| h.to_consumer_ms).collect());
-    rows.push(Row::at_most("c", format!("every hop: commit → consumable p99 (n={})", all_hops.count), all_hops.p99_ms, 50.0));
-    rows.push(Row::against(
-        "d",
-        format!("completed sagas, {} customers, {} s /s", args.customers, plan.saturate_s),
-        saturated.per_second,
-        "/s",
-        saga_ceiling.per_second,
-        0.5,
-    ));
-    rows.push(Row::info("d", "  errors in that loop (timeouts, refusals)", saturated.errors as f64, ""));
-    for (group, lag) in &left {
-        rows.push(Row::info("d", format!("  backlog at its end: {group}"), *lag as f64, "events"));
+    let mut all = Latencies::default();
+    for hop in hops {
+        all.record_ms(hop.to_consumer_ms);
     }
-    rows.push(Row::info(
-        "d",
-        format!("half rate: offered /s (half of {:.1}/s in a {} s probe)", probe.per_second, plan.probe_s),
-        half.offered_per_second,
-        "/s",
-    ));
-    rows.push(Row::info(
-        "d",
-        format!("half rate: completed /s ({} of {}, {} failed)", half.completed, half.placed, half.failed),
-        half.completed_per_second,
-        "/s",
-    ));
-    rows.push(Row::info("d", "half rate: POST → saga end on Kafka p50", half.post_to_saga_end.p50_ms, "ms"));
-    rows.push(Row::info("d", "half rate: POST → view CONFIRMED p50", half.post_to_view_confirmed.p50_ms, "ms"));
-    rows.push(Row::at_most(
-        "d",
-        format!("half rate: POST → view CONFIRMED p99 (n={})", half.post_to_view_confirmed.count),
-        half.post_to_view_confirmed.p99_ms,
-        1000.0,
-    ));
-    rows.push(Row::info("d", "half rate: commit → view p50, every event", half.commit_to_view_all.p50_ms, "ms"));
-    rows.push(Row::at_most(
-        "d",
-        format!("half rate: commit → view p99, every event (n={})", half.commit_to_view_all.count),
-        half.commit_to_view_all.p99_ms,
-        150.0,
-    ));
-    rows.push(Row::info("d", "half rate: backlog left, worked off in", half_drained.as_secs_f64(), "s"));
-    for slot in &slots {
+    let all = Percentiles::of(&all);
+    rows.push(Row::at_most("c", format!("every hop: commit → consumable p99 (n={})", all.count), all.p99_ms, 50.0));
+    rows
+}
+
+/// (d): the open loop at half the probed maximum.
+fn half_rate_rows(figures: &StackFigures, plan: &Plan) -> Vec<Row> {
+    let (half, probe) = (&figures.half, &figures.probe);
+    vec![
+        Row::info("d", format!("half rate: offered /s (half of {:.1}/s in a {} s probe)", probe.per_second, plan.probe_s), half.offered_per_second, "/s"),
+        Row::info("d", format!("half rate: completed /s ({} of {}, {} failed)", half.completed, half.placed, half.failed), half.completed_per_second, "/s"),
+        Row::info("d", "half rate: POST → saga end on Kafka p50", half.post_to_saga_end.p50_ms, "ms"),
+        Row::info("d", "half rate: POST → view CONFIRMED p50", half.post_to_view_confirmed.p50_ms, "ms"),
+        Row::at_most(
+            "d",
+            format!("half rate: POST → view CONFIRMED p99 (n={})", half.post_to_view_confirmed.count),
+            half.post_to_view_confirmed.p99_ms,
+            1000.0,
+        ),
+        Row::info("d", "half rate: commit → view p50, every event", half.commit_to_view_all.p50_ms, "ms"),
+        Row::at_most("d", format!("half rate: commit → view p99, every event (n={})", half.commit_to_view_all.count), half.commit_to_view_all.p99_ms, 150.0),
+        Row::info("d", "half rate: backlog left, worked off in", figures.half_drained.as_secs_f64(), "s"),
+    ]
+}
+
+/// (d): whether the slots' lag stayed bounded: its largest early and late.
+fn slot_rows(slots: &[SlotLag]) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for slot in slots {
         rows.push(Row::info("d", format!("slot {}: lag, largest in the first third", slot.slot), slot.max_first_third_bytes as f64 / 1024.0, "KiB"));
         rows.push(Row::info("d", format!("slot {}: lag, largest in the last third", slot.slot), slot.max_last_third_bytes as f64 / 1024.0, "KiB"));
     }
-    rows.push(Row::against("e", "view consumer events applied /s vs batched upserts /s", views.apply_per_second, "/s", views.ceiling_per_second, 0.7));
-    let cpu = resources::cpu_between(&before, &after);
-    let completed = saturated.completed.max(1) as f64;
-    let total_cpu: f64 = cpu.values().sum();
-    rows.push(Row::info("f", format!("CPU per completed saga, whole stack ({} sagas)", saturated.completed), total_cpu / completed, "ms"));
-    for (name, ms) in &cpu {
+    rows
+}
+
+/// (f): CPU per completed saga of the sustained run, and memory at its end.
+fn resource_rows(figures: &StackFigures) -> Vec<Row> {
+    let completed = figures.saturated.completed.max(1) as f64;
+    let total_cpu: f64 = figures.cpu.values().sum();
+    let mut rows = vec![Row::info("f", format!("CPU per completed saga, whole stack ({} sagas)", figures.saturated.completed), total_cpu / completed, "ms")];
+    for (name, ms) in &figures.cpu {
         rows.push(Row::info("f", format!("  CPU per saga: {name}"), ms / completed, "ms"));
     }
-    let total_pss: f64 = memory.values().map(|u| u.pss_mib).sum();
+    let total_pss: f64 = figures.memory.values().map(|u| u.pss_mib).sum();
     rows.push(Row::info("f", "memory of the whole stack (PSS)", total_pss, "MiB"));
-    for (name, usage) in &memory {
+    for (name, usage) in &figures.memory {
         rows.push(Row::info("f", format!("  PSS: {name} ({} processes, RSS {:.0} MiB)", usage.processes, usage.rss_mib), usage.pss_mib, "MiB"));
     }
-    report::print(&rows);
+    rows
+}
 
+/// The JSON document and the chart, under `args.results`.
+fn write_results(args: &Args, started: chrono::DateTime<chrono::Utc>, rows: &[Row], figures: &Figures) -> anyhow::Result<()> {
+    let stack = &figures.stack;
     std::fs::create_dir_all(&args.results)?;
     let stem = format!("bench-{:?}-{}", args.mode, started.format("%Y%m%dT%H%M%SZ")).to_lowercase();
     let chart = args.results.join(format!("{stem}-latency.svg"));
-    let slot_series: Vec<(String, Vec<(f64, i64)>)> = slots.iter().map(|s| (s.slot.clone(), s.series.clone())).collect();
-    report::chart(&chart, &half.timeline, &slot_series)?;
+    let slot_series: Vec<(String, Vec<(f64, i64)>)> = stack.slots.iter().map(|s| (s.slot.clone(), s.series.clone())).collect();
+    report::chart(&chart, &stack.half.timeline, &slot_series)?;
+    let hops: Vec<serde_json::Value> = hops_per_type(&stack.hops)
+        .into_iter()
+        .map(|(event_type, debezium, consumer)| json!({"event_type": event_type, "commit_to_debezium": debezium, "commit_to_consumer": consumer}))
+        .collect();
     let file = args.results.join(format!("{stem}.json"));
     let document = json!({
         "mode": format!("{:?}", args.mode).to_lowercase(),
         "started": started.to_rfc3339(),
         "rows": rows,
-        "write_path": write,
-        "saga_sql_ceiling": saga_ceiling,
-        "saga_probe": probe,
-        "saga_closed_loop": saturated,
-        "backlog_after_sustained": left,
-        "half_rate": half,
-        "hops": hop_json,
-        "slots": slots,
-        "views_apply": views,
-        "cpu_ms_per_component": cpu,
-        "memory": memory,
+        "write_path": figures.write,
+        "saga_sql_ceiling": figures.saga_ceiling,
+        "saga_probe": stack.probe,
+        "saga_closed_loop": stack.saturated,
+        "backlog_after_sustained": stack.left,
+        "half_rate": stack.half,
+        "hops": hops,
+        "slots": stack.slots,
+        "views_apply": stack.views,
+        "cpu_ms_per_component": stack.cpu,
+        "memory": stack.memory,
     });
     std::fs::write(&file, serde_json::to_string_pretty(&document)?)?;
     println!("\nresults: {}\nchart:   {}", file.display(), chart.display());

@@ -11,7 +11,7 @@
 //! - [`SlotSampler`]: every replication slot's lag behind the WAL, once a second.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
@@ -32,7 +32,7 @@ use sqlx::PgPool;
 
 use crate::{
     http1::Connection,
-    measure::{closed_loop, percentile, Measurement},
+    measure::{closed_loop, Latencies, Measurement, Percentiles},
     observer::{End, Observer},
 };
 
@@ -137,12 +137,12 @@ pub async fn max_rate(shop: &Arc<Shop>, observer: &Observer, customers: usize, s
     .await
 }
 
-/// One order of the open loop.
+/// One order of the open loop whose saga completed.
 #[derive(Clone, Debug)]
 pub struct Placed {
     pub order_id: String,
     pub posted_at_ms: i64,
-    pub saga_ms: Option<f64>,
+    pub saga_ms: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -163,25 +163,42 @@ pub struct AtRate {
     pub timeline: Vec<(f64, f64, f64)>,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Percentiles {
-    pub count: usize,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub max_ms: f64,
-}
-
-impl Percentiles {
-    pub fn of(mut values: Vec<f64>) -> Percentiles {
-        values.sort_by(|a, b| a.total_cmp(b));
-        Percentiles { count: values.len(), p50_ms: percentile(&values, 0.50), p99_ms: percentile(&values, 0.99), max_ms: values.last().copied().unwrap_or(0.0) }
-    }
-}
-
 /// Places orders at `rate` per second for `seconds` (open loop: a slow saga
 /// never delays the next order), waits for every saga to end and then reads
 /// the views' timestamps back.
 pub async fn at_rate(shop: &Arc<Shop>, observer: &Observer, mongo: &mongodb::Database, rate: f64, seconds: u64, first_n: u64) -> anyhow::Result<AtRate> {
+    let offered = offer(shop, observer, rate, seconds, first_n).await?;
+    let views = read_views(mongo, &offered.placed).await?;
+    let viewed = Viewed::of(&offered.placed, &views);
+    let mut saga = Latencies::default();
+    for p in &offered.placed {
+        saga.record_ms(p.saga_ms);
+    }
+    let completed = offered.placed.len();
+    Ok(AtRate {
+        offered_per_second: rate,
+        seconds: offered.seconds,
+        placed: completed + offered.failed,
+        completed,
+        failed: offered.failed,
+        completed_per_second: completed as f64 / offered.seconds,
+        post_to_saga_end: Percentiles::of(&saga),
+        post_to_view_confirmed: Percentiles::of(&viewed.to_confirmed),
+        commit_to_view: viewed.per_type.iter().map(|(t, l)| (t.clone(), Percentiles::of(l))).collect(),
+        commit_to_view_all: Percentiles::of(&viewed.all),
+        timeline: per_second(&viewed.confirmed_over_time),
+    })
+}
+
+/// What the open loop placed: the orders whose sagas completed, in the order
+/// they completed, and for how long orders were offered.
+struct Offered {
+    placed: Vec<Placed>,
+    failed: usize,
+    seconds: f64,
+}
+
+async fn offer(shop: &Arc<Shop>, observer: &Observer, rate: f64, seconds: u64, first_n: u64) -> anyhow::Result<Offered> {
     let total = (rate * seconds as f64).round() as u64;
     let connections: Arc<Vec<Connection>> = Arc::new((0..32).map(|_| Connection::new(ORDERS_URL)).collect());
     let placed: Arc<Mutex<Vec<Placed>>> = Arc::default();
@@ -191,24 +208,16 @@ pub async fn at_rate(shop: &Arc<Shop>, observer: &Observer, mongo: &mongodb::Dat
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(total as usize);
     for k in 0..total {
-        let due = started + Duration::from_secs_f64(k as f64 / rate);
-        tokio::time::sleep_until(due.into()).await;
+        tokio::time::sleep_until((started + Duration::from_secs_f64(k as f64 / rate)).into()).await;
         let (shop, observer, connections, placed, failed, bar) =
             (shop.clone(), observer.clone(), connections.clone(), placed.clone(), failed.clone(), bar.clone());
         tasks.push(tokio::spawn(async move {
-            let posted_at_ms = chrono::Utc::now().timestamp_millis();
-            let t = Instant::now();
-            let outcome = async {
-                let order_id = shop.place(&connections[(k % 32) as usize], first_n + k).await?;
-                let end = observer.ended(&order_id, SAGA_DEADLINE).await?;
-                anyhow::ensure!(matches!(end, End::Completed), "order {order_id} was cancelled");
-                Ok(order_id)
-            }
-            .await;
+            let outcome = place_and_follow(&shop, &observer, &connections[(k % 32) as usize], first_n + k).await;
             bar.inc(1);
             match outcome {
-                Ok(order_id) => placed.lock().unwrap().push(Placed { order_id, posted_at_ms, saga_ms: Some(t.elapsed().as_secs_f64() * 1000.0) }),
+                Ok(order) => placed.lock().unwrap().push(order),
                 Err(e) => {
+                    // The first failure says what goes wrong; the count says how often.
                     if failed.fetch_add(1, Ordering::Relaxed) == 0 {
                         eprintln!("{e:#}");
                     }
@@ -216,65 +225,66 @@ pub async fn at_rate(shop: &Arc<Shop>, observer: &Observer, mongo: &mongodb::Dat
             }
         }));
     }
-    let offered_seconds = started.elapsed().as_secs_f64();
+    let seconds = started.elapsed().as_secs_f64();
     for task in tasks {
         task.await?;
     }
     bar.finish_and_clear();
     let placed = Arc::try_unwrap(placed).map_err(|_| anyhow::anyhow!("tasks still running"))?.into_inner().unwrap();
-    let views = read_views(mongo, &placed).await?;
-    let saga: Vec<f64> = placed.iter().filter_map(|p| p.saga_ms).collect();
-    let mut to_view = Vec::new();
-    let mut timeline_points: Vec<(f64, f64)> = Vec::new();
-    let mut per_type: HashMap<String, Vec<f64>> = HashMap::new();
-    for p in &placed {
-        let Some(entries) = views.get(&p.order_id) else { continue };
-        for (event_type, at, viewed_at) in entries {
-            per_type.entry(event_type.clone()).or_default().push((viewed_at - at) as f64);
-            if event_type == "OrderConfirmed" {
-                let latency = (viewed_at - p.posted_at_ms) as f64;
-                to_view.push(latency);
-                timeline_points.push(((p.posted_at_ms - placed[0].posted_at_ms) as f64 / 1000.0, latency));
+    Ok(Offered { placed, failed: failed.load(Ordering::Relaxed) as usize, seconds })
+}
+
+/// Places order `n` and waits for its saga to end; a cancelled saga is a failure.
+async fn place_and_follow(shop: &Shop, observer: &Observer, connection: &Connection, n: u64) -> anyhow::Result<Placed> {
+    let posted_at_ms = chrono::Utc::now().timestamp_millis();
+    let t = Instant::now();
+    let order_id = shop.place(connection, n).await?;
+    let end = observer.ended(&order_id, SAGA_DEADLINE).await?;
+    anyhow::ensure!(matches!(end, End::Completed), "order {order_id} was cancelled");
+    Ok(Placed { order_id, posted_at_ms, saga_ms: t.elapsed().as_secs_f64() * 1000.0 })
+}
+
+/// What the views show of the placed orders.
+struct Viewed {
+    /// Commit → view, per event type (sorted) and over every event.
+    per_type: BTreeMap<String, Latencies>,
+    all: Latencies,
+    /// POST → view CONFIRMED, and the same as (seconds into the run, ms).
+    to_confirmed: Latencies,
+    confirmed_over_time: Vec<(f64, f64)>,
+}
+
+impl Viewed {
+    fn of(placed: &[Placed], views: &HashMap<String, Vec<(String, i64, i64)>>) -> Viewed {
+        let mut viewed = Viewed { per_type: BTreeMap::new(), all: Latencies::default(), to_confirmed: Latencies::default(), confirmed_over_time: Vec::new() };
+        for p in placed {
+            let Some(entries) = views.get(&p.order_id) else { continue };
+            for (event_type, at, viewed_at) in entries {
+                let commit_to_view = (viewed_at - at) as f64;
+                viewed.per_type.entry(event_type.clone()).or_default().record_ms(commit_to_view);
+                viewed.all.record_ms(commit_to_view);
+                if event_type == "OrderConfirmed" {
+                    let latency = (viewed_at - p.posted_at_ms) as f64;
+                    viewed.to_confirmed.record_ms(latency);
+                    viewed.confirmed_over_time.push(((p.posted_at_ms - placed[0].posted_at_ms) as f64 / 1000.0, latency));
+                }
             }
         }
+        viewed
     }
-    let all: Vec<f64> = per_type.values().flatten().copied().collect();
-    let mut commit_to_view: Vec<(String, Percentiles)> = per_type.into_iter().map(|(k, v)| (k, Percentiles::of(v))).collect();
-    commit_to_view.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(AtRate {
-        offered_per_second: rate,
-        seconds: offered_seconds,
-        placed: placed.len() + failed.load(Ordering::Relaxed) as usize,
-        completed: saga.len(),
-        failed: failed.load(Ordering::Relaxed) as usize,
-        completed_per_second: saga.len() as f64 / offered_seconds,
-        post_to_saga_end: Percentiles::of(saga),
-        post_to_view_confirmed: Percentiles::of(to_view),
-        commit_to_view,
-        commit_to_view_all: Percentiles::of(all),
-        timeline: per_second(&timeline_points),
-    })
 }
 
 /// (second, p50, p99) of the points that fall in each second.
 fn per_second(points: &[(f64, f64)]) -> Vec<(f64, f64, f64)> {
-    let mut buckets: Vec<Vec<f64>> = Vec::new();
+    let mut buckets: Vec<Latencies> = Vec::new();
     for (t, v) in points {
         let i = *t as usize;
         if buckets.len() <= i {
-            buckets.resize(i + 1, Vec::new());
+            buckets.resize(i + 1, Latencies::default());
         }
-        buckets[i].push(*v);
+        buckets[i].record_ms(*v);
     }
-    buckets
-        .into_iter()
-        .enumerate()
-        .filter(|(_, b)| !b.is_empty())
-        .map(|(i, mut b)| {
-            b.sort_by(|x, y| x.total_cmp(y));
-            (i as f64, percentile(&b, 0.5), percentile(&b, 0.99))
-        })
-        .collect()
+    buckets.into_iter().enumerate().filter(|(_, b)| b.count() > 0).map(|(i, b)| (i as f64, b.quantile_ms(0.5), b.quantile_ms(0.99))).collect()
 }
 
 /// Each order's timeline as the view shows it: (event type, at, viewed_at) in

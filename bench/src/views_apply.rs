@@ -36,76 +36,90 @@ pub struct ViewsApply {
 pub async fn measure(stack: &Stack, run_id: &str, max_seconds: u64) -> anyhow::Result<ViewsApply> {
     let client = mongodb::Client::with_uri_str(&stack.mongo_url).await?;
     let database = client.database(&format!("bench_views_{run_id}"));
+    let applied = apply_rate(stack, &database, run_id, max_seconds).await?;
+    // At least a thousand, so that a nearly empty replay still gives a rate.
+    let ceiling_upserts = applied.events.max(1000);
+    let ceiling_seconds = upsert_ceiling(&database, ceiling_upserts).await?;
+    database.drop().await?;
+    Ok(ViewsApply {
+        events_applied: applied.events,
+        apply_seconds: applied.seconds,
+        apply_per_second: applied.events as f64 / applied.seconds.max(1e-9),
+        ceiling_upserts,
+        ceiling_seconds,
+        ceiling_per_second: ceiling_upserts as f64 / ceiling_seconds,
+    })
+}
+
+/// What the view consumer applied, and over how long: from the start of
+/// its first event to the end of its last.
+struct Applied {
+    events: u64,
+    seconds: f64,
+}
+
+/// The view consumer's runtime and fold, in process, replaying every topic
+/// from offset 0 under a scratch group into `database`.
+async fn apply_rate(stack: &Stack, database: &mongodb::Database, run_id: &str, max_seconds: u64) -> anyhow::Result<Applied> {
     let views = outflow_views_consumer::Views { db: database.clone() };
     views.prepare().await?;
-
     let applied = Arc::new(AtomicU64::new(0));
     let window: Arc<Mutex<Option<(Instant, Instant)>>> = Arc::default();
-    let inner = outflow_consumer::handler(Arc::new(views));
-    let handler: Handler = {
-        let (applied, window) = (applied.clone(), window.clone());
-        Arc::new(move |delivery| -> BoxFuture<'static, _> {
-            let (inner, applied, window) = (inner.clone(), applied.clone(), window.clone());
-            Box::pin(async move {
-                let start = Instant::now();
-                let outcome = inner(delivery).await;
-                applied.fetch_add(1, Ordering::Relaxed);
-                let mut w = window.lock().unwrap();
-                *w = Some((w.map_or(start, |(first, _)| first), Instant::now()));
-                outcome
-            })
-        })
-    };
+    let handler = counting(outflow_consumer::handler(Arc::new(views)), applied.clone(), window.clone());
     let settings = ConsumerSettings {
         brokers: stack.kafka_brokers.clone(),
         group_id: format!("outflow-bench-views-{run_id}"),
         topics: outflow_views_consumer::topics(),
         registry_url: stack.registry_url.clone(),
     };
-    // Stops once nothing was applied for 3 s (caught up), or after max_seconds.
-    let shutdown = {
-        let applied = applied.clone();
-        async move {
-            let started = Instant::now();
-            let (mut last, mut idle_since) = (0, Instant::now());
-            loop {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                let now = applied.load(Ordering::Relaxed);
-                if now != last {
-                    (last, idle_since) = (now, Instant::now());
-                }
-                if (now > 0 && idle_since.elapsed() > Duration::from_secs(3)) || started.elapsed() > Duration::from_secs(max_seconds) {
-                    return;
-                }
-            }
-        }
-    };
     let group = settings.group_id.clone();
     // As many lanes per partition as the view consumer's default (consumers/views/src/main.rs).
-    outflow_consumer::runtime::run_with_lanes(settings, 8, handler, shutdown).await?;
+    outflow_consumer::runtime::run_with_lanes(settings, 8, handler, caught_up(applied.clone(), max_seconds)).await?;
     // The scratch group goes, so that dashboards do not list it.
     let admin: rdkafka::admin::AdminClient<_> = stack.kafka_config().create()?;
     admin.delete_groups(&[group.as_str()], &rdkafka::admin::AdminOptions::new()).await?;
-    let events_applied = applied.load(Ordering::Relaxed);
-    let apply_seconds = window.lock().unwrap().map_or(0.0, |(first, last)| (last - first).as_secs_f64());
+    let seconds = window.lock().unwrap().map_or(0.0, |(first, last)| (last - first).as_secs_f64());
+    Ok(Applied { events: applied.load(Ordering::Relaxed), seconds })
+}
 
-    let ceiling_upserts = events_applied.max(1000);
+/// `inner`, counting the events it handled and widening the window from the
+/// first one's start to the last one's end.
+fn counting(inner: Handler, applied: Arc<AtomicU64>, window: Arc<Mutex<Option<(Instant, Instant)>>>) -> Handler {
+    Arc::new(move |delivery| -> BoxFuture<'static, _> {
+        let (inner, applied, window) = (inner.clone(), applied.clone(), window.clone());
+        Box::pin(async move {
+            let start = Instant::now();
+            let outcome = inner(delivery).await;
+            applied.fetch_add(1, Ordering::Relaxed);
+            let mut w = window.lock().unwrap();
+            *w = Some((w.map_or(start, |(first, _)| first), Instant::now()));
+            outcome
+        })
+    })
+}
+
+/// Ends once nothing was applied for 3 s (caught up), or after `max_seconds`.
+async fn caught_up(applied: Arc<AtomicU64>, max_seconds: u64) {
+    let started = Instant::now();
+    let (mut last, mut idle_since) = (0, Instant::now());
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = applied.load(Ordering::Relaxed);
+        if now != last {
+            (last, idle_since) = (now, Instant::now());
+        }
+        if (now > 0 && idle_since.elapsed() > Duration::from_secs(3)) || started.elapsed() > Duration::from_secs(max_seconds) {
+            return;
+        }
+    }
+}
+
+/// `count` order-view-sized upserts in batches of 100, 4 batches in flight;
+/// returns how long they took.
+async fn upsert_ceiling(database: &mongodb::Database, count: u64) -> anyhow::Result<f64> {
     let collection = database.collection::<Document>("ceiling");
     let started = Instant::now();
-    let batches: Vec<Vec<Document>> = (0..ceiling_upserts)
-        .map(|i| {
-            doc! {
-                "q": { "_id": format!("order-{i}") },
-                "u": { "$set": { "customer_id": "bench", "status": "PENDING", "total_minor": 500, "currency": "EUR", "order_version": 1,
-                                 "lines": [{ "sku": "BENCH-1", "quantity": 1, "unit_price_minor": 100 }, { "sku": "BENCH-2", "quantity": 2, "unit_price_minor": 200 }] } },
-                "upsert": true,
-            }
-        })
-        .collect::<Vec<_>>()
-        .chunks(100)
-        .map(<[Document]>::to_vec)
-        .collect();
-    let queue = Arc::new(Mutex::new(batches));
+    let queue = Arc::new(Mutex::new(upsert_batches(count)));
     let streams: Vec<_> = (0..4)
         .map(|_| {
             let (queue, database) = (queue.clone(), database.clone());
@@ -120,16 +134,24 @@ pub async fn measure(stack: &Stack, run_id: &str, max_seconds: u64) -> anyhow::R
     for stream in streams {
         stream.await??;
     }
-    let ceiling_seconds = started.elapsed().as_secs_f64();
+    let seconds = started.elapsed().as_secs_f64();
     let written = collection.estimated_document_count().await?;
-    anyhow::ensure!(written == ceiling_upserts, "the ceiling wrote {written} documents, not {ceiling_upserts}");
-    database.drop().await?;
-    Ok(ViewsApply {
-        events_applied,
-        apply_seconds,
-        apply_per_second: events_applied as f64 / apply_seconds.max(1e-9),
-        ceiling_upserts,
-        ceiling_seconds,
-        ceiling_per_second: ceiling_upserts as f64 / ceiling_seconds,
-    })
+    anyhow::ensure!(written == count, "the ceiling wrote {written} documents, not {count}");
+    Ok(seconds)
+}
+
+fn upsert_batches(count: u64) -> Vec<Vec<Document>> {
+    (0..count)
+        .map(|i| {
+            doc! {
+                "q": { "_id": format!("order-{i}") },
+                "u": { "$set": { "customer_id": "bench", "status": "PENDING", "total_minor": 500, "currency": "EUR", "order_version": 1,
+                                 "lines": [{ "sku": "BENCH-1", "quantity": 1, "unit_price_minor": 100 }, { "sku": "BENCH-2", "quantity": 2, "unit_price_minor": 200 }] } },
+                "upsert": true,
+            }
+        })
+        .collect::<Vec<_>>()
+        .chunks(100)
+        .map(<[Document]>::to_vec)
+        .collect()
 }

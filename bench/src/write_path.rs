@@ -139,7 +139,7 @@ async fn sql_transaction(pool: &sqlx::PgPool, n: u64, payload: &[u8]) -> anyhow:
     let (skus, quantities) = lines(n);
     let key = format!("bench-{n}-{}", Uuid::new_v4());
     let mut tx = pool.begin().await?;
-    let (order_id, _, _) = insert_order(&mut tx, "bench-sql", &key, &skus, &quantities).await?;
+    let order_id = insert_order(&mut tx, "bench-sql", &key, &skus, &quantities).await?;
     let event_id = Uuid::now_v7();
     sqlx::query("insert into outbox (id, aggregatetype, aggregateid, type, payload, traceparent) values ($1, 'order', $2, 'OrderPlaced', $3, $4)")
         .bind(event_id)
@@ -183,48 +183,20 @@ async fn sample_payload(stack: &Stack) -> anyhow::Result<Vec<u8>> {
     Ok(AvroEncoder::new(SrSettings::new(stack.registry_url.clone())).encode_struct(&event, &strategy).await?)
 }
 
-/// The orders writer's placement statements before its outbox event:
-/// idempotency lookup, catalog prices, the order and its lines. Returns the
-/// order id, its total and each line's unit price.
-pub async fn insert_order(
-    tx: &mut sqlx::PgConnection,
-    customer: &str,
-    key: &str,
-    skus: &[impl AsRef<str>],
-    quantities: &[i32],
-) -> anyhow::Result<(Uuid, i64, Vec<i64>)> {
-    let skus: Vec<&str> = skus.iter().map(AsRef::as_ref).collect();
-    sqlx::query("select id, status, request_hash from orders where customer_id = $1 and idempotency_key = $2")
-        .bind(customer)
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let prices: Vec<(String, i64, String)> =
-        sqlx::query_as("select sku, price_minor, currency from catalog where sku = any($1)").bind(&skus).fetch_all(&mut *tx).await?;
+/// The orders writer's placement statements before its outbox event, as the
+/// writer's own strings: idempotency lookup, catalog prices, the order and
+/// its lines. Returns the order's id.
+async fn insert_order(tx: &mut sqlx::PgConnection, customer: &str, key: &str, skus: &[&str], quantities: &[i32]) -> anyhow::Result<Uuid> {
+    use outflow_orders::routes::place_order::{CATALOG_PRICES, FIND_BY_KEY, INSERT_ITEMS, INSERT_ORDER};
+    sqlx::query(FIND_BY_KEY).bind(customer).bind(key).fetch_optional(&mut *tx).await?;
+    let prices: Vec<(String, i64, String)> = sqlx::query_as(CATALOG_PRICES).bind(skus).fetch_all(&mut *tx).await?;
     let unit_prices: Vec<i64> = skus.iter().map(|s| prices.iter().find(|p| p.0 == *s).map_or(0, |p| p.1)).collect();
+    let currency = prices.first().map_or("EUR", |p| p.2.as_str());
     let order_id = Uuid::now_v7();
     let total: i64 = unit_prices.iter().zip(quantities).map(|(p, q)| p * i64::from(*q)).sum();
-    sqlx::query(
-        "insert into orders (id, customer_id, status, total_minor, currency, version, idempotency_key, request_hash)
-         values ($1, $2, 'PENDING', $3, 'EUR', 1, $4, $5) on conflict (customer_id, idempotency_key) do nothing",
-    )
-    .bind(order_id)
-    .bind(customer)
-    .bind(total)
-    .bind(key)
-    .bind("0".repeat(64))
-    .execute(&mut *tx)
-    .await?;
+    // The writer binds a SHA-256 of the body in hex: a string of the same length.
+    sqlx::query(INSERT_ORDER).bind(order_id).bind(customer).bind(total).bind(currency).bind(key).bind("0".repeat(64)).execute(&mut *tx).await?;
     let line_nos: Vec<i32> = (1..=skus.len() as i32).collect();
-    sqlx::query(
-        "insert into order_items (order_id, line_no, sku, quantity, unit_price_minor) select $1, * from unnest($2::int[], $3::text[], $4::int[], $5::bigint[])",
-    )
-    .bind(order_id)
-    .bind(&line_nos)
-    .bind(&skus)
-    .bind(quantities)
-    .bind(&unit_prices)
-    .execute(&mut *tx)
-    .await?;
-    Ok((order_id, total, unit_prices))
+    sqlx::query(INSERT_ITEMS).bind(order_id).bind(&line_nos).bind(skus).bind(quantities).bind(&unit_prices).execute(&mut *tx).await?;
+    Ok(order_id)
 }

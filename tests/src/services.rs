@@ -27,25 +27,24 @@ pub fn scripts(command: &str) -> Command {
     bash
 }
 
-/// `/proc/<pid>/stat` after the command name: state first, start time 20th.
-fn proc_stat(pid: u32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(") ")? + 2..];
-    Some(rest.split(' ').map(str::to_owned).collect())
+fn proc_stat(pid: u32) -> Option<procfs::process::Stat> {
+    procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?.stat().ok()
 }
 
 pub fn running(pid: u32) -> bool {
-    proc_stat(pid).is_some_and(|fields| fields[0] != "Z")
+    proc_stat(pid).is_some_and(|stat| stat.state != 'Z')
 }
 
-/// The pid the scripts recorded for the component `name`, if that very process runs.
+/// The pid the scripts recorded for the component `name`, if that very process
+/// runs: its start time (in clock ticks since boot, as `proc_started` in
+/// `scripts/lib.sh` writes it) tells it from a later process given the same pid.
 pub fn recorded(name: &str) -> Result<u32> {
     let file = state().join("run").join(format!("{name}.pid"));
     let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}: is the stack up (scripts/up)?", file.display()))?;
     let mut lines = text.lines();
     let pid: u32 = lines.next().unwrap_or_default().trim().parse().with_context(|| format!("no pid in {}", file.display()))?;
     let recorded = lines.next().unwrap_or_default().trim().to_owned();
-    let started = proc_stat(pid).and_then(|fields| fields.get(19).cloned());
+    let started = proc_stat(pid).map(|stat| stat.starttime.to_string());
     ensure!(started.as_deref() == Some(recorded.as_str()) && running(pid), "{name} (pid {pid} in {}) is not running", file.display());
     Ok(pid)
 }

@@ -6,6 +6,8 @@
 //! transaction, claim the event and append `PaymentRequested`. An order
 //! cancelled between (1) and (3) has its payment voided by OrderCancelled; step
 //! (3) then cancels the provider's transaction instead, so it is never paid.
+//! Steps (1) and (3) are `pub` so that the bench's saga ceiling runs them
+//! around the provider call it leaves out.
 
 use outflow_consumer::{db, Delivery, HandlerError, Outcome};
 use outflow_events::{inventory::StockReserved, payment::PaymentRequested};
@@ -16,9 +18,14 @@ use uuid::Uuid;
 
 use crate::{lock_order, Steps};
 
-enum Recorded {
+/// What step (1) found.
+pub enum Recorded {
+    /// The event was handled already.
     Duplicate,
+    /// Nothing to open: the order was given up, or its payment is no longer
+    /// waiting to be opened.
     GivenUp,
+    /// Recorded PENDING: to be opened at the provider.
     Pending,
 }
 
@@ -47,7 +54,7 @@ pub async fn request_payment(steps: &Steps, delivery: &Delivery, event: &StockRe
 
 /// Step (1), under the order's lock: the payment recorded PENDING with no
 /// provider transaction yet, or the event claimed at once for a given-up order.
-async fn record(steps: &Steps, delivery: &Delivery, event: &StockReserved, order_id: Uuid) -> Result<Recorded, HandlerError> {
+pub async fn record(steps: &Steps, delivery: &Delivery, event: &StockReserved, order_id: Uuid) -> Result<Recorded, HandlerError> {
     let mut tx = steps.pool.begin().await.map_err(db)?;
     lock_order(&mut tx, order_id).await?;
     if inbox::seen(&mut tx, delivery.event_id).await.map_err(db)? {
@@ -87,7 +94,13 @@ async fn record(steps: &Steps, delivery: &Delivery, event: &StockReserved, order
 
 /// Step (3): the provider's transaction on a payment still PENDING and not yet
 /// opened, with `PaymentRequested`; Skipped when it was voided meanwhile.
-async fn store_opened(steps: &Steps, delivery: &Delivery, event: &StockReserved, order_id: Uuid, opened: OpenedTransaction) -> Result<Outcome, HandlerError> {
+pub async fn store_opened(
+    steps: &Steps,
+    delivery: &Delivery,
+    event: &StockReserved,
+    order_id: Uuid,
+    opened: OpenedTransaction,
+) -> Result<Outcome, HandlerError> {
     let mut tx = steps.pool.begin().await.map_err(db)?;
     lock_order(&mut tx, order_id).await?;
     if !inbox::claim(&mut tx, delivery.event_id, "StockReserved").await.map_err(db)? {

@@ -1,5 +1,6 @@
-//! `POST /v1/orders`: order PENDING + its lines + `OrderPlaced`, one transaction.
-//! The `Idempotency-Key` header makes a retry return the same order.
+//! `POST /v1/orders`: order PENDING + its lines + `OrderPlaced`, one transaction
+//! ([`place`], which the bench's saga ceiling runs too). The `Idempotency-Key`
+//! header makes a retry return the same order.
 
 use axum::{
     extract::State,
@@ -7,13 +8,13 @@ use axum::{
     Json,
 };
 use outflow_events::order::{OrderLine, OrderPlaced};
-use outflow_outbox::{new_event_id, now_millis, TraceContext};
+use outflow_outbox::{new_event_id, now_millis, Outbox, TraceContext};
 use outflow_service::{
     auth::{Caller, Role},
     error::{ApiError, ApiJson},
 };
 use serde::Deserialize;
-use sqlx::{PgConnection, Row};
+use sqlx::{PgConnection, PgPool, Row};
 use tracing::{field::Empty, instrument, Span};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -104,37 +105,52 @@ pub async fn place_order(
     caller.require(Role::Customer)?;
     let key = idempotency_key(&headers).ok_or(PlaceOrderError::MissingIdempotencyKey)?;
     domain::validate(&body.items, state.own)?;
-    let hash = domain::request_hash(&body.items);
     let trace = TraceContext::child_of(headers.get("traceparent").and_then(|v| v.to_str().ok()));
+    let accepted = match place(&state.base.pool, &state.base.outbox, &caller.id, key, &body.items, &trace).await? {
+        Placement::Existing(existing) => existing,
+        Placement::Placed { order_id, .. } => {
+            metrics::counter!("orders_placed_total").increment(1);
+            OrderAccepted { order_id, status: OrderStatus::Pending }
+        }
+    };
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
 
-    let mut tx = state.base.pool.begin().await?;
-    if let Some(existing) = find_by_key(&mut tx, &caller.id, key, &hash).await? {
-        return Ok((StatusCode::ACCEPTED, Json(existing)));
+/// What a placement did.
+pub enum Placement {
+    /// A new order, committed with its `OrderPlaced`.
+    Placed { order_id: Uuid, event: OrderPlaced },
+    /// The order an earlier request with the same key and body placed.
+    Existing(OrderAccepted),
+}
+
+/// The placement's transaction, for validated lines: the order of an earlier
+/// request with this key, or a new order priced from the catalog replica with
+/// its lines and `OrderPlaced`, committed together. `pub` so that the bench's
+/// saga ceiling runs this very transaction.
+pub async fn place(
+    pool: &PgPool,
+    outbox: &Outbox,
+    customer_id: &str,
+    key: &str,
+    items: &[RequestedLine],
+    trace: &TraceContext,
+) -> Result<Placement, PlaceOrderError> {
+    let hash = domain::request_hash(items);
+    let mut tx = pool.begin().await?;
+    if let Some(existing) = find_by_key(&mut tx, customer_id, key, &hash).await? {
+        return Ok(Placement::Existing(existing));
     }
-    let lines = price_lines(&mut tx, &body.items).await?;
+    let PricedLines { lines, currency, total_minor } = price_lines(&mut tx, items).await?;
     let order_id = Uuid::now_v7();
     Span::current().record("order_id", tracing::field::display(order_id));
-    let PricedLines { lines, currency, total_minor } = lines;
-
-    let inserted = sqlx::query(
-        "insert into orders (id, customer_id, status, total_minor, currency, version, idempotency_key, request_hash)
-         values ($1, $2, 'PENDING', $3, $4, 1, $5, $6)
-         on conflict (customer_id, idempotency_key) do nothing",
-    )
-    .bind(order_id)
-    .bind(&caller.id)
-    .bind(total_minor)
-    .bind(&currency)
-    .bind(key)
-    .bind(&hash)
-    .execute(&mut *tx)
-    .await?;
+    let inserted = sqlx::query(INSERT_ORDER).bind(order_id).bind(customer_id).bind(total_minor).bind(&currency).bind(key).bind(&hash).execute(&mut *tx).await?;
     if inserted.rows_affected() == 0 {
         // A concurrent request with the same key won the race: answer as it did.
         tx.rollback().await?;
-        let mut conn = state.base.pool.acquire().await?;
-        let existing = find_by_key(&mut conn, &caller.id, key, &hash).await?;
-        return existing.map(|o| (StatusCode::ACCEPTED, Json(o))).ok_or_else(|| anyhow::anyhow!("the order of this key vanished").into());
+        let mut conn = pool.acquire().await?;
+        let existing = find_by_key(&mut conn, customer_id, key, &hash).await?;
+        return existing.map(Placement::Existing).ok_or_else(|| anyhow::anyhow!("the order of this key vanished").into());
     }
     insert_items(&mut tx, order_id, &lines).await?;
     let event = OrderPlaced {
@@ -142,16 +158,30 @@ pub async fn place_order(
         aggregate_id: order_id.to_string(),
         aggregate_version: 1,
         occurred_at: now_millis(),
-        customer_id: caller.id.clone(),
+        customer_id: customer_id.to_owned(),
         lines,
         total_minor,
         currency,
     };
-    state.base.outbox.append(&mut tx, &event, &trace).await.map_err(|e| PlaceOrderError::Unexpected(e.into()))?;
+    outbox.append(&mut tx, &event, trace).await.map_err(|e| PlaceOrderError::Unexpected(e.into()))?;
     tx.commit().await?;
-    metrics::counter!("orders_placed_total").increment(1);
-    Ok((StatusCode::ACCEPTED, Json(OrderAccepted { order_id, status: OrderStatus::Pending })))
+    Ok(Placement::Placed { order_id, event })
 }
+
+// The placement's statements, `pub` so that the bench's SQL ceiling of the
+// order transaction issues exactly these.
+
+/// (customer id, key) → the order's id, status and request hash.
+pub const FIND_BY_KEY: &str = "select id, status, request_hash from orders where customer_id = $1 and idempotency_key = $2";
+/// (skus) → each one's price and currency.
+pub const CATALOG_PRICES: &str = "select sku, price_minor, currency from catalog where sku = any($1)";
+/// (id, customer id, total, currency, key, request hash); no row when the key was taken meanwhile.
+pub const INSERT_ORDER: &str = "insert into orders (id, customer_id, status, total_minor, currency, version, idempotency_key, request_hash)
+     values ($1, $2, 'PENDING', $3, $4, 1, $5, $6)
+     on conflict (customer_id, idempotency_key) do nothing";
+/// (order id, line numbers, skus, quantities, unit prices).
+pub const INSERT_ITEMS: &str = "insert into order_items (order_id, line_no, sku, quantity, unit_price_minor)
+     select $1, * from unnest($2::int[], $3::text[], $4::int[], $5::bigint[])";
 
 fn idempotency_key(headers: &HeaderMap) -> Option<&str> {
     let key = headers.get("idempotency-key")?.to_str().ok()?.trim();
@@ -161,11 +191,7 @@ fn idempotency_key(headers: &HeaderMap) -> Option<&str> {
 
 /// The order an earlier request with this key placed, if the body is the same.
 async fn find_by_key(conn: &mut PgConnection, customer_id: &str, key: &str, hash: &str) -> Result<Option<OrderAccepted>, PlaceOrderError> {
-    let row = sqlx::query("select id, status, request_hash from orders where customer_id = $1 and idempotency_key = $2")
-        .bind(customer_id)
-        .bind(key)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(FIND_BY_KEY).bind(customer_id).bind(key).fetch_optional(&mut *conn).await?;
     let Some(row) = row else { return Ok(None) };
     if row.get::<String, _>("request_hash") != hash {
         return Err(PlaceOrderError::KeyReused);
@@ -184,7 +210,7 @@ struct PricedLines {
 /// Prices every line from the catalog replica; an unknown SKU refuses the order.
 async fn price_lines(conn: &mut PgConnection, items: &[RequestedLine]) -> Result<PricedLines, PlaceOrderError> {
     let skus: Vec<&str> = items.iter().map(|i| i.sku.as_str()).collect();
-    let rows = sqlx::query("select sku, price_minor, currency from catalog where sku = any($1)").bind(&skus).fetch_all(&mut *conn).await?;
+    let rows = sqlx::query(CATALOG_PRICES).bind(&skus).fetch_all(&mut *conn).await?;
     let mut lines = Vec::with_capacity(items.len());
     let mut currency: Option<String> = None;
     for item in items {
@@ -208,16 +234,6 @@ async fn insert_items(conn: &mut PgConnection, order_id: Uuid, lines: &[OrderLin
     let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
     let quantities: Vec<i32> = lines.iter().map(|l| l.quantity).collect();
     let prices: Vec<i64> = lines.iter().map(|l| l.unit_price_minor).collect();
-    sqlx::query(
-        "insert into order_items (order_id, line_no, sku, quantity, unit_price_minor)
-         select $1, * from unnest($2::int[], $3::text[], $4::int[], $5::bigint[])",
-    )
-    .bind(order_id)
-    .bind(&line_nos)
-    .bind(&skus)
-    .bind(&quantities)
-    .bind(&prices)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query(INSERT_ITEMS).bind(order_id).bind(&line_nos).bind(&skus).bind(&quantities).bind(&prices).execute(&mut *conn).await?;
     Ok(())
 }
