@@ -19,10 +19,12 @@ use std::{
 
 use anyhow::{bail, ensure, Context, Result};
 use outflow_stack_tests::Stack;
+use prometheus_parse::{Scrape, Value as Metric};
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
     Offset, TopicPartitionList,
 };
+use scraper::{Html, Selector};
 use serde_json::Value;
 
 const CONNECTORS: [(&str, &str); 3] =
@@ -370,18 +372,34 @@ async fn the_grafana_dashboard_asks_only_for_metrics_the_monitor_exports() -> Re
     Ok(())
 }
 
-/// Prometheus text exposition: (name, labels) -> value.
+/// Prometheus text exposition: (series name, labels) -> value, a histogram's
+/// buckets under `<name>_bucket` with their `le` and a summary's quantiles
+/// under its name with their `quantile`, as a query names them.
 fn parse_metrics(text: &str) -> HashMap<(String, BTreeMap<String, String>), f64> {
+    let scrape = Scrape::parse(text.lines().map(|line| Ok(line.to_owned()))).expect("the lines of a string read without I/O errors");
     let mut metrics = HashMap::new();
-    for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
-        let Some((series, value)) = line.rsplit_once(' ') else { continue };
-        let Ok(value) = value.parse::<f64>() else { continue };
-        let (name, labels) = match series.split_once('{') {
-            Some((name, rest)) => (name, rest.trim_end_matches('}')),
-            None => (series, ""),
+    for sample in scrape.samples {
+        let labels: BTreeMap<String, String> = sample.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let with = |name: &str, value: f64| {
+            let mut labels = labels.clone();
+            labels.insert(name.to_owned(), if value == f64::INFINITY { "+Inf".to_owned() } else { value.to_string() });
+            labels
         };
-        let labels = labels.split("\",").filter_map(|pair| pair.split_once("=\"")).map(|(k, v)| (k.to_owned(), v.trim_end_matches('"').to_owned())).collect();
-        metrics.insert((name.to_owned(), labels), value);
+        match sample.value {
+            Metric::Counter(value) | Metric::Gauge(value) | Metric::Untyped(value) => {
+                metrics.insert((sample.metric, labels), value);
+            }
+            Metric::Histogram(buckets) => {
+                for bucket in buckets {
+                    metrics.insert((format!("{}_bucket", sample.metric), with("le", bucket.less_than)), bucket.count);
+                }
+            }
+            Metric::Summary(quantiles) => {
+                for q in quantiles {
+                    metrics.insert((sample.metric.clone(), with("quantile", q.quantile)), q.count);
+                }
+            }
+        }
     }
     metrics
 }
@@ -520,44 +538,28 @@ struct Page {
 
 impl Page {
     /// The dumped DOM: `<body data-ready="1" data-sampled-at=...>` and every
-    /// element carrying `data-metric` (each holds only its text), outside scripts.
+    /// element in it carrying `data-metric` (each holds only its text).
     fn parse(dom: &str) -> Result<Page> {
-        let mut dom = dom.to_owned();
-        while let Some(start) = dom.find("<script") {
-            let end = dom[start..].find("</script>").map_or(dom.len(), |e| start + e + "</script>".len());
-            dom.replace_range(start..end, "");
-        }
-        let head_end = dom.find("</head>").unwrap_or(0);
-        let body_at = head_end + dom[head_end..].find("<body").context("no <body> in the dumped DOM")?;
-        let body = &dom[body_at..body_at + dom[body_at..].find('>').context("unclosed <body>")?];
-        ensure!(attribute(body, "data-ready").as_deref() == Some("1"), "the page never rendered data: {body}");
-        let sampled_at = attribute(body, "data-sampled-at").context("no data-sampled-at")?.parse()?;
-        let mut metrics = Vec::new();
-        let mut rest = &dom[body_at..];
-        while let Some(at) = rest.find(" data-metric=\"") {
-            let start = rest[..at].rfind('<').context("an attribute outside a tag")?;
-            let end = at + rest[at..].find('>').context("unclosed tag")?;
-            let tag = &rest[start..end];
-            let close = end + 1 + rest[end + 1..].find('<').unwrap_or(rest.len() - end - 1);
-            metrics.push(Shown {
-                key: attribute(tag, "data-metric").unwrap(),
-                value: attribute(tag, "data-value").unwrap_or_default(),
-                text: unescape(rest[end + 1..close].trim()),
-            });
-            rest = &rest[end..];
-        }
+        let document = Html::parse_document(dom);
+        let body = document.select(&selector("body")).next().context("no <body> in the dumped DOM")?;
+        ensure!(body.attr("data-ready") == Some("1"), "the page never rendered data: {:?}", body.value());
+        let sampled_at = body.attr("data-sampled-at").context("no data-sampled-at")?.parse()?;
+        let metrics = body
+            .select(&selector("[data-metric]"))
+            .map(|element| Shown {
+                key: element.attr("data-metric").unwrap_or_default().to_owned(),
+                value: element.attr("data-value").unwrap_or_default().to_owned(),
+                // Chromium writes a non-breaking space as &nbsp;, which the
+                // numbers on screen read as a plain one ("20.0 MiB").
+                text: element.text().collect::<String>().replace('\u{a0}', " ").trim().to_owned(),
+            })
+            .collect();
         Ok(Page { sampled_at, metrics })
     }
 }
 
-fn attribute(tag: &str, name: &str) -> Option<String> {
-    let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
-    let end = tag[start..].find('"')?;
-    Some(unescape(&tag[start..start + end]))
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&nbsp;", " ").replace("&amp;", "&")
+fn selector(css: &str) -> Selector {
+    Selector::parse(css).expect("a valid CSS selector")
 }
 
 /// What the JSON says a `data-metric` should show.
@@ -706,4 +708,27 @@ fn finds_every_metric_in_a_dumped_dom() {
     assert_eq!(page.metrics[1].key, "connector.a&b.state");
     assert!(Expect::Number(Some(1205.0)).check(&page.metrics[0]).is_ok());
     assert!(Expect::Number(Some(1206.0)).check(&page.metrics[0]).is_err());
+}
+
+#[test]
+fn reads_every_series_of_the_metrics_text() {
+    let text = "# TYPE outflow_consumer_lag gauge
+outflow_consumer_lag{group=\"outflow-views\",topic=\"outflow.order.events\",partition=\"0\"} 7
+# TYPE outflow_sagas_stuck gauge
+outflow_sagas_stuck 0
+# TYPE http_request_duration_seconds histogram
+http_request_duration_seconds_bucket{route=\"/metrics\",le=\"0.5\"} 2
+http_request_duration_seconds_bucket{route=\"/metrics\",le=\"+Inf\"} 3
+http_request_duration_seconds_sum{route=\"/metrics\"} 0.75
+http_request_duration_seconds_count{route=\"/metrics\"} 3
+";
+    let metrics = parse_metrics(text);
+    let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> { pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
+    let lag = labels(&[("group", "outflow-views"), ("topic", "outflow.order.events"), ("partition", "0")]);
+    assert_eq!(metrics.get(&("outflow_consumer_lag".into(), lag)), Some(&7.0));
+    assert_eq!(metrics.get(&("outflow_sagas_stuck".into(), labels(&[]))), Some(&0.0));
+    let bucket = |le| ("http_request_duration_seconds_bucket".to_owned(), labels(&[("route", "/metrics"), ("le", le)]));
+    assert_eq!((metrics.get(&bucket("0.5")), metrics.get(&bucket("+Inf"))), (Some(&2.0), Some(&3.0)));
+    assert_eq!(metrics.get(&("http_request_duration_seconds_count".into(), labels(&[("route", "/metrics")]))), Some(&3.0));
+    assert_eq!(metrics.len(), 6);
 }

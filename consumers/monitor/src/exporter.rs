@@ -11,7 +11,7 @@ use metrics::gauge;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
 
-use crate::model::{Section, Snapshot};
+use crate::model::{Connectors, DeadLetters, LagReport, Latency, Sagas, Slots, Snapshot};
 
 pub fn install(interval: Duration) -> anyhow::Result<PrometheusHandle> {
     let idle = (interval * 3).max(Duration::from_secs(10));
@@ -33,67 +33,93 @@ fn flag(value: bool) -> f64 {
     }
 }
 
-/// Sets every gauge from one sample.
+/// Sets every gauge from one sample. A failed section sets only its source's
+/// `up` to 0: its other gauges go stale and expire, so no old value stands in.
 pub fn record(snapshot: &Snapshot) {
     gauge!("outflow_monitor_sample_seconds").set(snapshot.sample_ms as f64 / 1000.0);
     up("kafka", snapshot.lag.ok().is_some());
     if let Some(lag) = snapshot.lag.ok() {
-        for group in &lag.groups {
-            gauge!("outflow_consumer_group_lag", "group" => group.group.clone()).set(group.total as f64);
-            gauge!("outflow_consumer_group_members", "group" => group.group.clone()).set(group.members as f64);
-            for p in &group.partitions {
-                let labels = [("group", group.group.clone()), ("topic", p.topic.clone()), ("partition", p.partition.to_string())];
-                gauge!("outflow_consumer_lag", &labels).set(p.lag as f64);
-                if let Some(committed) = p.committed {
-                    gauge!("outflow_consumer_committed_offset", &labels).set(committed as f64);
-                }
-                gauge!("outflow_partition_high_watermark", "topic" => p.topic.clone(), "partition" => p.partition.to_string()).set(p.high as f64);
-            }
-        }
+        record_lag(lag);
     }
     if let Some(dlq) = snapshot.dlq.ok() {
-        for topic in &dlq.topics {
-            gauge!("outflow_dlq_records", "topic" => topic.topic.clone()).set(topic.records as f64);
-        }
+        record_dead_letters(dlq);
     }
     up("connect", snapshot.connectors.ok().is_some());
     if let Some(connectors) = snapshot.connectors.ok() {
-        for c in &connectors.connectors {
-            gauge!("outflow_connector_running", "connector" => c.name.clone()).set(flag(c.state == "RUNNING"));
-            for t in &c.tasks {
-                gauge!("outflow_connector_task_running", "connector" => c.name.clone(), "task" => t.id.to_string()).set(flag(t.state == "RUNNING"));
-            }
-        }
+        record_connectors(connectors);
     }
     up("postgres", snapshot.slots.ok().is_some());
     if let Some(slots) = snapshot.slots.ok() {
-        for s in &slots.slots {
-            gauge!("outflow_slot_active", "slot" => s.slot_name.clone()).set(flag(s.active));
-            if let Some(retained) = s.retained_wal_bytes {
-                gauge!("outflow_slot_retained_wal_bytes", "slot" => s.slot_name.clone()).set(retained as f64);
-            }
-            if let Some(lag) = s.lag_bytes {
-                gauge!("outflow_slot_lag_bytes", "slot" => s.slot_name.clone()).set(lag as f64);
-            }
-        }
+        record_slots(slots);
     }
     up("sagas", snapshot.sagas.ok().is_some());
     if let Some(sagas) = snapshot.sagas.ok() {
-        for (status, count) in &sagas.counts {
-            gauge!("outflow_sagas", "status" => status.clone()).set(*count as f64);
-        }
-        gauge!("outflow_sagas_stuck").set(sagas.stuck_count as f64);
-        if let Some(oldest) = sagas.oldest_in_flight_secs {
-            gauge!("outflow_sagas_oldest_in_flight_seconds").set(oldest);
-        }
+        record_sagas(sagas);
     }
     up("latency", snapshot.latency.ok().is_some());
-    if let Section::Ok(latency) = &snapshot.latency {
-        for (window, quantiles) in [("recent", &latency.recent), ("since_start", &latency.since_start)] {
-            for (quantile, value) in [("0.5", quantiles.p50), ("0.9", quantiles.p90), ("0.99", quantiles.p99)] {
-                if let Some(value) = value {
-                    gauge!("outflow_commit_to_view_seconds", "quantile" => quantile, "window" => window).set(value);
-                }
+    if let Some(latency) = snapshot.latency.ok() {
+        record_latency(latency);
+    }
+}
+
+fn record_lag(lag: &LagReport) {
+    for group in &lag.groups {
+        gauge!("outflow_consumer_group_lag", "group" => group.group.clone()).set(group.total as f64);
+        gauge!("outflow_consumer_group_members", "group" => group.group.clone()).set(group.members as f64);
+        for p in &group.partitions {
+            let labels = [("group", group.group.clone()), ("topic", p.topic.clone()), ("partition", p.partition.to_string())];
+            gauge!("outflow_consumer_lag", &labels).set(p.lag as f64);
+            if let Some(committed) = p.committed {
+                gauge!("outflow_consumer_committed_offset", &labels).set(committed as f64);
+            }
+            gauge!("outflow_partition_high_watermark", "topic" => p.topic.clone(), "partition" => p.partition.to_string()).set(p.high as f64);
+        }
+    }
+}
+
+fn record_dead_letters(dlq: &DeadLetters) {
+    for topic in &dlq.topics {
+        gauge!("outflow_dlq_records", "topic" => topic.topic.clone()).set(topic.records as f64);
+    }
+}
+
+fn record_connectors(connectors: &Connectors) {
+    for c in &connectors.connectors {
+        gauge!("outflow_connector_running", "connector" => c.name.clone()).set(flag(c.state == "RUNNING"));
+        for t in &c.tasks {
+            gauge!("outflow_connector_task_running", "connector" => c.name.clone(), "task" => t.id.to_string()).set(flag(t.state == "RUNNING"));
+        }
+    }
+}
+
+fn record_slots(slots: &Slots) {
+    for s in &slots.slots {
+        gauge!("outflow_slot_active", "slot" => s.slot_name.clone()).set(flag(s.active));
+        if let Some(retained) = s.retained_wal_bytes {
+            gauge!("outflow_slot_retained_wal_bytes", "slot" => s.slot_name.clone()).set(retained as f64);
+        }
+        if let Some(lag) = s.lag_bytes {
+            gauge!("outflow_slot_lag_bytes", "slot" => s.slot_name.clone()).set(lag as f64);
+        }
+    }
+}
+
+fn record_sagas(sagas: &Sagas) {
+    for (status, count) in &sagas.counts {
+        gauge!("outflow_sagas", "status" => status.clone()).set(*count as f64);
+    }
+    gauge!("outflow_sagas_stuck").set(sagas.stuck_count as f64);
+    if let Some(oldest) = sagas.oldest_in_flight_secs {
+        gauge!("outflow_sagas_oldest_in_flight_seconds").set(oldest);
+    }
+}
+
+fn record_latency(latency: &Latency) {
+    for (window, quantiles) in [("recent", &latency.recent), ("since_start", &latency.since_start)] {
+        for (quantile, value) in [("0.5", quantiles.p50), ("0.9", quantiles.p90), ("0.99", quantiles.p99)] {
+            // A window without observations has no percentiles: no series rather than a 0.
+            if let Some(value) = value {
+                gauge!("outflow_commit_to_view_seconds", "quantile" => quantile, "window" => window).set(value);
             }
         }
     }

@@ -13,6 +13,7 @@ use std::{
 use anyhow::Context;
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
+    groups::GroupInfo,
     ClientConfig, Offset, TopicPartitionList,
 };
 
@@ -36,9 +37,7 @@ impl KafkaSource {
     /// The lag of every watched group and the records in every `.dlq` topic.
     /// Trends are left empty: the sampler fills them from the history.
     pub fn sample(&mut self) -> anyhow::Result<(LagReport, DeadLetters)> {
-        let metadata = self.cluster.fetch_metadata(None, self.timeout).context("fetching the cluster's metadata")?;
-        let partitions: HashMap<String, Vec<i32>> =
-            metadata.topics().iter().filter(|t| t.error().is_none()).map(|t| (t.name().to_owned(), t.partitions().iter().map(|p| p.id()).collect())).collect();
+        let partitions = self.partitions()?;
         let mut watermarks = Watermarks { consumer: &self.cluster, timeout: self.timeout, known: HashMap::new() };
 
         let list = self.cluster.fetch_group_list(None, self.timeout).context("listing the consumer groups")?;
@@ -47,73 +46,101 @@ impl KafkaSource {
         // protocol type `connect`) commits no offsets.
         let watched = list.groups().iter().filter(|g| g.name().starts_with(&self.group_prefix) && matches!(g.protocol_type(), "consumer" | ""));
         for info in watched {
-            let subscribed: BTreeSet<String> = info.members().iter().filter_map(|m| m.metadata()).filter_map(subscribed_topics).flatten().collect();
             if !self.readers.contains_key(info.name()) {
                 let reader = client(&self.brokers, Some(info.name())).context("creating an offset reader")?;
                 self.readers.insert(info.name().to_owned(), reader);
             }
-            let reader = &self.readers[info.name()];
-            // Every topic a member subscribes to, plus any other on which the
-            // group has committed (an empty group has no members to ask).
-            let mut request = TopicPartitionList::new();
-            for (topic, ids) in partitions.iter().filter(|(t, _)| !t.starts_with("__")) {
-                for id in ids {
-                    request.add_partition(topic, *id);
-                }
-            }
-            let committed = reader.committed_offsets(request, self.timeout).with_context(|| format!("reading the committed offsets of {}", info.name()))?;
-            let mut rows = Vec::new();
-            for element in committed.elements() {
-                let offset = match element.offset() {
-                    Offset::Offset(n) => Some(n),
-                    _ => None,
-                };
-                if offset.is_none() && !subscribed.contains(element.topic()) {
-                    continue;
-                }
-                let (low, high) = watermarks.get(element.topic(), element.partition())?;
-                // Nothing committed yet: the group starts at the earliest record.
-                let lag = offset.map_or(high - low, |c| (high - c).max(0));
-                rows.push(PartitionLag {
-                    topic: element.topic().to_owned(),
-                    partition: element.partition(),
-                    low,
-                    high,
-                    committed: offset,
-                    lag,
-                    trend: Trend::default(),
-                });
-            }
-            rows.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-            let topics: BTreeSet<String> = rows.iter().map(|r| r.topic.clone()).chain(subscribed).collect();
-            groups.push(GroupLag {
-                group: info.name().to_owned(),
-                state: info.state().to_owned(),
-                members: info.members().len(),
-                topics: topics.into_iter().collect(),
-                total: rows.iter().map(|r| r.lag).sum(),
-                trend: Trend::default(),
-                partitions: rows,
-            });
+            groups.push(group_lag(info, &self.readers[info.name()], &partitions, &mut watermarks, self.timeout)?);
         }
         groups.sort_by(|a, b| a.group.cmp(&b.group));
         let names: Vec<String> = groups.iter().map(|g| g.group.clone()).collect();
         self.readers.retain(|name, _| names.contains(name));
 
-        let mut topics = Vec::new();
-        let mut dead: Vec<(&String, &Vec<i32>)> = partitions.iter().filter(|(t, _)| t.ends_with(".dlq")).collect();
-        dead.sort();
-        for (topic, ids) in dead {
-            let mut records = 0;
-            for id in ids {
-                let (low, high) = watermarks.get(topic, *id)?;
-                records += high - low;
-            }
-            topics.push(DeadLetterTopic { topic: topic.clone(), partitions: ids.len(), records });
-        }
-        let lag = LagReport { total: groups.iter().map(|g| g.total).sum(), groups };
-        Ok((lag, DeadLetters { total: topics.iter().map(|t| t.records).sum(), topics }))
+        let dead_letters = dead_letters(&partitions, &mut watermarks)?;
+        Ok((LagReport { total: groups.iter().map(|g| g.total).sum(), groups }, dead_letters))
     }
+
+    /// Every topic with its partition ids; one the broker reports an error for is left out.
+    fn partitions(&self) -> anyhow::Result<HashMap<String, Vec<i32>>> {
+        let metadata = self.cluster.fetch_metadata(None, self.timeout).context("fetching the cluster's metadata")?;
+        Ok(metadata.topics().iter().filter(|t| t.error().is_none()).map(|t| (t.name().to_owned(), t.partitions().iter().map(|p| p.id()).collect())).collect())
+    }
+}
+
+/// One group's lag on every partition it reads.
+fn group_lag(
+    info: &GroupInfo,
+    reader: &BaseConsumer,
+    partitions: &HashMap<String, Vec<i32>>,
+    watermarks: &mut Watermarks<'_>,
+    timeout: Duration,
+) -> anyhow::Result<GroupLag> {
+    let subscribed: BTreeSet<String> = info.members().iter().filter_map(|m| m.metadata()).filter_map(subscribed_topics).flatten().collect();
+    // Every topic a member subscribes to, plus any other on which the
+    // group has committed (an empty group has no members to ask).
+    let mut request = TopicPartitionList::new();
+    for (topic, ids) in partitions.iter().filter(|(t, _)| !t.starts_with("__")) {
+        for id in ids {
+            request.add_partition(topic, *id);
+        }
+    }
+    let committed = reader.committed_offsets(request, timeout).with_context(|| format!("reading the committed offsets of {}", info.name()))?;
+    let rows = partition_lags(&committed, &subscribed, watermarks)?;
+    let topics: BTreeSet<String> = rows.iter().map(|r| r.topic.clone()).chain(subscribed).collect();
+    Ok(GroupLag {
+        group: info.name().to_owned(),
+        state: info.state().to_owned(),
+        members: info.members().len(),
+        topics: topics.into_iter().collect(),
+        total: rows.iter().map(|r| r.lag).sum(),
+        trend: Trend::default(),
+        partitions: rows,
+    })
+}
+
+/// The lag on each partition with a committed offset or in the subscription,
+/// in topic and partition order.
+fn partition_lags(committed: &TopicPartitionList, subscribed: &BTreeSet<String>, watermarks: &mut Watermarks<'_>) -> anyhow::Result<Vec<PartitionLag>> {
+    let mut rows = Vec::new();
+    for element in committed.elements() {
+        let offset = match element.offset() {
+            Offset::Offset(n) => Some(n),
+            _ => None,
+        };
+        if offset.is_none() && !subscribed.contains(element.topic()) {
+            continue;
+        }
+        let (low, high) = watermarks.get(element.topic(), element.partition())?;
+        // Nothing committed yet: the group starts at the earliest record.
+        let lag = offset.map_or(high - low, |c| (high - c).max(0));
+        rows.push(PartitionLag {
+            topic: element.topic().to_owned(),
+            partition: element.partition(),
+            low,
+            high,
+            committed: offset,
+            lag,
+            trend: Trend::default(),
+        });
+    }
+    rows.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    Ok(rows)
+}
+
+/// The records in every `.dlq` topic: what its partitions still hold.
+fn dead_letters(partitions: &HashMap<String, Vec<i32>>, watermarks: &mut Watermarks<'_>) -> anyhow::Result<DeadLetters> {
+    let mut topics = Vec::new();
+    let mut dead: Vec<(&String, &Vec<i32>)> = partitions.iter().filter(|(t, _)| t.ends_with(".dlq")).collect();
+    dead.sort();
+    for (topic, ids) in dead {
+        let mut records = 0;
+        for id in ids {
+            let (low, high) = watermarks.get(topic, *id)?;
+            records += high - low;
+        }
+        topics.push(DeadLetterTopic { topic: topic.clone(), partitions: ids.len(), records });
+    }
+    Ok(DeadLetters { total: topics.iter().map(|t| t.records).sum(), topics })
 }
 
 fn client(brokers: &str, group: Option<&str>) -> rdkafka::error::KafkaResult<BaseConsumer> {

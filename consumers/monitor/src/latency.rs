@@ -10,6 +10,7 @@ use std::{
 };
 
 use anyhow::Context;
+use prometheus_parse::{Scrape, Value};
 
 use crate::model::{Latency, Quantiles};
 
@@ -27,20 +28,22 @@ impl Histogram {
     /// The histogram `name` in Prometheus text; empty when absent (nothing observed yet).
     /// Series with other labels are added up bucket by bucket.
     pub fn parse(text: &str, name: &str) -> Histogram {
+        // Only the line iterator can fail, and the lines of a string cannot.
+        let Ok(scrape) = Scrape::parse(text.lines().map(|line| Ok(line.to_owned()))) else { return Histogram::default() };
         let mut buckets: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
         let (mut count, mut sum) = (0.0, 0.0);
-        for line in text.lines().filter(|l| !l.starts_with('#')) {
-            let Some((series, value)) = line.rsplit_once(' ') else { continue };
-            let Ok(value) = value.trim().parse::<f64>() else { continue };
-            let (metric, labels) = series.split_once('{').unwrap_or((series, ""));
-            match metric.strip_prefix(name) {
-                Some("_bucket") => {
-                    let Some(le) = label(labels, "le").and_then(|le| parse_bound(&le)) else { continue };
-                    // f64 bounds as sortable keys (all bounds are positive).
-                    buckets.entry(le.to_bits()).or_insert((le, 0.0)).1 += value;
+        for sample in scrape.samples {
+            // The parser gathers a histogram's buckets under its own name; its
+            // `_count` and `_sum` stay separate series.
+            match (sample.metric.strip_prefix(name), sample.value) {
+                (Some(""), Value::Histogram(counts)) => {
+                    for bucket in counts {
+                        // f64 bounds as sortable keys (all bounds are positive).
+                        buckets.entry(bucket.less_than.to_bits()).or_insert((bucket.less_than, 0.0)).1 += bucket.count;
+                    }
                 }
-                Some("_count") => count += value,
-                Some("_sum") => sum += value,
+                (Some("_count"), Value::Counter(value) | Value::Gauge(value) | Value::Untyped(value)) => count += value,
+                (Some("_sum"), Value::Counter(value) | Value::Gauge(value) | Value::Untyped(value)) => sum += value,
                 _ => {}
             }
         }
@@ -91,19 +94,6 @@ impl Histogram {
             p90: self.quantile(0.9),
             p99: self.quantile(0.99),
         }
-    }
-}
-
-fn label(labels: &str, name: &str) -> Option<String> {
-    let start = labels.find(&format!("{name}=\""))? + name.len() + 2;
-    let end = labels[start..].find('"')?;
-    Some(labels[start..start + end].to_owned())
-}
-
-fn parse_bound(le: &str) -> Option<f64> {
-    match le {
-        "+Inf" | "Inf" => Some(f64::INFINITY),
-        _ => le.parse().ok(),
     }
 }
 
@@ -163,6 +153,23 @@ http_requests_total{route=\"/\"} 3
         let h = Histogram::parse(TEXT, METRIC);
         assert_eq!(h.buckets, vec![(0.1, 10.0), (0.5, 90.0), (1.0, 100.0), (f64::INFINITY, 100.0)]);
         assert_eq!((h.count, h.sum), (100.0, 30.0));
+    }
+
+    #[test]
+    fn adds_up_the_series_of_other_labels_bucket_by_bucket() {
+        let text = "# TYPE view_commit_to_view_seconds histogram
+view_commit_to_view_seconds_bucket{lane=\"a\",le=\"0.5\"} 1
+view_commit_to_view_seconds_bucket{lane=\"a\",le=\"+Inf\"} 2
+view_commit_to_view_seconds_bucket{lane=\"b\",le=\"0.5\"} 3
+view_commit_to_view_seconds_bucket{lane=\"b\",le=\"+Inf\"} 3
+view_commit_to_view_seconds_sum{lane=\"a\"} 1.5
+view_commit_to_view_seconds_sum{lane=\"b\"} 0.5
+view_commit_to_view_seconds_count{lane=\"a\"} 2
+view_commit_to_view_seconds_count{lane=\"b\"} 3
+";
+        let h = Histogram::parse(text, METRIC);
+        assert_eq!(h.buckets, vec![(0.5, 4.0), (f64::INFINITY, 5.0)]);
+        assert_eq!((h.count, h.sum), (5.0, 2.0));
     }
 
     #[test]

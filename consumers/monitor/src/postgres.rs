@@ -9,7 +9,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
-    ConnectOptions, PgPool, Row,
+    ConnectOptions, PgConnection, PgPool, Row,
 };
 
 use crate::model::{Sagas, Slot, Slots, StuckSaga, Trend};
@@ -87,35 +87,54 @@ impl PostgresSource {
             Ok(tx) => tx,
             Err(e) => return Err(self.why(e).await.context(context())),
         };
+        // The three reads below see the same rows, so the counts, the in-flight
+        // figures and the stuck list add up while orders keep moving.
         sqlx::query("set transaction isolation level repeatable read, read only").execute(&mut *tx).await.with_context(context)?;
-        let mut counts: BTreeMap<String, i64> = STATUSES.iter().map(|s| (s.to_string(), 0)).collect();
-        let rows: Vec<(String, i64)> = sqlx::query_as("select status, count(*) from orders group by status").fetch_all(&mut *tx).await.with_context(context)?;
-        counts.extend(rows);
+        let counts = counts(&mut tx).await.with_context(context)?;
         let terminal: Vec<String> = TERMINAL.iter().map(|s| s.to_string()).collect();
-        let (in_flight, oldest, stuck_count): (i64, Option<f64>, i64) = sqlx::query_as(
+        let (in_flight, oldest, stuck_count) = self.in_flight(&mut tx, &terminal).await.with_context(context)?;
+        let stuck = self.stuck(&mut tx, &terminal).await.with_context(context)?;
+        tx.commit().await.with_context(context)?;
+        Ok(Sagas {
+            total: counts.values().sum(),
+            counts,
+            in_flight,
+            oldest_in_flight_secs: oldest,
+            stuck_after_secs: self.stuck_after_secs,
+            stuck_count,
+            stuck,
+            finished_per_min: None,
+        })
+    }
+
+    /// The sagas not ended yet: how many, the age of the oldest, how many are stuck.
+    async fn in_flight(&self, db: &mut PgConnection, terminal: &[String]) -> sqlx::Result<(i64, Option<f64>, i64)> {
+        sqlx::query_as(
             "select count(*),
                     extract(epoch from now() - min(created_at))::float8,
                     count(*) filter (where created_at < now() - make_interval(secs => $2))
              from orders where status <> all($1)",
         )
-        .bind(&terminal)
+        .bind(terminal)
         .bind(self.stuck_after_secs as f64)
-        .fetch_one(&mut *tx)
+        .fetch_one(db)
         .await
-        .with_context(context)?;
-        let stuck = sqlx::query(
+    }
+
+    /// The stuck sagas, oldest first, at most `stuck_limit` of them.
+    async fn stuck(&self, db: &mut PgConnection, terminal: &[String]) -> sqlx::Result<Vec<StuckSaga>> {
+        sqlx::query(
             "select id::text, customer_id, status, total_minor, currency, created_at, updated_at,
                     extract(epoch from now() - created_at)::float8 as age
              from orders
              where status <> all($1) and created_at < now() - make_interval(secs => $2)
              order by created_at limit $3",
         )
-        .bind(&terminal)
+        .bind(terminal)
         .bind(self.stuck_after_secs as f64)
         .bind(self.stuck_limit)
-        .fetch_all(&mut *tx)
-        .await
-        .with_context(context)?
+        .fetch_all(db)
+        .await?
         .iter()
         .map(|row| {
             Ok(StuckSaga {
@@ -129,18 +148,14 @@ impl PostgresSource {
                 age_secs: row.try_get("age")?,
             })
         })
-        .collect::<Result<Vec<_>, sqlx::Error>>()
-        .with_context(context)?;
-        tx.commit().await.with_context(context)?;
-        Ok(Sagas {
-            total: counts.values().sum(),
-            counts,
-            in_flight,
-            oldest_in_flight_secs: oldest,
-            stuck_after_secs: self.stuck_after_secs,
-            stuck_count,
-            stuck,
-            finished_per_min: None,
-        })
+        .collect()
     }
+}
+
+/// Orders per status; a status no order has counts 0 instead of going missing.
+async fn counts(db: &mut PgConnection) -> sqlx::Result<BTreeMap<String, i64>> {
+    let mut counts: BTreeMap<String, i64> = STATUSES.iter().map(|s| (s.to_string(), 0)).collect();
+    let rows: Vec<(String, i64)> = sqlx::query_as("select status, count(*) from orders group by status").fetch_all(db).await?;
+    counts.extend(rows);
+    Ok(counts)
 }
