@@ -93,6 +93,16 @@ fn commit_final(consumer: &Kafka, partitions: &mut [Partition]) {
     if offsets.count() == 0 {
         return;
     }
+    // A lost assignment (the session timed out: the broker was frozen or
+    // gone) belongs to the group again: a commit with the stale generation
+    // is refused, and issuing it from the rebalance callback left librdkafka
+    // without a rejoin: in a chaos run the consumer held no partitions for
+    // good after a 12 s broker freeze. The new owner redelivers what is
+    // uncommitted, and the inboxes make that harmless.
+    if consumer.assignment_lost() {
+        warn!(partitions = offsets.count(), "revoke: the assignment was lost; its final offsets are left to the new owner");
+        return;
+    }
     if let Err(e) = consumer.store_offsets(&offsets) {
         warn!(error = %e, "revoke: storing the final offsets failed");
     }
