@@ -37,6 +37,21 @@ impl KafkaSource {
     /// The lag of every watched group and the records in every `.dlq` topic.
     /// Trends are left empty: the sampler fills them from the history.
     pub fn sample(&mut self) -> anyhow::Result<(LagReport, DeadLetters)> {
+        let sampled = self.sample_once();
+        if sampled.is_err() {
+            // A client that lost the broker (killed, or frozen past its
+            // timeouts) did not find it again after it came back: in a chaos
+            // run the monitor reported Kafka unreachable for good. The next
+            // sample starts with fresh clients.
+            if let Ok(cluster) = client(&self.brokers, None) {
+                self.cluster = cluster;
+            }
+            self.readers.clear();
+        }
+        sampled
+    }
+
+    fn sample_once(&mut self) -> anyhow::Result<(LagReport, DeadLetters)> {
         let partitions = self.partitions()?;
         let mut watermarks = Watermarks { consumer: &self.cluster, timeout: self.timeout, known: HashMap::new() };
 
