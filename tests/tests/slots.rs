@@ -12,17 +12,8 @@ use outflow_stack_tests::{header_map, read_topic, wait_slot_active, Stack, TestC
 use serde_json::Value;
 use sqlx::PgPool;
 
-const OUTBOX_DDL: &str = "
-create table outbox (
-    id uuid primary key,
-    aggregatetype text not null,
-    aggregateid text not null,
-    type text not null,
-    payload bytea not null,
-    traceparent text
-);
-create table outbox_heartbeat (id int primary key, beat_at timestamptz not null);
-";
+/// The outbox the writers' databases have (their first migration).
+const OUTBOX_DDL: &str = include_str!("../../crates/outbox/sql/outbox.sql");
 const MONITOR: &str = "http://127.0.0.1:7190";
 
 #[tokio::test]

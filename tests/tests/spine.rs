@@ -27,17 +27,8 @@ const SPINE_SCHEMA: &str = r#"{
   ]
 }"#;
 
-const OUTBOX_DDL: &str = "
-create table outbox (
-    id uuid primary key,
-    aggregatetype text not null,
-    aggregateid text not null,
-    type text not null,
-    payload bytea not null,
-    traceparent text
-);
-create table outbox_heartbeat (id int primary key, beat_at timestamptz not null);
-";
+/// The outbox the writers' databases have (their first migration).
+const OUTBOX_DDL: &str = include_str!("../../crates/outbox/sql/outbox.sql");
 
 #[tokio::test]
 #[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
