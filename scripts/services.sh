@@ -7,6 +7,8 @@ export OUTFLOW_PAYMENTS_PORT="${OUTFLOW_PAYMENTS_PORT:-7103}"
 export OUTFLOW_SANDBOX_PORT="${OUTFLOW_SANDBOX_PORT:-7199}"
 export OUTFLOW_SANDBOX_NOTIFY_URL="${OUTFLOW_SANDBOX_NOTIFY_URL:-http://127.0.0.1:$OUTFLOW_PAYMENTS_PORT/v1/payments/notifications}"
 
+# The sandbox keeps its transactions across restarts, as a real provider does.
+export OUTFLOW_SANDBOX_JOURNAL="${OUTFLOW_SANDBOX_JOURNAL:-$OUTFLOW_STATE/sandbox/journal.jsonl}"
 export OUTFLOW_SANDBOX_FAILURE_RATE="${OUTFLOW_SANDBOX_FAILURE_RATE:-0.0}"
 export OUTFLOW_PROVIDER_URL="${OUTFLOW_PROVIDER_URL:-http://127.0.0.1:$OUTFLOW_SANDBOX_PORT}"
 # The saga timeout: a payment still pending after this fails as expired.

@@ -50,6 +50,7 @@ async fn spawn_app_notifying(status: &str, notifies: bool) -> App {
         server_key: app.stack.provider_server_key.clone(),
         settle_delay_ms: 3_600_000,
         failure_rate: 0.0,
+        journal: None,
     };
     tokio::spawn(async move { axum::serve(listener, Sandbox::new(config).router()).await });
     let opened: Value = app

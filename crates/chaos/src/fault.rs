@@ -23,6 +23,9 @@ pub struct Injected {
     pub down_ms: u64,
     /// From being brought back until its health check passed.
     pub recovered_ms: u64,
+    /// From the fault until the first order placed since then was confirmed
+    /// (None: none was); filled in after the run.
+    pub confirms_again_ms: Option<u64>,
 }
 
 pub async fn inject(fault: &Fault, run_started: Instant) -> Result<Injected> {
@@ -48,7 +51,14 @@ pub async fn inject(fault: &Fault, run_started: Instant) -> Result<Injected> {
         Action::Kill | Action::ImmediateShutdown => component.start().await?,
     }
     wait_healthy(component, Duration::from_secs(120)).await?;
-    Ok(Injected { component, action: fault.action, at_ms: millis(at - run_started), down_ms: millis(back - at), recovered_ms: millis(back.elapsed()) })
+    Ok(Injected {
+        component,
+        action: fault.action,
+        at_ms: millis(at - run_started),
+        down_ms: millis(back - at),
+        recovered_ms: millis(back.elapsed()),
+        confirms_again_ms: None,
+    })
 }
 
 fn signal(pids: &[u32], signal: libc::c_int) {

@@ -12,11 +12,14 @@
 //! - [`fault`]: one fault injected and recovered from, timed;
 //! - [`load`]: the orders, tolerant of the faults (retried with their
 //!   idempotency key), with their intended endings;
+//! - [`completion`]: after the run: how long after each fault orders were
+//!   confirmed again;
 //! - [`recovery`]: after the run: everything healthy, connectors running,
 //!   slots caught up, every order ended, every group caught up;
 //! - [`report`]: what a run found, printed and as JSON;
 //! - [`run`]: the whole run.
 
+pub mod completion;
 pub mod component;
 pub mod fault;
 pub mod load;

@@ -20,6 +20,9 @@ pub struct ChaosReport {
     /// `CONFIRMED`, `CANCELLED (out_of_stock)`, ... from the orders table.
     pub outcomes: BTreeMap<String, i64>,
     pub faults: Vec<Injected>,
+    /// The run's median place → confirm time, beside each fault's
+    /// `confirms_again_ms`.
+    pub confirm_median_ms: Option<u64>,
     /// Requests of the load that failed during a fault and were sent again.
     pub requests_retried: usize,
     pub interventions: Vec<Intervention>,
@@ -59,17 +62,21 @@ impl fmt::Display for ChaosReport {
         for (component, (kills, freezes)) in self.per_component() {
             writeln!(f, "  {component:<24} {kills} {freezes}")?;
         }
-        writeln!(f, "each fault (at, down for, healthy again after):")?;
+        writeln!(f, "each fault (at, down for, healthy again after, orders confirmed again after):")?;
         for i in &self.faults {
+            let again = i.confirms_again_ms.map_or("none".into(), |ms| format!("{:.1} s", secs(ms)));
             writeln!(
                 f,
-                "  {:>7.1} s  {:<24} {:<22} {:>6.1} s  {:>6.1} s",
+                "  {:>7.1} s  {:<24} {:<22} {:>6.1} s  {:>6.1} s  {again:>8}",
                 secs(i.at_ms),
                 i.component.name(),
                 action(i.action),
                 secs(i.down_ms),
                 secs(i.recovered_ms)
             )?;
+        }
+        if let Some(ms) = self.confirm_median_ms {
+            writeln!(f, "the run's median place → confirm time, for comparison: {:.1} s", secs(ms))?;
         }
         writeln!(f, "requests retried through faults: {}", self.requests_retried)?;
         writeln!(f, "events on Kafka more than once: {}", self.invariants.kafka_duplicates)?;

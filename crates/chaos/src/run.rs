@@ -4,7 +4,7 @@
 use std::{
     collections::BTreeMap,
     sync::{atomic::Ordering, Arc},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use anyhow::{ensure, Context, Result};
@@ -15,6 +15,7 @@ use sqlx::{postgres::PgPoolOptions, PgPool};
 use uuid::Uuid;
 
 use crate::{
+    completion,
     component::Component,
     fault::{self, Injected},
     load::{self, Progress},
@@ -28,7 +29,7 @@ fn payment_deadline() -> Duration {
 }
 
 pub async fn run(config: Config) -> Result<ChaosReport> {
-    let started = Instant::now();
+    let (started, started_at) = (Instant::now(), SystemTime::now());
     let stack = Stack::from_env();
     let plan = Plan::new(&config);
     for component in Component::ALL {
@@ -41,7 +42,7 @@ pub async fn run(config: Config) -> Result<ChaosReport> {
     let rate = config.rate.unwrap_or(config.orders as f64 / plan.estimated().as_secs_f64().max(1.0));
     eprintln!("chaos: seed {}, {} orders at {rate:.1}/s, {} faults over about {} s", config.seed, config.orders, plan.faults.len(), plan.estimated().as_secs());
     let load = tokio::spawn(load::run(client, skus.clone(), config.orders, rate, config.seed));
-    let faults = faults(&plan, &progress, config.orders, started).await?;
+    let mut faults = faults(&plan, &progress, config.orders, started).await?;
     let placed = load.await.context("the load")??;
 
     let mut interventions = Vec::new();
@@ -54,11 +55,13 @@ pub async fn run(config: Config) -> Result<ChaosReport> {
     let (slots_held, slots) = recovery::slots(&stack.admin_pool().await?).await?;
     let scope = Scope::Only { orders: ids.clone(), skus };
     let invariants = outflow_invariants::check_until_held(&sources, &scope, &Options::from_env(), Duration::from_secs(60)).await?;
+    let confirm_median_ms = completion::confirms_again(&orders_db, &ids, started_at, &mut faults).await?;
     Ok(ChaosReport {
         seed: config.seed,
         orders: placed.len(),
         outcomes: outcomes(&orders_db, &ids).await?,
         faults,
+        confirm_median_ms,
         requests_retried: progress.retried.load(Ordering::Relaxed),
         interventions,
         slots_held,

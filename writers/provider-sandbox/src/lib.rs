@@ -27,14 +27,20 @@
 //!   `POST /sandbox/orders/{order_id}/deny` the same with a denial;
 //! - `GET /v1/transactions/{order_id}`: the transaction and its state.
 //!
-//! State is in memory: a restarted sandbox forgets open transactions, which the
-//! saga's payment deadline then expires, as it would with a provider outage.
+//! With `--journal` (scripts/up gives it `.state/sandbox/journal.jsonl`) every
+//! transaction survives a restart, as it would at a real provider: a pending
+//! one still settles, a notification not yet accepted is sent again, a capture
+//! can still be refunded. Without it the state is in memory only (the tests'
+//! in-process sandboxes).
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+mod journal;
+mod routes;
 
+use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Result;
 use axum::{
-    extract::{Path, State},
-    http::{HeaderMap, StatusCode},
+    http::HeaderMap,
     routing::{get, post, put},
     Json, Router,
 };
@@ -63,6 +69,9 @@ pub struct SandboxConfig {
     /// Share of transactions the provider denies, 0.0 to 1.0.
     #[arg(long, env = "OUTFLOW_SANDBOX_FAILURE_RATE", default_value_t = 0.1)]
     pub failure_rate: f64,
+    /// Where transactions are kept across restarts (in memory only without it).
+    #[arg(long, env = "OUTFLOW_SANDBOX_JOURNAL")]
+    pub journal: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,7 +83,7 @@ pub enum Outcome {
     Never,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Transaction {
     pub transaction_id: String,
     pub order_id: String,
@@ -82,19 +91,42 @@ pub struct Transaction {
     pub token: String,
     pub redirect_url: String,
     pub outcome: Option<Outcome>,
-    /// `pending`, `settlement`, `deny`, `cancel` or `refund`.
-    pub transaction_status: &'static str,
+    pub transaction_status: Status,
+    /// The merchant accepted the notification of the decided status.
     pub notified: bool,
     pub refunded: bool,
+}
+
+/// Midtrans's `transaction_status` values that the sandbox uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pending,
+    Settlement,
+    Deny,
+    Cancel,
+    Refund,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Settlement => "settlement",
+            Status::Deny => "deny",
+            Status::Cancel => "cancel",
+            Status::Refund => "refund",
+        }
+    }
 }
 
 impl Transaction {
     /// Midtrans's status code for the transaction's status.
     fn status_code(&self) -> &'static str {
         match self.transaction_status {
-            "settlement" | "refund" => "200",
-            "pending" => "201",
-            _ => "202",
+            Status::Settlement | Status::Refund => "200",
+            Status::Pending => "201",
+            Status::Deny | Status::Cancel => "202",
         }
     }
 }
@@ -119,22 +151,78 @@ pub struct Sandbox {
     behaviour: Arc<std::sync::RwLock<Behaviour>>,
     transactions: Arc<Mutex<HashMap<String, Transaction>>>,
     forced: Arc<Mutex<HashMap<String, Outcome>>>,
+    journal: Option<Arc<journal::Journal>>,
     http: reqwest::Client,
 }
 
 impl Sandbox {
-    pub fn new(config: SandboxConfig) -> Self {
+    /// A sandbox that keeps its transactions in memory only.
+    pub fn new(mut config: SandboxConfig) -> Self {
+        config.journal = None;
+        Sandbox::with(config, None, journal::Recovered::default())
+    }
+
+    /// A sandbox that keeps its transactions in its journal, if it has one,
+    /// and takes up what was under way when it last stopped: pending
+    /// transactions settle, notifications not yet accepted are sent again.
+    pub fn open(config: SandboxConfig) -> Result<Self> {
+        let Some(path) = config.journal.clone() else { return Ok(Sandbox::new(config)) };
+        let (journal, recovered) = journal::Journal::open(&path)?;
+        let sandbox = Sandbox::with(config, Some(Arc::new(journal)), recovered);
+        sandbox.resume();
+        Ok(sandbox)
+    }
+
+    fn with(config: SandboxConfig, journal: Option<Arc<journal::Journal>>, recovered: journal::Recovered) -> Self {
         let behaviour = Behaviour { settle_delay_ms: config.settle_delay_ms, failure_rate: config.failure_rate.clamp(0.0, 1.0) };
         Sandbox {
             config: Arc::new(config),
             behaviour: Arc::new(std::sync::RwLock::new(behaviour)),
-            transactions: Default::default(),
-            forced: Default::default(),
-            http: reqwest::Client::new(),
+            transactions: Arc::new(Mutex::new(recovered.transactions)),
+            forced: Arc::new(Mutex::new(recovered.forced)),
+            journal,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("a reqwest client"),
+        }
+    }
+
+    fn resume(&self) {
+        let transactions = self.transactions.try_lock().expect("nobody else holds a sandbox being opened");
+        let (mut settling, mut notifying) = (0, 0);
+        for t in transactions.values() {
+            match t.transaction_status {
+                Status::Pending if t.outcome != Some(Outcome::Never) => {
+                    settling += 1;
+                    tokio::spawn(self.clone().settle_later(t.order_id.clone()));
+                }
+                Status::Settlement | Status::Deny if !t.notified && !t.refunded => {
+                    notifying += 1;
+                    let (sandbox, t) = (self.clone(), t.clone());
+                    tokio::spawn(async move { sandbox.notify(t).await });
+                }
+                _ => {}
+            }
+        }
+        tracing::info!(transactions = transactions.len(), settling, notifying, "journal read");
+    }
+
+    /// Journals a transaction's new state; called with the transactions
+    /// locked, so that the journal's order is the order of the changes.
+    fn keep(&self, transaction: &Transaction) {
+        self.write(&journal::Entry::Transaction(transaction.clone()));
+    }
+
+    fn write(&self, entry: &journal::Entry) {
+        if let Some(journal) = &self.journal {
+            // A provider that cannot write down what it agreed to must not answer as if it had.
+            if let Err(e) = journal.append(entry) {
+                tracing::error!(error = %e, "the journal cannot be written: stopping");
+                std::process::exit(1);
+            }
         }
     }
 
     pub fn router(self) -> Router {
+        use routes::*;
         Router::new()
             .route("/v1/transactions", post(create_transaction))
             .route("/v1/transactions/{order_id}", get(get_transaction))
@@ -164,18 +252,19 @@ impl Sandbox {
         let forced = self.forced.lock().await.get(&order_id).copied();
         let outcome = forced.unwrap_or_else(|| if rand::rng().random_bool(behaviour.failure_rate) { Outcome::Deny } else { Outcome::Settle });
         let status = match outcome {
-            Outcome::Settle => "settlement",
-            Outcome::Deny => "deny",
+            Outcome::Settle => Status::Settlement,
+            Outcome::Deny => Status::Deny,
             Outcome::Never => return,
         };
         let transaction = {
             let mut transactions = self.transactions.lock().await;
             let Some(t) = transactions.get_mut(&order_id) else { return };
-            if t.transaction_status != "pending" {
+            if t.transaction_status != Status::Pending {
                 return; // cancelled by the merchant meanwhile: nothing to pay
             }
             t.outcome = Some(outcome);
             t.transaction_status = status;
+            self.keep(t);
             t.clone()
         };
         self.notify(transaction).await;
@@ -202,138 +291,10 @@ impl Sandbox {
         if delivered.is_ok() {
             if let Some(t) = self.transactions.lock().await.get_mut(&order_id) {
                 t.notified = true;
+                self.keep(t);
             }
             return;
         }
         tracing::error!(%order_id, "notification never accepted; giving up");
     }
-}
-
-async fn create_transaction(
-    State(sandbox): State<Sandbox>,
-    headers: HeaderMap,
-    Json(body): Json<CreateTransaction>,
-) -> Result<(StatusCode, Json<Transaction>), (StatusCode, Json<serde_json::Value>)> {
-    if !sandbox.authorized(&headers) {
-        return Err((StatusCode::UNAUTHORIZED, Json(json!({"error": {"code": "unauthorized", "message": "Basic auth with the server key"}}))));
-    }
-    let mut transactions = sandbox.transactions.lock().await;
-    if let Some(existing) = transactions.get(&body.order_id) {
-        return Ok((StatusCode::OK, Json(existing.clone())));
-    }
-    let token = uuid::Uuid::new_v4().simple().to_string();
-    let transaction = Transaction {
-        transaction_id: uuid::Uuid::new_v4().to_string(),
-        order_id: body.order_id.clone(),
-        gross_amount: body.gross_amount,
-        redirect_url: format!("http://127.0.0.1:{}/pay/{token}", sandbox.config.port),
-        token,
-        outcome: None,
-        transaction_status: "pending",
-        notified: false,
-        refunded: false,
-    };
-    transactions.insert(body.order_id.clone(), transaction.clone());
-    drop(transactions);
-    tokio::spawn(sandbox.clone().settle_later(body.order_id));
-    Ok((StatusCode::CREATED, Json(transaction)))
-}
-
-async fn get_transaction(State(sandbox): State<Sandbox>, Path(order_id): Path<String>) -> Result<Json<Transaction>, StatusCode> {
-    sandbox.transactions.lock().await.get(&order_id).cloned().map(Json).ok_or(StatusCode::NOT_FOUND)
-}
-
-/// Refunds are idempotent: refunding twice is refunding once.
-async fn refund_transaction(State(sandbox): State<Sandbox>, headers: HeaderMap, Path(order_id): Path<String>) -> Result<Json<Transaction>, StatusCode> {
-    if !sandbox.authorized(&headers) {
-        return Err(StatusCode::UNAUTHORIZED);
-    }
-    let mut transactions = sandbox.transactions.lock().await;
-    let transaction = transactions.get_mut(&order_id).ok_or(StatusCode::NOT_FOUND)?;
-    if transaction.transaction_status != "settlement" && transaction.transaction_status != "refund" {
-        return Err(StatusCode::PRECONDITION_FAILED); // nothing was paid
-    }
-    transaction.refunded = true;
-    transaction.transaction_status = "refund";
-    Ok(Json(transaction.clone()))
-}
-
-async fn transaction_status(State(sandbox): State<Sandbox>, headers: HeaderMap, Path(order_id): Path<String>) -> Result<Json<serde_json::Value>, StatusCode> {
-    if !sandbox.authorized(&headers) {
-        return Err(StatusCode::UNAUTHORIZED);
-    }
-    let transactions = sandbox.transactions.lock().await;
-    let t = transactions.get(&order_id).ok_or(StatusCode::NOT_FOUND)?;
-    Ok(Json(json!({
-        "status_code": t.status_code(),
-        "transaction_id": t.transaction_id,
-        "order_id": t.order_id,
-        "gross_amount": t.gross_amount,
-        "transaction_status": t.transaction_status,
-        "fraud_status": "accept",
-    })))
-}
-
-/// Cancels a transaction not yet paid; one already settled cannot be (412).
-async fn cancel_transaction(State(sandbox): State<Sandbox>, headers: HeaderMap, Path(order_id): Path<String>) -> Result<Json<Transaction>, StatusCode> {
-    if !sandbox.authorized(&headers) {
-        return Err(StatusCode::UNAUTHORIZED);
-    }
-    let mut transactions = sandbox.transactions.lock().await;
-    let transaction = transactions.get_mut(&order_id).ok_or(StatusCode::NOT_FOUND)?;
-    match transaction.transaction_status {
-        "pending" | "cancel" => {
-            transaction.transaction_status = "cancel";
-            Ok(Json(transaction.clone()))
-        }
-        _ => Err(StatusCode::PRECONDITION_FAILED),
-    }
-}
-
-/// The customer pays now, whatever the merchant did meanwhile.
-async fn settle_now(State(sandbox): State<Sandbox>, Path(order_id): Path<String>) -> Result<StatusCode, StatusCode> {
-    decide_now(sandbox, order_id, Outcome::Settle).await
-}
-
-/// The provider denies now (even after the merchant gave the payment up).
-async fn deny_now(State(sandbox): State<Sandbox>, Path(order_id): Path<String>) -> Result<StatusCode, StatusCode> {
-    decide_now(sandbox, order_id, Outcome::Deny).await
-}
-
-async fn decide_now(sandbox: Sandbox, order_id: String, outcome: Outcome) -> Result<StatusCode, StatusCode> {
-    let transaction = {
-        let mut transactions = sandbox.transactions.lock().await;
-        let t = transactions.get_mut(&order_id).ok_or(StatusCode::NOT_FOUND)?;
-        t.outcome = Some(outcome);
-        t.transaction_status = if outcome == Outcome::Settle { "settlement" } else { "deny" };
-        t.clone()
-    };
-    tokio::spawn(async move { sandbox.notify(transaction).await });
-    Ok(StatusCode::ACCEPTED)
-}
-
-#[derive(Deserialize)]
-struct ForceOutcome {
-    outcome: Outcome,
-}
-
-async fn force_outcome(State(sandbox): State<Sandbox>, Path(order_id): Path<String>, Json(body): Json<ForceOutcome>) -> StatusCode {
-    sandbox.forced.lock().await.insert(order_id, body.outcome);
-    StatusCode::NO_CONTENT
-}
-
-async fn get_behaviour(State(sandbox): State<Sandbox>) -> Json<Behaviour> {
-    Json(sandbox.behaviour())
-}
-
-async fn set_behaviour(State(sandbox): State<Sandbox>, Json(body): Json<Behaviour>) -> Result<Json<Behaviour>, (StatusCode, Json<serde_json::Value>)> {
-    if !(0.0..=1.0).contains(&body.failure_rate) {
-        return Err((
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({"error": {"code": "invalid_failure_rate", "message": "failure_rate must be between 0.0 and 1.0"}})),
-        ));
-    }
-    *sandbox.behaviour.write().expect("behaviour lock") = body;
-    tracing::info!(settle_delay_ms = body.settle_delay_ms, failure_rate = body.failure_rate, "behaviour changed");
-    Ok(Json(body))
 }

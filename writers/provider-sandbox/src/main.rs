@@ -7,6 +7,6 @@ async fn main() -> anyhow::Result<()> {
     let config = SandboxConfig::parse();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port)).await?;
     tracing::info!(port = config.port, "payment provider sandbox listening");
-    axum::serve(listener, Sandbox::new(config).router()).with_graceful_shutdown(outflow_service::ops::shutdown_signal()).await?;
+    axum::serve(listener, Sandbox::open(config)?.router()).with_graceful_shutdown(outflow_service::ops::shutdown_signal()).await?;
     Ok(())
 }
