@@ -123,6 +123,10 @@ healthy_kafka() {
 }
 
 install_connect() {
+  case "$OUTFLOW_CONNECT_EXACTLY_ONCE" in
+    enabled|disabled) ;;
+    *) die "connect: OUTFLOW_CONNECT_EXACTLY_ONCE must be enabled or disabled, not '$OUTFLOW_CONNECT_EXACTLY_ONCE'" ;;
+  esac
   install_kafka
   maven_copy "$INFRA/maven/debezium/pom.xml" "$DEBEZIUM_LIB" -Ddebezium.version="$DEBEZIUM_VERSION"
   # plugin.path holds exactly the pinned Debezium version.

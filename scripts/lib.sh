@@ -52,6 +52,9 @@ BIN="$OUTFLOW_STATE/bin"
 
 export DATABASE_URL_BASE="postgres://$OUTFLOW_PG_USER:$OUTFLOW_PG_PASSWORD@127.0.0.1:$OUTFLOW_PG_PORT"
 export OUTFLOW_KAFKA_BROKERS="127.0.0.1:$OUTFLOW_KAFKA_PORT"
+# Kafka Connect's exactly-once source support: disabled or enabled (see
+# infra/connect/connect-distributed.properties for what it costs).
+export OUTFLOW_CONNECT_EXACTLY_ONCE="${OUTFLOW_CONNECT_EXACTLY_ONCE:-disabled}"
 export OUTFLOW_CONNECT_URL="http://127.0.0.1:$OUTFLOW_CONNECT_PORT"
 export OUTFLOW_REGISTRY_URL="http://127.0.0.1:$OUTFLOW_REGISTRY_PORT"
 export OUTFLOW_MONGO_URL="mongodb://127.0.0.1:$OUTFLOW_MONGO_PORT/"

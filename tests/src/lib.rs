@@ -382,7 +382,8 @@ pub async fn read_topic(
     loop {
         let ends = (0..partitions).map(|p| consumer.fetch_watermarks(topic, p, Duration::from_secs(5)).map(|(_, high)| high)).collect::<Result<Vec<_>, _>>()?;
         while next.iter().zip(&ends).any(|(n, end)| n < end) {
-            match tokio::time::timeout_at(until, consumer.recv()).await {
+            let idle = (tokio::time::Instant::now() + Duration::from_millis(500)).min(until);
+            match tokio::time::timeout_at(idle, consumer.recv()).await {
                 Ok(Ok(message)) => {
                     next[message.partition() as usize] = message.offset() + 1;
                     if keep(&message) {
@@ -390,6 +391,17 @@ pub async fn read_topic(
                     }
                 }
                 Ok(Err(e)) => bail!("reading {topic}: {e}"),
+                // Idle: the rest up to the end may be transaction markers,
+                // which take offsets but are never delivered; the position
+                // moves past them.
+                Err(_) if tokio::time::Instant::now() < until => {
+                    for element in consumer.position()?.elements_for_topic(topic) {
+                        if let Offset::Offset(at) = element.offset() {
+                            let slot = &mut next[element.partition() as usize];
+                            *slot = (*slot).max(at);
+                        }
+                    }
+                }
                 Err(_) => bail!("{topic} not read to its end ({ends:?}) within {deadline:?}: at {next:?}"),
             }
         }

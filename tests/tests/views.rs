@@ -300,3 +300,48 @@ async fn a_second_view_consumer_refuses_to_start() {
     let healthy = reqwest::get("http://127.0.0.1:7124/healthz").await.is_ok_and(|r| r.status().is_success());
     assert!(healthy, "the first view consumer still runs");
 }
+
+/// A write that went unanswered (FerretDB frozen) can still run later, after
+/// the fold retried it and wrote newer changes on top, and put an older
+/// document back (a chaos run lost a PaymentCaptured that way). The late
+/// write is done here by hand, exactly as FerretDB would run it; the fold
+/// must write the newer document over it, on its next change of that
+/// document or, when none comes, by itself.
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn a_document_put_back_by_a_late_write_is_restored() {
+    use outflow_views_consumer::fold::{self, Change};
+    let scratch = Scratch::new(&Stack::from_env()).await;
+    let views = scratch.db.collection::<Document>("order_views");
+    let change = |i: i64| Change {
+        version_field: "order_version",
+        version: i,
+        fields: doc! { "status": format!("S{i}") },
+        entry: Some(doc! { "event_id": format!("e{i}") }),
+    };
+    let timeline = |document: &Document| document.get_array("timeline").map_or(0, Vec::len);
+    for id in ["next-change", "no-change"] {
+        assert!(fold::write(views.clone(), id.into(), change(1)).await.unwrap());
+        let older = views.find_one(doc! { "_id": id }).await.unwrap().unwrap();
+        for i in 2..=3 {
+            assert!(fold::write(views.clone(), id.into(), change(i)).await.unwrap());
+        }
+        fold::unanswered(&views, id);
+        views.replace_one(doc! { "_id": id }, &older).await.unwrap();
+    }
+
+    assert!(fold::write(views.clone(), "next-change".into(), change(4)).await.unwrap());
+    let restored = views.find_one(doc! { "_id": "next-change" }).await.unwrap().unwrap();
+    assert_eq!((restored.get_str("status"), timeline(&restored)), (Ok("S4"), 4), "the next change was folded onto the older document: {restored}");
+
+    let until = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = views.find_one(doc! { "_id": "no-change" }).await.unwrap().unwrap();
+        if now.get_str("status") == Ok("S3") && timeline(&now) == 3 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < until, "the older document was left in place: {now}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    scratch.drop().await;
+}

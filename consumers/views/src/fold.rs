@@ -11,6 +11,8 @@
 //! above all, takes one write for many events, and a redelivered or older
 //! event costs no write at all.
 
+mod doubt;
+
 use std::{collections::HashMap, sync::LazyLock};
 
 use anyhow::anyhow;
@@ -264,6 +266,9 @@ pub async fn write(collection: Collection<Document>, id: String, change: Change)
         Ok(outcome) => outcome,
         Err(_) => Err(anyhow!("no answer within {WRITE_TIMEOUT:?}")),
     };
+    if outcome.is_err() {
+        doubt::unanswered(&collection, &key);
+    }
     for (i, queued) in batch.into_iter().enumerate() {
         let _ = queued.done.send(match &outcome {
             Ok(applied) => Ok(applied[i]),
@@ -276,6 +281,13 @@ pub async fn write(collection: Collection<Document>, id: String, change: Change)
         // this arm is for the impossible case, and retrying is safe.
         Err(_) => Err(anyhow!("the write of {} {} lost its answer", key.0, key.1)),
     }
+}
+
+/// Treats document `id` of `collection` as if a write of it had gone
+/// unanswered (what a frozen server does), so that tests can put an older
+/// document back and watch it restored.
+pub fn unanswered(collection: &Collection<Document>, id: &str) {
+    doubt::unanswered(collection, &(collection.namespace().to_string(), id.to_owned()));
 }
 
 /// Forgets every cached document (after the views were dropped).
@@ -329,6 +341,15 @@ async fn fold_into(collection: &Collection<Document>, key: &Key, changes: &[&Cha
             metrics::counter!("view_document_writes_total", "collection" => collection.name().to_owned()).increment(1);
             DOCUMENTS.insert(key.clone(), document);
             return Ok(applied);
+        }
+        if let Some(revision) = revision {
+            if let Some(found) = doubt::rolled_back(collection, key, revision).await? {
+                if collection.replace_one(at_revision(id, found), &document).await?.matched_count == 1 {
+                    metrics::counter!("view_document_writes_total", "collection" => collection.name().to_owned()).increment(1);
+                    DOCUMENTS.insert(key.clone(), document);
+                    return Ok(applied);
+                }
+            }
         }
         // Created or changed by someone else since we read it: read again.
         DOCUMENTS.invalidate(key);

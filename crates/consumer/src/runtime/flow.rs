@@ -46,6 +46,21 @@ impl InFlight {
     }
 }
 
+/// The offset to store: the commit point, or the consumer's position once
+/// nothing of the partition waits or runs. A transactional producer (Connect
+/// with exactly-once source support) ends every transaction with a commit
+/// marker that takes an offset but is never delivered, so one past the last
+/// record would leave the partition one short of its end for good (a lag of 1
+/// that never drains). librdkafka moves the position past the markers it has
+/// read; below it, an idle partition has nothing left to handle.
+pub(crate) fn store_point(commit_point: Option<i64>, idle: bool, position: Option<i64>) -> Option<i64> {
+    if idle {
+        commit_point.max(position)
+    } else {
+        commit_point
+    }
+}
+
 /// What a partition holds, as the pause decision sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Load {
@@ -136,6 +151,20 @@ mod tests {
         assert_eq!(in_flight.commit_point(), Some(9));
         in_flight.finish(9);
         assert_eq!(in_flight.commit_point(), Some(10));
+    }
+
+    #[test]
+    fn an_idle_partition_is_stored_at_its_position_past_a_transaction_marker() {
+        let mut in_flight = InFlight::default();
+        in_flight.dispatch(10);
+        in_flight.dispatch(11);
+        in_flight.finish(10);
+        assert_eq!(store_point(in_flight.commit_point(), false, Some(13)), Some(11), "never past an unfinished record");
+        in_flight.finish(11);
+        // 12 is the marker of the transaction that held 10 and 11.
+        assert_eq!(store_point(in_flight.commit_point(), true, Some(13)), Some(13));
+        assert_eq!(store_point(in_flight.commit_point(), true, None), Some(12), "no position known yet");
+        assert_eq!(store_point(None, true, Some(7)), Some(7), "a start on a marker moves past it");
     }
 
     fn load(pending: usize, overflow: usize, retrying: bool) -> Load {

@@ -99,9 +99,14 @@ impl Partition {
         flow::decide(load, self.paused)
     }
 
-    /// The offset to store now, when it moved since the last one.
-    pub(crate) fn storable(&mut self) -> Option<i64> {
-        let point = self.shared.lock().in_flight.commit_point()?;
+    /// The offset to store now, when it moved since the last one; `position`
+    /// is the consumer's (see [`flow::store_point`]).
+    pub(crate) fn storable(&mut self, position: Option<i64>) -> Option<i64> {
+        let point = {
+            let state = self.shared.lock();
+            let idle = state.in_flight.pending() == 0 && self.overflow.is_empty();
+            flow::store_point(state.in_flight.commit_point(), idle, position)?
+        };
         if self.stored.is_some_and(|stored| point <= stored) {
             return None;
         }

@@ -77,11 +77,17 @@ fn tick(consumer: &Kafka) -> anyhow::Result<()> {
     let context = consumer.context();
     let mut offsets = TopicPartitionList::new();
     let mut paused = 0usize;
+    // Local to librdkafka (no broker round trip); see flow::store_point.
+    let positions = consumer.position().ok();
     let mut assignment = context.assignment();
     for partition in assignment.partitions_mut() {
         let (topic, number) = (&partition.key.0, partition.key.1);
         anyhow::ensure!(!partition.lane_died(), "a lane of {topic}[{number}] ended while the partition was ours (a handler panicked?)");
-        if let Some(point) = partition.storable() {
+        let position = positions.as_ref().and_then(|list| list.find_partition(topic, number)).and_then(|p| match p.offset() {
+            Offset::Offset(at) => Some(at),
+            _ => None,
+        });
+        if let Some(point) = partition.storable(position) {
             offsets.add_partition_offset(&partition.key.0, partition.key.1, Offset::Offset(point))?;
         }
         regulate(consumer, partition);

@@ -84,7 +84,8 @@ pub(crate) fn revoke(consumer: &Kafka, mut partitions: Vec<Partition>, wait: Dur
 fn commit_final(consumer: &Kafka, partitions: &mut [Partition]) {
     let mut offsets = TopicPartitionList::new();
     for partition in partitions.iter_mut() {
-        partition.storable();
+        // The position is left out here: records queued at the revoke are dropped, not handled.
+        partition.storable(None);
         if let Some(point) = partition.stored() {
             // The list is built from valid offsets: adding one cannot fail.
             let _ = offsets.add_partition_offset(&partition.key.0, partition.key.1, Offset::Offset(point));
