@@ -5,7 +5,7 @@
 
 use std::{
     sync::{Mutex, MutexGuard, PoisonError},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use rdkafka::{
@@ -32,11 +32,23 @@ pub(crate) type Kafka = BaseConsumer<RuntimeContext>;
 pub(crate) struct RuntimeContext {
     group: String,
     assignment: Mutex<Assignment>,
+    /// Since when the consumer has been out of the group: from its start or
+    /// a revoke until the next assignment (which may be empty).
+    outside: Mutex<Option<Instant>>,
 }
 
 impl RuntimeContext {
     pub(crate) fn new(group: String, spawner: Spawner) -> Self {
-        RuntimeContext { group, assignment: Mutex::new(Assignment::new(spawner)) }
+        RuntimeContext { group, assignment: Mutex::new(Assignment::new(spawner)), outside: Mutex::new(Some(Instant::now())) }
+    }
+
+    /// How long the consumer has been waiting to be (re)assigned, if it is.
+    pub(crate) fn outside_for(&self) -> Option<Duration> {
+        self.outside.lock().unwrap_or_else(PoisonError::into_inner).map(|since| since.elapsed())
+    }
+
+    fn set_outside(&self, outside: bool) {
+        *self.outside.lock().unwrap_or_else(PoisonError::into_inner) = outside.then(Instant::now);
     }
 
     pub(crate) fn group(&self) -> &str {
@@ -62,6 +74,7 @@ impl ConsumerContext for RuntimeContext {
             Rebalance::Revoke(list) => {
                 info!(group = %self.group, partitions = %describe(list), "partitions revoked");
                 self.count("revoke");
+                self.set_outside(true);
                 let revoked = self.assignment().take(keys(list));
                 rebalance::revoke(consumer, revoked, REVOKE_WAIT);
             }
@@ -71,6 +84,7 @@ impl ConsumerContext for RuntimeContext {
             Rebalance::Error(e) => {
                 // rdkafka unassigns everything after a rebalance error.
                 warn!(group = %self.group, error = %e, "rebalance error; giving up every partition");
+                self.set_outside(true);
                 let revoked = self.assignment().take_all();
                 rebalance::revoke(consumer, revoked, REVOKE_WAIT);
             }
@@ -80,6 +94,7 @@ impl ConsumerContext for RuntimeContext {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(list) = rebalance {
             self.count("assign");
+            self.set_outside(false);
             let mut assignment = self.assignment();
             keys(list).for_each(|key| assignment.add(key));
         }

@@ -118,33 +118,51 @@ pub async fn run_with_lanes(settings: ConsumerSettings, lanes: usize, handler: H
     let dead_letter_topics: Vec<String> = settings.topics.iter().map(|t| format!("{t}.dlq")).collect();
     topics::ensure(&settings.brokers, &settings.topics, &dead_letter_topics).await?;
     let worker = Arc::new(process::Worker::new(&settings, handler)?);
-    let spawner = partition::Spawner { worker, lanes, runtime: tokio::runtime::Handle::current() };
-    let consumer: Kafka = consumer_config(&settings).create_with_context(RuntimeContext::new(settings.group_id.clone(), spawner))?;
+    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+    tokio::pin!(shutdown);
+    loop {
+        let spawner = partition::Spawner { worker: worker.clone(), lanes, runtime: tokio::runtime::Handle::current() };
+        let ended = start_polling(&settings, spawner, stop.0.clone())?;
+        info!(group = %settings.group_id, topics = ?settings.topics, lanes, "consumer started");
+        tokio::pin!(ended);
+        let early = tokio::select! {
+            _ = &mut shutdown => None,
+            ended = &mut ended => Some(ended),
+        };
+        let ended = match early {
+            Some(ended) => ended,
+            None => {
+                stop.0.store(true, Ordering::Relaxed);
+                ended.await
+            }
+        };
+        match ended.map_err(|_| anyhow::anyhow!("the poll thread of {} panicked", settings.group_id))?? {
+            poll::Ended::Stuck(outside) if !stop.0.load(Ordering::Relaxed) => {
+                tracing::warn!(group = %settings.group_id, ?outside, "out of the group too long: starting a fresh Kafka client");
+                metrics::counter!("consumer_client_restarts_total", "group" => settings.group_id.clone()).increment(1);
+            }
+            _ => break,
+        }
+    }
+    info!(group = %settings.group_id, "consumer stopped");
+    Ok(())
+}
+
+/// A subscribed client, polled on a thread of its own; the receiver says how
+/// the thread ended.
+fn start_polling(
+    settings: &ConsumerSettings,
+    spawner: partition::Spawner,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<oneshot::Receiver<anyhow::Result<poll::Ended>>> {
+    let consumer: Kafka = consumer_config(settings).create_with_context(RuntimeContext::new(settings.group_id.clone(), spawner))?;
     let topic_refs: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topic_refs)?;
-    info!(group = %settings.group_id, topics = ?settings.topics, lanes, "consumer started");
-
-    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
     let (ended_tx, ended) = oneshot::channel();
-    let thread_stop = stop.0.clone();
     std::thread::Builder::new().name(format!("poll-{}", settings.group_id)).spawn(move || {
-        let _ = ended_tx.send(poll::run(consumer, &thread_stop));
+        let _ = ended_tx.send(poll::run(consumer, &stop));
     })?;
-    tokio::pin!(shutdown, ended);
-    let early = tokio::select! {
-        _ = &mut shutdown => None,
-        ended = &mut ended => Some(ended),
-    };
-    let ended = match early {
-        Some(ended) => ended,
-        None => {
-            drop(stop);
-            ended.await
-        }
-    };
-    let outcome = ended.map_err(|_| anyhow::anyhow!("the poll thread of {} panicked", settings.group_id))?;
-    info!(group = %settings.group_id, "consumer stopped");
-    outcome
+    Ok(ended)
 }
 
 /// Tells the poll thread to stop, also when the caller drops the future of

@@ -51,16 +51,30 @@ pub(crate) async fn refund_transaction(
     headers: HeaderMap,
     Path(order_id): Path<String>,
 ) -> Result<Json<Transaction>, StatusCode> {
-    if !sandbox.authorized(&headers) {
+    change_transaction(&sandbox, &headers, &order_id, |transaction| {
+        if !matches!(transaction.transaction_status, Status::Settlement | Status::Refund) {
+            return Err(StatusCode::PRECONDITION_FAILED); // nothing was paid
+        }
+        transaction.refunded = true;
+        transaction.transaction_status = Status::Refund;
+        Ok(())
+    })
+    .await
+}
+
+/// A merchant's change of one of its transactions, journaled before it is answered.
+async fn change_transaction(
+    sandbox: &Sandbox,
+    headers: &HeaderMap,
+    order_id: &str,
+    change: impl FnOnce(&mut Transaction) -> Result<(), StatusCode>,
+) -> Result<Json<Transaction>, StatusCode> {
+    if !sandbox.authorized(headers) {
         return Err(StatusCode::UNAUTHORIZED);
     }
     let mut transactions = sandbox.transactions.lock().await;
-    let transaction = transactions.get_mut(&order_id).ok_or(StatusCode::NOT_FOUND)?;
-    if !matches!(transaction.transaction_status, Status::Settlement | Status::Refund) {
-        return Err(StatusCode::PRECONDITION_FAILED); // nothing was paid
-    }
-    transaction.refunded = true;
-    transaction.transaction_status = Status::Refund;
+    let transaction = transactions.get_mut(order_id).ok_or(StatusCode::NOT_FOUND)?;
+    change(transaction)?;
     sandbox.keep(transaction);
     Ok(Json(transaction.clone()))
 }
@@ -91,19 +105,14 @@ pub(crate) async fn cancel_transaction(
     headers: HeaderMap,
     Path(order_id): Path<String>,
 ) -> Result<Json<Transaction>, StatusCode> {
-    if !sandbox.authorized(&headers) {
-        return Err(StatusCode::UNAUTHORIZED);
-    }
-    let mut transactions = sandbox.transactions.lock().await;
-    let transaction = transactions.get_mut(&order_id).ok_or(StatusCode::NOT_FOUND)?;
-    match transaction.transaction_status {
+    change_transaction(&sandbox, &headers, &order_id, |transaction| match transaction.transaction_status {
         Status::Pending | Status::Cancel => {
             transaction.transaction_status = Status::Cancel;
-            sandbox.keep(transaction);
-            Ok(Json(transaction.clone()))
+            Ok(())
         }
         _ => Err(StatusCode::PRECONDITION_FAILED),
-    }
+    })
+    .await
 }
 
 /// The customer pays now, whatever the merchant did meanwhile.

@@ -27,21 +27,42 @@ const POLL_WAIT: Duration = Duration::from_millis(50);
 const TICK: Duration = Duration::from_millis(50);
 /// How long a shutdown waits for the attempts in flight (no group waits on it).
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(30);
+/// How long a consumer may stay out of its group before its client is taken
+/// for stuck. A rejoin takes seconds; in a chaos run (a broker frozen past the
+/// session timeout, then killed while the consumer rejoined) librdkafka kept
+/// its group requests queued for a coordinator connection that never came
+/// up, for good, while every other consumer rejoined: a fresh client joins.
+/// During a longer broker outage a fresh client every minute costs nothing.
+const REJOIN_LIMIT: Duration = Duration::from_secs(60);
+
+/// Why the poll thread ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    Stopped,
+    /// Out of the group for this long: the caller starts a fresh client.
+    Stuck(Duration),
+}
 
 /// Polls until `stop`, then gives every partition up as a revoke would
 /// (in-flight events finish, offsets committed) and leaves the group.
-pub(crate) fn run(consumer: Kafka, stop: &AtomicBool) -> anyhow::Result<()> {
+pub(crate) fn run(consumer: Kafka, stop: &AtomicBool) -> anyhow::Result<Ended> {
     let outcome = poll_until(&consumer, stop);
     info!(group = %consumer.context().group(), "stopping: finishing in-flight events");
     let partitions = consumer.context().assignment().take_all();
     rebalance::revoke(&consumer, partitions, SHUTDOWN_WAIT);
+    if matches!(outcome, Ok(Ended::Stuck(_))) {
+        // Closing a client whose coordinator requests hang waits for them to
+        // time out (a minute): the fresh one need not wait for that.
+        std::thread::spawn(move || drop(consumer));
+        return outcome;
+    }
     // Closes the consumer: it leaves the group at once instead of after the
     // session timeout (its last revoke finds nothing left to do).
     drop(consumer);
     outcome
 }
 
-fn poll_until(consumer: &Kafka, stop: &AtomicBool) -> anyhow::Result<()> {
+fn poll_until(consumer: &Kafka, stop: &AtomicBool) -> anyhow::Result<Ended> {
     let mut last_tick = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         match consumer.poll(POLL_WAIT) {
@@ -54,9 +75,12 @@ fn poll_until(consumer: &Kafka, stop: &AtomicBool) -> anyhow::Result<()> {
         if last_tick.elapsed() >= TICK {
             last_tick = Instant::now();
             tick(consumer)?;
+            if let Some(outside) = consumer.context().outside_for().filter(|outside| *outside > REJOIN_LIMIT) {
+                return Ok(Ended::Stuck(outside));
+            }
         }
     }
-    Ok(())
+    Ok(Ended::Stopped)
 }
 
 fn route(consumer: &Kafka, message: OwnedMessage) {
