@@ -32,8 +32,11 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(30);
 /// session timeout, then killed while the consumer rejoined) librdkafka kept
 /// its group requests queued for a coordinator connection that never came
 /// up, for good, while every other consumer rejoined: a fresh client joins.
-/// During a longer broker outage a fresh client every minute costs nothing.
-const REJOIN_LIMIT: Duration = Duration::from_secs(60);
+/// After a 15 s freeze every group also stood out for 60 s, an OffsetCommit
+/// to the frozen broker holding the coordinator's queue until
+/// `socket.timeout.ms`. During a longer broker outage a fresh client every
+/// half minute costs nothing.
+const REJOIN_LIMIT: Duration = Duration::from_secs(30);
 
 /// Why the poll thread ended.
 #[derive(Debug, PartialEq, Eq)]
