@@ -290,9 +290,16 @@ pub fn unanswered(collection: &Collection<Document>, id: &str) {
     doubt::unanswered(collection, &(collection.namespace().to_string(), id.to_owned()));
 }
 
-/// Forgets every cached document (after the views were dropped).
-pub fn forget_documents() {
-    DOCUMENTS.invalidate_all();
+/// Forgets the cached documents of `database` (after its views were
+/// dropped); those of other databases stay, so that a rebuild of one views
+/// database leaves the fold of another as it was.
+pub fn forget_documents(database: &str) {
+    let prefix = format!("{database}.");
+    for (key, _) in DOCUMENTS.iter() {
+        if key.0.starts_with(&prefix) {
+            DOCUMENTS.invalidate(&*key);
+        }
+    }
 }
 
 fn queues() -> std::sync::MutexGuard<'static, HashMap<Key, Vec<Queued>>> {

@@ -49,7 +49,7 @@ impl Views {
         for name in ["order_views", "customer_orders", "product_availability"] {
             self.db.collection::<mongodb::bson::Document>(name).drop().await?;
         }
-        fold::forget_documents();
+        fold::forget_documents(self.db.name());
         Ok(())
     }
 }
