@@ -336,7 +336,7 @@ async fn fold_into(collection: &Collection<Document>, key: &Key, changes: &[&Cha
             return Ok(applied);
         }
         document.insert(REVISION, revision.map_or(1, |r| r + 1));
-        let written = match revision {
+        let mut written = match revision {
             None => match collection.insert_one(&document).await {
                 Ok(_) => true,
                 Err(e) if is_duplicate_key(&e) => false,
@@ -344,19 +344,16 @@ async fn fold_into(collection: &Collection<Document>, key: &Key, changes: &[&Cha
             },
             Some(revision) => collection.replace_one(at_revision(id, revision), &document).await.inspect_err(|_| DOCUMENTS.invalidate(key))?.matched_count == 1,
         };
+        if let (false, Some(revision)) = (written, revision) {
+            // A late write of our own put an older document back: ours goes over it.
+            if let Some(found) = doubt::rolled_back(collection, key, revision).await? {
+                written = collection.replace_one(at_revision(id, found), &document).await?.matched_count == 1;
+            }
+        }
         if written {
             metrics::counter!("view_document_writes_total", "collection" => collection.name().to_owned()).increment(1);
             DOCUMENTS.insert(key.clone(), document);
             return Ok(applied);
-        }
-        if let Some(revision) = revision {
-            if let Some(found) = doubt::rolled_back(collection, key, revision).await? {
-                if collection.replace_one(at_revision(id, found), &document).await?.matched_count == 1 {
-                    metrics::counter!("view_document_writes_total", "collection" => collection.name().to_owned()).increment(1);
-                    DOCUMENTS.insert(key.clone(), document);
-                    return Ok(applied);
-                }
-            }
         }
         // Created or changed by someone else since we read it: read again.
         DOCUMENTS.invalidate(key);
