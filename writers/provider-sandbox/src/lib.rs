@@ -108,18 +108,6 @@ pub enum Status {
     Refund,
 }
 
-impl Status {
-    fn as_str(self) -> &'static str {
-        match self {
-            Status::Pending => "pending",
-            Status::Settlement => "settlement",
-            Status::Deny => "deny",
-            Status::Cancel => "cancel",
-            Status::Refund => "refund",
-        }
-    }
-}
-
 impl Transaction {
     /// Midtrans's status code for the transaction's status.
     fn status_code(&self) -> &'static str {

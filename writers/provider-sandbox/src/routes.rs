@@ -94,7 +94,7 @@ pub(crate) async fn transaction_status(
         "transaction_id": t.transaction_id,
         "order_id": t.order_id,
         "gross_amount": t.gross_amount,
-        "transaction_status": t.transaction_status.as_str(),
+        "transaction_status": t.transaction_status,
         "fraud_status": "accept",
     })))
 }
