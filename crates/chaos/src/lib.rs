@@ -29,5 +29,5 @@ pub mod report;
 pub mod run;
 
 pub use plan::{Config, Fault, Plan};
-pub use report::ChaosReport;
+pub use report::{ChaosReport, FailedRun};
 pub use run::run;

@@ -91,6 +91,35 @@ impl fmt::Display for ChaosReport {
     }
 }
 
+/// A run that could not finish (exit status 2): the step that failed, why,
+/// and what it had done until then, so that its faults can still be read.
+#[derive(Clone, Debug, Serialize)]
+pub struct FailedRun {
+    pub seed: u64,
+    /// The step that failed: the faults, the load, a recovery step, the check.
+    pub stage: String,
+    pub error: String,
+    pub orders_placed: usize,
+    pub faults: Vec<Injected>,
+    pub interventions: Vec<Intervention>,
+    pub took_s: u64,
+}
+
+impl fmt::Display for FailedRun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "chaos: seed {}, FAILED after {} s during {}: {}", self.seed, self.took_s, self.stage, self.error)?;
+        writeln!(f, "orders placed: {}", self.orders_placed)?;
+        writeln!(f, "faults injected before it (at, component, action, down for, healthy again after):")?;
+        for i in &self.faults {
+            writeln!(f, "  {:>7.1} s  {:<24} {:<22} {:>6.1} s  {:>6.1} s", secs(i.at_ms), i.component.name(), action(i.action), secs(i.down_ms), secs(i.recovered_ms))?;
+        }
+        for i in &self.interventions {
+            writeln!(f, "did not recover by itself: {}: {}", i.what, i.why)?;
+        }
+        Ok(())
+    }
+}
+
 fn action(action: Action) -> String {
     match action {
         Action::Kill => "SIGKILL".into(),

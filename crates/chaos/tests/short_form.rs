@@ -19,7 +19,7 @@ async fn three_hundred_orders_through_eight_faults_keep_every_invariant() {
         freeze: (Duration::from_secs(5), Duration::from_secs(30)),
         gap: (Duration::from_secs(2), Duration::from_secs(5)),
     };
-    let report = outflow_chaos::run(config).await.unwrap_or_else(|e| panic!("the chaos run failed: {e:#}"));
+    let report = outflow_chaos::run(config).await.unwrap_or_else(|e| panic!("{e}"));
     println!("{report}");
     assert!(report.held(), "{report}");
     assert_eq!(report.orders, 300);

@@ -1,10 +1,14 @@
 //! `scripts/chaos`: faults under load on the running stack. Exits 0 when
 //! every invariant held, 1 when one broke, 2 when the run itself failed.
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use clap::Parser;
 use outflow_chaos::{component::Component, Config};
+use serde::Serialize;
 
 #[derive(Parser)]
 #[command(about = "Kills and freezes every component of the running stack while orders flow, then checks every invariant")]
@@ -51,19 +55,29 @@ async fn main() {
         freeze: (Duration::from_secs(5), Duration::from_secs(args.max_freeze.max(5))),
         gap: (Duration::from_secs(2), Duration::from_secs(6)),
     };
-    let report = match outflow_chaos::run(config).await {
-        Ok(report) => report,
-        Err(e) => exit(2, &format!("the chaos run failed: {e:#}")),
-    };
-    println!("{report}");
-    if let Some(dir) = args.report.parent() {
+    match outflow_chaos::run(config).await {
+        Ok(report) => {
+            println!("{report}");
+            write_report(&args.report, &report);
+            std::process::exit(if report.held() { 0 } else { 1 });
+        }
+        Err(failed) => {
+            eprintln!("{failed}");
+            write_report(&args.report, &failed);
+            std::process::exit(2);
+        }
+    }
+}
+
+/// The JSON report, for a finished run and a failed one alike.
+fn write_report(path: &Path, report: &impl Serialize) {
+    if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    match serde_json::to_vec_pretty(&report).map(|json| std::fs::write(&args.report, json)) {
-        Ok(Ok(())) => println!("report: {}", args.report.display()),
-        _ => eprintln!("chaos: could not write {}", args.report.display()),
+    match serde_json::to_vec_pretty(report).map(|json| std::fs::write(path, json)) {
+        Ok(Ok(())) => println!("report: {}", path.display()),
+        _ => eprintln!("chaos: could not write {}", path.display()),
     }
-    std::process::exit(if report.held() { 0 } else { 1 });
 }
 
 fn exit(code: i32, message: &str) -> ! {
