@@ -56,16 +56,41 @@ start_postgres() {
   wait_healthy postgres 60 healthy_postgres
   local db
   for db in orders inventory payments registry views; do
-    if ! PGPASSWORD="$OUTFLOW_PG_PASSWORD" psql -qtA -h 127.0.0.1 -p "$OUTFLOW_PG_PORT" -U "$OUTFLOW_PG_USER" -d postgres \
-        -c "select 1 from pg_database where datname = '$db'" | grep -q 1; then
-      PGPASSWORD="$OUTFLOW_PG_PASSWORD" psql -q -h 127.0.0.1 -p "$OUTFLOW_PG_PORT" -U "$OUTFLOW_PG_USER" -d postgres \
-        -c "create database $db" || fail_component postgres "could not create database $db"
+    if ! psql_admin postgres -qtA -c "select 1 from pg_database where datname = '$db'" | grep -q 1; then
+      psql_admin postgres -q -c "create database $db" || fail_component postgres "could not create database $db"
     fi
   done
+  apply_roles
   # The MongoDB API server's tables get the index its _id lookups need (see the file).
-  PGPASSWORD="$OUTFLOW_PG_PASSWORD" psql -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$OUTFLOW_PG_PORT" -U "$OUTFLOW_PG_USER" -d views \
-      -f "$INFRA/postgres/views.sql" >/dev/null 2>"$OUTFLOW_STATE/postgres/views-sql.log" \
+  psql_admin views -q -f "$INFRA/postgres/views.sql" >/dev/null 2>"$OUTFLOW_STATE/postgres/views-sql.log" \
     || { cat "$OUTFLOW_STATE/postgres/views-sql.log" >&2; fail_component postgres "could not apply infra/postgres/views.sql to the views database"; }
+}
+
+# psql as the administrator: psql_admin DATABASE ARGS...
+psql_admin() {
+  local db="$1"; shift
+  PGPASSWORD="$OUTFLOW_PG_PASSWORD" psql -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$OUTFLOW_PG_PORT" -U "$OUTFLOW_PG_USER" -d "$db" "$@"
+}
+
+# One login role per service, each database given to its service
+# (infra/postgres/roles.sql and owner.sql); the passwords reach psql through
+# its environment only.
+apply_roles() {
+  local log="$OUTFLOW_STATE/postgres/roles-sql.log" context reader
+  : >"$log"
+  psql_admin postgres -q -f "$INFRA/postgres/roles.sql" >>"$log" 2>&1 || roles_failed roles.sql
+  for context in orders inventory payments; do
+    reader=(); [ "$context" = orders ] && reader=(-v reader=outflow_monitor)
+    psql_admin "$context" -q -v owner="outflow_$context" -v consumer="outflow_${context}_consumer" "${reader[@]}" \
+      -f "$INFRA/postgres/owner.sql" >>"$log" 2>&1 || roles_failed "owner.sql in $context"
+  done
+  psql_admin registry -q -v owner=outflow_registry -f "$INFRA/postgres/owner.sql" >>"$log" 2>&1 || roles_failed "owner.sql in registry"
+  psql_admin views -q -v owner="$OUTFLOW_MONGO_USER" -f "$INFRA/postgres/owner.sql" >>"$log" 2>&1 || roles_failed "owner.sql in views"
+}
+
+roles_failed() {
+  cat "$OUTFLOW_STATE/postgres/roles-sql.log" >&2
+  fail_component postgres "could not apply the service roles ($1, infra/postgres)"
 }
 
 stop_postgres() {
@@ -112,7 +137,8 @@ install_kafka() {
 }
 
 start_kafka() {
-  start_detached kafka java $KAFKA_HEAP_OPTS $JVM_OPTS \
+  local clean; mapfile -d '' clean < <(env_without_secrets)
+  start_detached kafka "${clean[@]}" java $KAFKA_HEAP_OPTS $JVM_OPTS \
     -Dlog4j2.configurationFile="$INFRA/kafka/log4j2.properties" \
     -cp "$KAFKA_LIB/*" kafka.Kafka "$OUTFLOW_STATE/kafka/server.properties"
   wait_healthy kafka 60 healthy_kafka
@@ -139,7 +165,10 @@ install_connect() {
 }
 
 start_connect() {
-  start_detached connect java $CONNECT_HEAP_OPTS $JVM_OPTS \
+  # The worker's env config provider resolves the connectors' ${env:...}
+  # references: it holds Debezium's PostgreSQL password and no other secret.
+  local clean; mapfile -d '' clean < <(env_without_secrets OUTFLOW_PG_DEBEZIUM_PASSWORD)
+  start_detached connect "${clean[@]}" java $CONNECT_HEAP_OPTS $JVM_OPTS \
     -Dlog4j2.configurationFile="$INFRA/kafka/log4j2.properties" \
     -cp "$KAFKA_LIB/*" org.apache.kafka.connect.cli.ConnectDistributed \
     "$OUTFLOW_STATE/connect/connect-distributed.properties"
@@ -182,7 +211,8 @@ install_registry() {
 }
 
 start_registry() {
-  start_detached registry "$BIN/schema-registry-$SCHEMA_REGISTRY_VERSION" -config "$OUTFLOW_STATE/registry/config.yaml"
+  local clean; mapfile -d '' clean < <(env_without_secrets)
+  start_detached registry "${clean[@]}" "$BIN/schema-registry-$SCHEMA_REGISTRY_VERSION" -config "$OUTFLOW_STATE/registry/config.yaml"
   wait_healthy registry 60 healthy_registry
 }
 
@@ -195,12 +225,18 @@ install_mongo() {
 
 start_mongo() {
   # FerretDB reads its PostgreSQL URL from the environment, not the command
-  # line, so that the password does not show in `ps`. Its garbage collector
-  # runs only near a 256 MiB heap instead of at every doubling: it spent about
-  # a fifth of FerretDB's CPU per view write (1.34 ms -> 1.05 ms per write
-  # under the demo at 30 orders/s); its live heap is a few tens of MiB.
-  GOGC="${OUTFLOW_MONGO_GOGC:-off}" GOMEMLIMIT="${OUTFLOW_MONGO_GOMEMLIMIT:-256MiB}" \
-  FERRETDB_POSTGRESQL_URL="$DATABASE_URL_BASE/views" start_detached mongo \
+  # line. The URL names the views database's owner without a password: FerretDB
+  # v1 opens its PostgreSQL connections with the credentials each client sends
+  # (SASL PLAIN), so PostgreSQL checks them, and a client that sends none is
+  # refused instead of borrowing a login from the URL.
+  # Its garbage collector runs only near a 256 MiB heap instead of at every
+  # doubling: it spent about a fifth of FerretDB's CPU per view write (1.34 ms
+  # -> 1.05 ms per write under the demo at 30 orders/s); its live heap is a few
+  # tens of MiB.
+  local clean; mapfile -d '' clean < <(env_without_secrets)
+  start_detached mongo "${clean[@]}" -u PGPASSWORD -u PGPASSFILE \
+    GOGC="${OUTFLOW_MONGO_GOGC:-off}" GOMEMLIMIT="${OUTFLOW_MONGO_GOMEMLIMIT:-256MiB}" \
+    FERRETDB_POSTGRESQL_URL="postgres://$OUTFLOW_MONGO_USER@127.0.0.1:$OUTFLOW_PG_PORT/views" \
     "$BIN/ferretdb-$FERRETDB_VERSION" --handler=postgresql \
     --listen-addr="127.0.0.1:$OUTFLOW_MONGO_PORT" --debug-addr="127.0.0.1:$OUTFLOW_MONGO_DEBUG_PORT" \
     --state-dir="$OUTFLOW_STATE/mongo" --telemetry=disable --log-level=warn

@@ -14,6 +14,11 @@ INFRA="$ROOT/infra"
 . "$INFRA/versions.env"
 
 OUTFLOW_ENV="${OUTFLOW_ENV:-development}"
+case "$OUTFLOW_ENV" in
+  development|production) export OUTFLOW_ENV ;;
+  # A typo such as `prod` must not quietly load the development secrets.
+  *) echo "outflow: OUTFLOW_ENV must be development or production, not '$OUTFLOW_ENV'" >&2; exit 1 ;;
+esac
 if [ "$OUTFLOW_ENV" != production ]; then
   # Development defaults, never read in production; the real environment wins.
   while IFS='=' read -r key value; do
@@ -21,13 +26,30 @@ if [ "$OUTFLOW_ENV" != production ]; then
     [ -n "${!key:-}" ] || export "$key=$value"
   done < "$INFRA/dev.env"
 fi
-for secret in OUTFLOW_PG_USER OUTFLOW_PG_PASSWORD OUTFLOW_JWT_SECRET OUTFLOW_PROVIDER_SERVER_KEY; do
+# The administrator's login and every service's own (infra/postgres/roles.sql).
+PG_SERVICE_SECRETS=(OUTFLOW_PG_ORDERS_PASSWORD OUTFLOW_PG_ORDERS_CONSUMER_PASSWORD OUTFLOW_PG_INVENTORY_PASSWORD
+  OUTFLOW_PG_INVENTORY_CONSUMER_PASSWORD OUTFLOW_PG_PAYMENTS_PASSWORD OUTFLOW_PG_PAYMENTS_CONSUMER_PASSWORD
+  OUTFLOW_PG_DEBEZIUM_PASSWORD OUTFLOW_PG_REGISTRY_PASSWORD OUTFLOW_PG_MONITOR_PASSWORD OUTFLOW_MONGO_PASSWORD)
+for secret in OUTFLOW_PG_USER OUTFLOW_PG_PASSWORD OUTFLOW_MONGO_USER "${PG_SERVICE_SECRETS[@]}" OUTFLOW_JWT_SECRET OUTFLOW_PROVIDER_SERVER_KEY; do
   if [ -z "${!secret:-}" ]; then
     echo "outflow: $secret is not set (OUTFLOW_ENV=$OUTFLOW_ENV reads no development defaults)" >&2
     exit 1
   fi
   export "${secret?}"
 done
+
+# Every secret an Outflow process could be handed; each gets only its own.
+ALL_SECRETS=(OUTFLOW_PG_PASSWORD "${PG_SERVICE_SECRETS[@]}" OUTFLOW_JWT_SECRET OUTFLOW_PROVIDER_SERVER_KEY)
+
+# Prints (NUL-separated) an `env` command line that removes every secret from
+# a child's environment but the ones named, for start_detached.
+env_without_secrets() {
+  local keep=" $* " secret
+  printf '%s\0' env
+  for secret in "${ALL_SECRETS[@]}"; do
+    [[ "$keep" == *" $secret "* ]] || printf '%s\0' -u "$secret"
+  done
+}
 
 export OUTFLOW_STATE="${OUTFLOW_STATE:-$ROOT/.state}"
 export OUTFLOW_PG_PORT="${OUTFLOW_PG_PORT:-55432}"

@@ -67,12 +67,32 @@ install_service() {
 }
 
 start_service() {
-  local name="$1" port; port="$(service_port "$1")"
-  local db="${name%-consumer}"
-  OUTFLOW_HTTP__PORT="$port" OUTFLOW_DATABASE__URL="$DATABASE_URL_BASE/$db" \
-    start_detached "$name" "$(service_binary "$name")"
+  local name="$1" command
+  mapfile -d '' command < <(service_command "$name")
+  OUTFLOW_HTTP__PORT="$(service_port "$name")" start_detached "$name" "${command[@]}"
   wait_healthy "$name" 60 healthy_service "$name"
 }
+
+# A service's command line (NUL-separated): `env` with the secrets the service
+# uses and without every other one, then its binary. No service holds the
+# PostgreSQL administrator's password or another service's.
+service_command() {
+  local name="$1" password keep=()
+  case "$name" in orders|inventory|payments|query|monitor) keep+=(OUTFLOW_JWT_SECRET) ;; esac
+  case "$name" in payments|payments-consumer|sandbox) keep+=(OUTFLOW_PROVIDER_SERVER_KEY) ;; esac
+  env_without_secrets "${keep[@]}"
+  printf '%s\0' -u OUTFLOW_PG_USER
+  case "$name" in
+    orders|inventory|payments|orders-consumer|inventory-consumer|payments-consumer)
+      password="OUTFLOW_PG_$(tr 'a-z-' 'A-Z_' <<< "$name")_PASSWORD"
+      printf '%s\0' "OUTFLOW_DATABASE__URL=postgres://outflow_${name//-/_}:$(url_encode "${!password}")@127.0.0.1:$OUTFLOW_PG_PORT/${name%-consumer}" ;;
+    monitor) printf '%s\0' OUTFLOW_PG_USER=outflow_monitor "OUTFLOW_PG_PASSWORD=$OUTFLOW_PG_MONITOR_PASSWORD" ;;
+    views-consumer|notifications-consumer|query) printf '%s\0' "OUTFLOW_MONGO_PASSWORD=$OUTFLOW_MONGO_PASSWORD" ;;
+  esac
+  printf '%s\0' "$(service_binary "$name")"
+}
+
+url_encode() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
 
 healthy_service() {
   local path=/readyz

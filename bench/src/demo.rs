@@ -74,7 +74,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let observer = Observer::start(&stack).await?;
     let customers: Vec<(String, String)> = CUSTOMERS.iter().map(|c| (c.to_string(), keys.mint(c, Role::Customer, 7 * 24 * 3600))).collect();
     let first = place_first(&customers[0].1).await?;
-    print_where_to_look(&args, &first, &customers[0].1);
+    print_where_to_look(&args, &first, &customers[0].1, &keys.mint("demo-operator", Role::Admin, 7 * 24 * 3600));
     let restocker = tokio::spawn(restock_poster(http.clone(), admin));
     let stream = Arc::new(OrderStream {
         tally: Tally::default(),
@@ -126,9 +126,10 @@ async fn set_sandbox(http: &reqwest::Client, args: &Args) -> anyhow::Result<serd
     Ok(before)
 }
 
-fn print_where_to_look(args: &Args, first: &str, token: &str) {
+fn print_where_to_look(args: &Args, first: &str, token: &str, admin: &str) {
     println!("\nOutflow demo: {} orders/s from {} customers; the provider denies {:.0}% of payments.", args.rate, CUSTOMERS.len(), args.deny_rate * 100.0);
-    println!("  dashboard     http://127.0.0.1:7190/");
+    // The dashboard's data is for admins; the token rides in the fragment, which the browser keeps to itself.
+    println!("  dashboard     http://127.0.0.1:7190/#token={admin}");
     println!("  an order view curl -s http://127.0.0.1:7110/v1/orders/{first} -H 'authorization: Bearer {token}'");
     println!("  availability  curl -s http://127.0.0.1:7110/v1/products/DEMO-LIMITED/availability");
     println!("  a new order   curl -s -X POST http://127.0.0.1:7101/v1/orders -H 'authorization: Bearer {token}' -H 'Idempotency-Key: try-1' -H 'content-type: application/json' -d '{{\"items\":[{{\"sku\":\"DEMO-MUG\",\"quantity\":1}}]}}'");

@@ -153,7 +153,7 @@ struct HalfRate {
 async fn half_rate(stack: &Stack, shop: &Arc<Shop>, observer: &Observer, max_per_second: f64, seconds: u64) -> anyhow::Result<HalfRate> {
     let rate = (max_per_second / 2.0).max(1.0);
     observer.record(true);
-    let mongo = mongodb::Client::with_uri_str(&stack.mongo_url).await?.database("outflow");
+    let mongo = stack.mongo().await?.database("outflow");
     // Order numbers far above the probe's, so no idempotency key repeats.
     let half = saga::at_rate(shop, observer, &mongo, rate, seconds, 10_000_000_000_000).await?;
     observer.record(false);

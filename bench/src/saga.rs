@@ -55,7 +55,9 @@ pub fn lines(n: u64) -> Vec<(usize, i32)> {
 pub struct Shop {
     pub run_id: String,
     pub skus: Vec<String>,
-    customer_token: Arc<String>,
+    /// One bearer header per customer: orders are spread over them, as in a
+    /// shop, so that no customer's rate limit is what the bench measures.
+    customer_tokens: Arc<Vec<String>>,
     sandbox_before: serde_json::Value,
     http: reqwest::Client,
 }
@@ -93,8 +95,8 @@ impl Shop {
         }
         let sandbox_before: serde_json::Value = http.get(format!("{SANDBOX_URL}/sandbox/behaviour")).send().await?.error_for_status()?.json().await?;
         http.put(format!("{SANDBOX_URL}/sandbox/behaviour")).json(&json!({"settle_delay_ms": 0, "failure_rate": 0.0})).send().await?.error_for_status()?;
-        let customer_token = Arc::new(format!("Bearer {}", keys.mint(&format!("bench-{run_id}"), Role::Customer, 24 * 3600)));
-        Ok(Shop { run_id, skus, customer_token, sandbox_before, http })
+        let customer_tokens = Arc::new(crate::write_path::customer_tokens(&keys, &format!("bench-{run_id}")));
+        Ok(Shop { run_id, skus, customer_tokens, sandbox_before, http })
     }
 
     /// Puts the sandbox back as it was.
@@ -108,7 +110,7 @@ impl Shop {
         let items: Vec<_> = lines(n).into_iter().map(|(i, quantity)| json!({"sku": self.skus[i], "quantity": quantity})).collect();
         let request = hyper::Request::post("/v1/orders")
             .header("host", "127.0.0.1")
-            .header("authorization", self.customer_token.as_str())
+            .header("authorization", self.customer_tokens[(n % self.customer_tokens.len() as u64) as usize].as_str())
             .header("content-type", "application/json")
             .header("idempotency-key", format!("{}-{n}", self.run_id))
             .body(http_body_util::Full::new(bytes::Bytes::from(serde_json::to_vec(&json!({"items": items}))?)))?;

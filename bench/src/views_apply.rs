@@ -34,7 +34,7 @@ pub struct ViewsApply {
 }
 
 pub async fn measure(stack: &Stack, run_id: &str, max_seconds: u64) -> anyhow::Result<ViewsApply> {
-    let client = mongodb::Client::with_uri_str(&stack.mongo_url).await?;
+    let client = stack.mongo().await?;
     let database = client.database(&format!("bench_views_{run_id}"));
     let applied = apply_rate(stack, &database, run_id, max_seconds).await?;
     // At least a thousand, so that a nearly empty replay still gives a rate.

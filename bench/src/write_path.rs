@@ -73,10 +73,11 @@ pub async fn compare(stack: &Stack, concurrency: usize, seconds: u64, rounds: us
             .await?;
     }
     let settings = ServiceSettings {
-        http: HttpSettings { host: "127.0.0.1".into(), port: 0 },
+        http: HttpSettings { host: "127.0.0.1".into(), port: 0, limits: Default::default() },
         database: DatabaseSettings::new(SecretString::from(stack.database_url(&database)), 20),
         registry_url: stack.registry_url.clone(),
         jwt_secret: SecretString::from(stack.jwt_secret.clone()),
+        jwt: Default::default(),
     };
     let jwt = JwtKeys::new(&settings.jwt_secret);
     let app = startup::build(Settings::defaults_with(settings)).await.context("building the orders writer")?;
@@ -95,12 +96,13 @@ pub async fn compare(stack: &Stack, concurrency: usize, seconds: u64, rounds: us
             })
             .await,
         );
-        let token = Arc::new(format!("Bearer {}", jwt.mint("bench", Role::Customer, 3600)));
+        // Many customers, as in a shop: each has a rate limit of its own.
+        let token = Arc::new(customer_tokens(&jwt, "bench"));
         let connections: Arc<Vec<Connection>> = Arc::new((0..concurrency).map(|_| Connection::new(&address)).collect());
         rows.push(
             closed_loop(&format!("POST /v1/orders ({round})"), concurrency, seconds, move |n| {
                 let (connections, token) = (connections.clone(), token.clone());
-                async move { post_order(&connections[(n / 1_000_000_000) as usize], &token, n).await }
+                async move { post_order(&connections[(n / 1_000_000_000) as usize], &token[(n % token.len() as u64) as usize], n).await }
             })
             .await,
         );
@@ -199,4 +201,9 @@ async fn insert_order(tx: &mut sqlx::PgConnection, customer: &str, key: &str, sk
     let line_nos: Vec<i32> = (1..=skus.len() as i32).collect();
     sqlx::query(INSERT_ITEMS).bind(order_id).bind(&line_nos).bind(skus).bind(quantities).bind(&unit_prices).execute(&mut *tx).await?;
     Ok(order_id)
+}
+
+/// Bearer headers of 1,000 customers named `<prefix>-<i>`.
+pub fn customer_tokens(keys: &JwtKeys, prefix: &str) -> Vec<String> {
+    (0..1000).map(|i| format!("Bearer {}", keys.mint(&format!("{prefix}-{i}"), Role::Customer, 24 * 3600))).collect()
 }

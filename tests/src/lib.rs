@@ -41,6 +41,8 @@ pub struct Stack {
     pub connect_url: String,
     pub registry_url: String,
     pub mongo_url: String,
+    pub mongo_user: String,
+    pub mongo_password: String,
     pub jwt_secret: String,
     pub provider_server_key: String,
 }
@@ -59,6 +61,8 @@ impl Stack {
             connect_url: format!("http://127.0.0.1:{}", port("OUTFLOW_CONNECT_PORT", 58083)),
             registry_url: format!("http://127.0.0.1:{}", port("OUTFLOW_REGISTRY_PORT", 58081)),
             mongo_url: format!("mongodb://127.0.0.1:{}/", port("OUTFLOW_MONGO_PORT", 57017)),
+            mongo_user: var("OUTFLOW_MONGO_USER", ""),
+            mongo_password: var("OUTFLOW_MONGO_PASSWORD", ""),
             jwt_secret: var("OUTFLOW_JWT_SECRET", ""),
             provider_server_key: var("OUTFLOW_PROVIDER_SERVER_KEY", ""),
         }
@@ -97,6 +101,11 @@ impl Stack {
             .connect(&self.database_url("postgres"))
             .await
             .with_context(|| format!("PostgreSQL on 127.0.0.1:{} is not reachable: is the stack up (scripts/up)?", self.pg_port))
+    }
+
+    /// A client of the MongoDB API with the views' login.
+    pub async fn mongo(&self) -> Result<mongodb::Client> {
+        outflow_service::settings::mongo_client(&self.mongo_url, &self.mongo_user, &self.mongo_password.clone().into()).await
     }
 
     pub fn kafka_config(&self) -> ClientConfig {
@@ -265,7 +274,9 @@ pub struct TestConnector {
 impl TestConnector {
     pub async fn start(stack: &Stack, pool: &PgPool, database: &str) -> Result<Self> {
         let connect = Connect::new(stack);
-        connect.put_config(database, &test_connector_config(database)?).await?;
+        let config = test_connector_config(database)?;
+        prepare_database(pool, database, &config).await?;
+        connect.put_config(database, &config).await?;
         connect.wait_running(database, Duration::from_secs(60)).await?;
         wait_slot_active(pool, database, Duration::from_secs(30)).await?;
         Ok(TestConnector { name: database.to_owned(), connect, stack: stack.clone() })
@@ -297,6 +308,23 @@ impl TestConnector {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// What `scripts/register-connectors` does before it registers a connector
+/// (Debezium's login may not create publications): the publication with the
+/// streamed tables, and that login's grants on them. `pool` is the
+/// administrator's, in the test database.
+async fn prepare_database(pool: &PgPool, database: &str, config: &serde_json::Value) -> Result<()> {
+    let user = config["database.user"].as_str().context("the connector config names no database.user")?;
+    for statement in [
+        format!("grant usage on schema public to {user}"),
+        format!("grant select on outbox, outbox_heartbeat to {user}"),
+        format!("grant insert, update on outbox_heartbeat to {user}"),
+        format!("create publication {database} for table outbox, outbox_heartbeat"),
+    ] {
+        sqlx::query(&statement).execute(pool).await.with_context(|| format!("{statement} in {database}"))?;
+    }
+    Ok(())
 }
 
 fn test_connector_config(database: &str) -> Result<serde_json::Value> {

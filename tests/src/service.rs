@@ -6,7 +6,8 @@ use std::future::Future;
 
 use outflow_service::{
     app::Application,
-    auth::{JwtKeys, Role},
+    auth::{JwtKeys, JwtSettings, Role},
+    edge::EdgeLimits,
     settings::{DatabaseSettings, HttpSettings, ServiceSettings},
 };
 use secrecy::SecretString;
@@ -33,14 +34,25 @@ impl TestService {
         F: FnOnce(ServiceSettings) -> Fut,
         Fut: Future<Output = anyhow::Result<Application>>,
     {
+        Self::spawn_with(name, arrange, |_| {}, build).await
+    }
+
+    /// [`TestService::spawn`] with the settings adjusted first (limits, ...).
+    pub async fn spawn_with<F, Fut>(name: &str, arrange: &str, adjust: impl FnOnce(&mut ServiceSettings), build: F) -> TestService
+    where
+        F: FnOnce(ServiceSettings) -> Fut,
+        Fut: Future<Output = anyhow::Result<Application>>,
+    {
         let stack = Stack::from_env();
         let (database, pool) = stack.fresh_database(name).await.expect("fresh database");
-        let settings = ServiceSettings {
-            http: HttpSettings { host: "127.0.0.1".into(), port: 0 },
+        let mut settings = ServiceSettings {
+            http: HttpSettings { host: "127.0.0.1".into(), port: 0, limits: EdgeLimits::default() },
             database: DatabaseSettings::new(SecretString::from(stack.database_url(&database)), 5),
             registry_url: stack.registry_url.clone(),
             jwt_secret: SecretString::from(stack.jwt_secret.clone()),
+            jwt: JwtSettings::default(),
         };
+        adjust(&mut settings);
         let jwt = JwtKeys::new(&settings.jwt_secret);
         let app = build(settings).await.expect("the service builds");
         let address = format!("http://127.0.0.1:{}", app.port());

@@ -128,8 +128,9 @@ impl Instance {
     pub fn spawn_with(name: &str, port: u16, environment: &str) -> Result<Self> {
         let log = std::env::temp_dir().join(format!("outflow-{name}-{port}-{}.log", uuid::Uuid::new_v4().simple()));
         let out = std::fs::File::create(&log)?;
-        // As start_service starts it, with `exec` so that the child is the consumer itself.
-        let child = scripts(&format!(r#"name={name}; {environment} OUTFLOW_HTTP__PORT={port} OUTFLOW_DATABASE__URL="$DATABASE_URL_BASE/${{name%-consumer}}" exec "$(service_binary "$name")""#))
+        // As start_service starts it (its own logins only), with `exec` so that
+        // the child is the consumer itself.
+        let child = scripts(&format!(r#"mapfile -d '' command < <(service_command {name}); {environment} OUTFLOW_HTTP__PORT={port} exec "${{command[@]}}""#))
             .stdout(out.try_clone()?)
             .stderr(out)
             .spawn()

@@ -214,7 +214,7 @@ async fn the_view_consumer_killed_between_its_write_and_its_offset_shows_the_eve
     let shop = Shop::new().await;
     let sku = shop.product(i64::from(STOCK)).await;
     let orders = pool(&shop.stack, "orders");
-    let views = mongodb::Client::with_uri_str(&shop.stack.mongo_url).await?.database("outflow");
+    let views = shop.stack.mongo().await?.database("outflow");
 
     let crashed = crash(&VIEWS, async |armed: &mut Armed| {
         let order = shop.place("crash-views", &[(&sku, i64::from(QUANTITY))]).await;

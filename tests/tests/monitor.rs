@@ -35,19 +35,23 @@ const SECTIONS: [&str; 6] = ["lag", "connectors", "slots", "dlq", "sagas", "late
 
 struct Monitor {
     base: String,
+    /// An admin's token: the JSON API answers nobody else.
+    token: String,
     http: reqwest::Client,
 }
 
 impl Monitor {
     fn from_env() -> Self {
         let base = std::env::var("OUTFLOW_MONITOR_URL").unwrap_or_else(|_| "http://127.0.0.1:7190".to_owned());
-        Monitor { base: base.trim_end_matches('/').to_owned(), http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap() }
+        let token = outflow_service::auth::JwtKeys::new(&Stack::from_env().jwt_secret.into()).mint("monitor-test", outflow_service::auth::Role::Admin, 3600);
+        Monitor { base: base.trim_end_matches('/').to_owned(), token, http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap() }
     }
 
     async fn text(&self, path: &str) -> Result<(reqwest::StatusCode, String)> {
         let response = self
             .http
             .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
             .send()
             .await
             .with_context(|| format!("the monitor does not answer at {} (scripts/up starts it)", self.base))?;
@@ -413,7 +417,7 @@ async fn the_page_shows_the_numbers_of_the_json_api_in_headless_chromium() -> Re
     let browser = chromium()?;
     monitor.until("the connectors RUNNING", connectors_running).await?;
     let profile = std::env::temp_dir().join(format!("outflow-monitor-chromium-{}", uuid::Uuid::new_v4().simple()));
-    let url = format!("{}/", monitor.base);
+    let url = format!("{}/#token={}", monitor.base, monitor.token);
 
     let before = monitor.overview().await?;
     let dom = run_chromium(&browser, &profile, &["--dump-dom".into(), url.clone()]).await?;
@@ -731,4 +735,22 @@ http_request_duration_seconds_count{route=\"/metrics\"} 3
     assert_eq!((metrics.get(&bucket("0.5")), metrics.get(&bucket("+Inf"))), (Some(&2.0), Some(&3.0)));
     assert_eq!(metrics.get(&("http_request_duration_seconds_count".into(), labels(&[("route", "/metrics")]))), Some(&3.0));
     assert_eq!(metrics.len(), 6);
+}
+
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn the_json_api_answers_admins_only_and_metrics_stay_open() -> Result<()> {
+    let monitor = Monitor::from_env();
+    let customer = outflow_service::auth::JwtKeys::new(&Stack::from_env().jwt_secret.into()).mint("c-1", outflow_service::auth::Role::Customer, 600);
+    for path in ["/api/overview", "/api/sagas", "/api/history"] {
+        let anonymous = monitor.http.get(format!("{}{path}", monitor.base)).send().await?;
+        assert_eq!(anonymous.status(), 401, "{path} without a token");
+        let body: Value = anonymous.json().await?;
+        assert_eq!(body["error"]["code"], "missing_token", "{body}");
+        let customer = monitor.http.get(format!("{}{path}", monitor.base)).bearer_auth(&customer).send().await?;
+        assert_eq!(customer.status(), 403, "{path} with a customer's token");
+    }
+    let metrics = monitor.http.get(format!("{}/metrics", monitor.base)).send().await?;
+    assert_eq!(metrics.status(), 200, "/metrics stays open for Prometheus on loopback");
+    Ok(())
 }

@@ -289,7 +289,7 @@ async fn replaying_every_topic_into_the_live_views_changes_nothing() {
         let reservation = if end["status"] == "CONFIRMED" { "COMMITTED" } else { "REJECTED" };
         shop.wait_reservation(order, reservation).await;
     }
-    let views = mongodb::Client::with_uri_str(&stack.mongo_url).await.unwrap().database(VIEWS_DATABASE);
+    let views = stack.mongo().await.unwrap().database(VIEWS_DATABASE);
     let (before, topic_ends) = quiet_views(&stack, &views).await;
     assert!(before.iter().any(|(id, _)| id.contains(&sold)) && before.iter().any(|(id, _)| id.contains(&refused)), "the views do not show this test's orders");
 

@@ -186,8 +186,7 @@ async fn the_query_service_shows_the_confirmed_order_its_payment_reservation_and
     assert_eq!(other.status().as_u16(), 403);
 
     // One notification per customer-visible event.
-    let notifications =
-        mongodb::Client::with_uri_str(&shop.stack.mongo_url).await.unwrap().database("outflow").collection::<mongodb::bson::Document>("notifications");
+    let notifications = shop.stack.mongo().await.unwrap().database("outflow").collection::<mongodb::bson::Document>("notifications");
     let until = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let mut kinds: Vec<String> =

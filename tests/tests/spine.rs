@@ -96,7 +96,7 @@ async fn run_spine(stack: &Stack, connector: &TestConnector, pool: &sqlx::PgPool
 #[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
 async fn the_mongodb_api_inserts_upserts_and_finds() -> Result<()> {
     let stack = Stack::from_env();
-    let client = mongodb::Client::with_uri_str(&stack.mongo_url).await?;
+    let client = stack.mongo().await?;
     let database = client.database(&format!("spine_{}", uuid::Uuid::new_v4().simple()));
     let views = database.collection::<mongodb::bson::Document>("views");
 

@@ -177,7 +177,7 @@ struct Scratch {
 
 impl Scratch {
     async fn new(stack: &Stack) -> Self {
-        let client = mongodb::Client::with_uri_str(&stack.mongo_url).await.unwrap();
+        let client = stack.mongo().await.unwrap();
         Scratch { db: client.database(&format!("test_views_{}", &uuid::Uuid::new_v4().simple().to_string()[..16])) }
     }
 
@@ -264,7 +264,7 @@ fn permutations(n: usize) -> Vec<Vec<usize>> {
 #[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
 async fn two_concurrent_replaces_at_the_same_revision_can_both_succeed_on_ferretdb() {
     let stack = Stack::from_env();
-    let client = mongodb::Client::with_uri_str(&stack.mongo_url).await.unwrap();
+    let client = stack.mongo().await.unwrap();
     let db = client.database(&format!("test_rev_{}", uuid::Uuid::new_v4().simple()));
     let docs = db.collection::<Document>("docs");
     let mut both = 0;

@@ -1,17 +1,28 @@
 //! The routes: the page, the JSON API over the latest snapshot and the history,
 //! `/metrics`, `/healthz` and `/readyz` (ready once the first sample is in,
 //! whatever its sources answered: the monitor's job is to report failures).
+//!
+//! The JSON API shows customers' orders and totals: it answers only a bearer
+//! token with the admin role. The page is a static shell without data, which
+//! asks for that token (`/#token=<JWT>`, kept for the browser tab) and sends it
+//! with every call. `/metrics` stays open for Prometheus on loopback: it holds
+//! counts, lags and latencies, no customer or order.
 
 use std::sync::Arc;
 
 use axum::{
-    extract::{Query, State},
+    extract::{Query, Request, State},
     http::{header, StatusCode},
+    middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
     Json, Router,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
+use outflow_service::{
+    auth::{bearer_token, JwtKeys, Role},
+    error::ApiError,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -19,9 +30,8 @@ use crate::sampler::Board;
 
 const PAGE: &str = include_str!("page.html");
 
-pub fn router(board: Arc<Board>, handle: PrometheusHandle) -> Router {
-    let api = Router::new()
-        .route("/", get(page))
+pub fn router(board: Arc<Board>, handle: PrometheusHandle, keys: JwtKeys) -> Router {
+    let data = Router::new()
         .route("/api/overview", get(overview))
         .route("/api/lag", get(|s: State<Arc<Board>>| section(s, "lag")))
         .route("/api/connectors", get(|s: State<Arc<Board>>| section(s, "connectors")))
@@ -30,11 +40,25 @@ pub fn router(board: Arc<Board>, handle: PrometheusHandle) -> Router {
         .route("/api/sagas", get(|s: State<Arc<Board>>| section(s, "sagas")))
         .route("/api/latency", get(|s: State<Arc<Board>>| section(s, "latency")))
         .route("/api/history", get(history))
+        .route_layer(middleware::from_fn_with_state(keys, admins_only));
+    let api = data
+        .route("/", get(page))
         .route("/readyz", get(readyz))
         .with_state(board)
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(move || std::future::ready(handle.render())));
     outflow_service::ops::with_common_layers(api, "monitor")
+}
+
+async fn admins_only(State(keys): State<JwtKeys>, request: Request, next: Next) -> Response {
+    let Some(token) = bearer_token(request.headers()) else {
+        return ApiError::unauthorized("missing_token", "send Authorization: Bearer <admin token> (scripts/token --sub you --role admin)").into_response();
+    };
+    match keys.verify(token).map(|claims| claims.role) {
+        Ok(Role::Admin) => next.run(request).await,
+        Ok(Role::Customer) => ApiError::forbidden("the monitor is for admins").into_response(),
+        Err(refused) => refused.into_response(),
+    }
 }
 
 async fn page() -> Response {

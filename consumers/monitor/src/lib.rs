@@ -53,5 +53,6 @@ pub async fn run(settings: settings::Settings, shutdown: impl Future<Output = ()
     board.publish(sources.sample().await);
     tokio::spawn(sampler::run(sources, board.clone(), handle.clone()));
     tracing::info!(address = %listener.local_addr()?, "monitor listening");
-    outflow_service::ops::serve(listener, api::router(board, handle), shutdown).await.context("serving HTTP")
+    let keys = outflow_service::auth::JwtKeys::from_settings(&settings.jwt_secret, &settings.jwt).await.context("the JWT keys")?;
+    outflow_service::ops::serve(listener, api::router(board, handle, keys), &settings.http.limits, shutdown).await.context("serving HTTP")
 }

@@ -12,6 +12,11 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Deserialize)]
 pub struct Settings {
     pub http: outflow_service::settings::HttpSettings,
+    /// The page's data (`/api/*`) is for admins: a bearer token with the admin
+    /// role, verified like the writers' (`OUTFLOW_JWT_SECRET`, `[jwt]`).
+    pub jwt_secret: SecretString,
+    #[serde(default)]
+    pub jwt: outflow_service::auth::JwtSettings,
     pub kafka_brokers: String,
     pub connect_url: String,
     pub pg_host: String,
@@ -53,6 +58,7 @@ pg_host = "127.0.0.1"
 pg_port = 55432
 pg_user = ""
 pg_password = ""
+jwt_secret = ""
 orders_database = "orders"
 views_metrics_url = "http://127.0.0.1:7124/metrics"
 
@@ -78,6 +84,7 @@ impl Settings {
             anyhow::bail!("OUTFLOW_PG_USER is empty: set it in the environment");
         }
         outflow_service::settings::require_secret(&settings.pg_password, "OUTFLOW_PG_PASSWORD")?;
+        outflow_service::settings::require_secret(&settings.jwt_secret, "OUTFLOW_JWT_SECRET")?;
         if settings.monitor.interval_ms == 0 {
             anyhow::bail!("OUTFLOW_MONITOR__INTERVAL_MS must be positive");
         }

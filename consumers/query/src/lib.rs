@@ -25,6 +25,7 @@ use mongodb::{
 };
 use outflow_service::{
     auth::{Caller, HasJwtKeys, JwtKeys},
+    edge::{self, EdgeLimits, RateLimit},
     error::ApiError,
     ops,
 };
@@ -43,12 +44,13 @@ impl HasJwtKeys for AppState {
     }
 }
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, limits: &EdgeLimits) -> Router {
     let handle = ops::metrics_handle();
-    let api = Router::new()
+    let reads = Router::new()
         .route("/v1/orders/{id}", get(order))
         .route("/v1/customers/{id}/orders", get(customer_orders))
-        .route("/v1/products/{sku}/availability", get(availability))
+        .route("/v1/products/{sku}/availability", get(availability));
+    let api = edge::limit_clients(reads, RateLimit::per_client(limits))
         .route("/readyz", get(readyz))
         .with_state(state)
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
@@ -56,8 +58,13 @@ pub fn router(state: AppState) -> Router {
     ops::with_common_layers(api, "query")
 }
 
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    ops::serve(listener, router(state), shutdown).await.context("serving HTTP")
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    limits: &EdgeLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    ops::serve(listener, router(state, limits), limits, shutdown).await.context("serving HTTP")
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

@@ -9,6 +9,8 @@ struct Settings {
     #[serde(flatten)]
     views: ViewsDatabase,
     jwt_secret: SecretString,
+    #[serde(default)]
+    jwt: outflow_service::auth::JwtSettings,
 }
 
 const DEFAULTS: &str = "jwt_secret = \"\"\n[http]\nhost = \"127.0.0.1\"\nport = 7110\n";
@@ -21,5 +23,6 @@ async fn main() -> anyhow::Result<()> {
     let db = settings.views.database().await?;
     let listener = tokio::net::TcpListener::bind((settings.http.host.as_str(), settings.http.port)).await?;
     tracing::info!(port = settings.http.port, "query service listening");
-    outflow_query::serve(listener, AppState { db, jwt: JwtKeys::new(&settings.jwt_secret) }, outflow_service::ops::shutdown_signal()).await
+    let jwt = JwtKeys::from_settings(&settings.jwt_secret, &settings.jwt).await?;
+    outflow_query::serve(listener, AppState { db, jwt }, &settings.http.limits, outflow_service::ops::shutdown_signal()).await
 }

@@ -23,13 +23,15 @@ pub struct Settings {
     pub registry_user: Option<String>,
     pub registry_password: Option<String>,
     pub mongo_url: String,
+    pub mongo_user: String,
+    pub mongo_password: String,
     pub views_database: String,
 }
 
 impl Settings {
     /// `OUTFLOW_PG_HOST`/`_PORT`/`_USER`/`_PASSWORD`, `OUTFLOW_KAFKA_BROKERS`
     /// (or `OUTFLOW_KAFKA_PORT`), `OUTFLOW_REGISTRY_URL` (or `_PORT`, and
-    /// `_USER`/`_PASSWORD`), `OUTFLOW_MONGO_URL` (or `_PORT`), `OUTFLOW_VIEWS_DATABASE`.
+    /// `_USER`/`_PASSWORD`), `OUTFLOW_MONGO_URL` (or `_PORT`, and `_USER`/`_PASSWORD`), `OUTFLOW_VIEWS_DATABASE`.
     pub fn from_env() -> Self {
         let defaults = dev_defaults();
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| defaults.get(name).cloned());
@@ -45,6 +47,8 @@ impl Settings {
             registry_user: var("OUTFLOW_REGISTRY_USER"),
             registry_password: var("OUTFLOW_REGISTRY_PASSWORD"),
             mongo_url: or("OUTFLOW_MONGO_URL", format!("mongodb://127.0.0.1:{}/", port("OUTFLOW_MONGO_PORT", 57017))),
+            mongo_user: or("OUTFLOW_MONGO_USER", String::new()),
+            mongo_password: or("OUTFLOW_MONGO_PASSWORD", String::new()),
             views_database: or("OUTFLOW_VIEWS_DATABASE", "outflow".into()),
         }
     }
@@ -108,10 +112,8 @@ impl Sources {
             }
         };
         let (orders, inventory, payments) = tokio::try_join!(pool("orders"), pool("inventory"), pool("payments"))?;
-        let mut options = mongodb::options::ClientOptions::parse(&settings.mongo_url).await.with_context(|| format!("MongoDB URL {}", settings.mongo_url))?;
-        // Name an unreachable server within 10 s, as for the databases, not the driver's 30 s.
-        options.server_selection_timeout.get_or_insert(Duration::from_secs(10));
-        let client = mongodb::Client::with_options(options).with_context(|| format!("MongoDB URL {}", settings.mongo_url))?;
+        // An unreachable server is named within 10 s, as for the databases, not the driver's 30 s.
+        let client = outflow_service::settings::mongo_client(&settings.mongo_url, &settings.mongo_user, &settings.mongo_password.clone().into()).await?;
         let views = client.database(&settings.views_database);
         views.run_command(doc! { "ping": 1 }).await.with_context(|| format!("MongoDB on {} is not reachable", settings.mongo_url))?;
         Ok(Sources { orders, inventory, payments, views, settings })

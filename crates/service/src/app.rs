@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::{
     auth::{HasJwtKeys, JwtKeys},
+    edge::{self, EdgeLimits, RateLimit},
     ops,
     settings::ServiceSettings,
 };
@@ -50,6 +51,7 @@ impl Writer {
         let base = ServiceBase::build(settings, self.migrator).await?;
         let pool = base.pool.clone();
         let document = (self.openapi)();
+        let routes = edge::limit_customers(routes, base.jwt.clone(), RateLimit::per_customer(&settings.http.limits));
         let api = routes.route("/openapi.json", get(move || std::future::ready(Json(document.clone())))).with_state(WriterState { base, own });
         Application::bind(settings, api, pool, self.name).await
     }
@@ -79,7 +81,8 @@ impl ServiceBase {
         migrator.run(&pool).await.context("running the migrations")?;
         let outbox = Outbox::new(&settings.registry_url);
         outbox.register_all().await.context("registering the event schemas with the registry")?;
-        Ok(ServiceBase { pool, outbox: Arc::new(outbox), jwt: JwtKeys::new(&settings.jwt_secret) })
+        let jwt = JwtKeys::from_settings(&settings.jwt_secret, &settings.jwt).await.context("the JWT keys")?;
+        Ok(ServiceBase { pool, outbox: Arc::new(outbox), jwt })
     }
 }
 
@@ -87,6 +90,7 @@ pub struct Application {
     port: u16,
     listener: TcpListener,
     router: Router,
+    limits: EdgeLimits,
 }
 
 impl Application {
@@ -96,7 +100,7 @@ impl Application {
         let listener = TcpListener::bind(&address).await.with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();
         let router = ops::with_common_layers(api.merge(ops::routes(pool)), service);
-        Ok(Application { port, listener, router })
+        Ok(Application { port, listener, router, limits: settings.http.limits.clone() })
     }
 
     pub fn port(&self) -> u16 {
@@ -104,6 +108,6 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        ops::serve(self.listener, self.router, shutdown).await.context("serving HTTP")
+        ops::serve(self.listener, self.router, &self.limits, shutdown).await.context("serving HTTP")
     }
 }

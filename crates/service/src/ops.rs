@@ -4,13 +4,13 @@
 
 use std::{
     future::Future,
-    sync::OnceLock,
+    sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
 
 use axum::{
-    extract::{DefaultBodyLimit, MatchedPath, Request, State},
-    http::StatusCode,
+    extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State},
+    http::{Method, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
@@ -19,7 +19,10 @@ use axum::{
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use sqlx::PgPool;
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::Semaphore};
+use tower::Service;
+
+use crate::edge::EdgeLimits;
 use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
 
 /// Request bodies larger than this are refused with 413.
@@ -73,7 +76,12 @@ pub fn with_common_layers(router: Router, service: &'static str) -> Router {
 
 async fn track_request(service: &'static str, request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
-    let method = request.method().to_string();
+    // Label values stay few: unknown paths are `unmatched` above, and so are
+    // methods outside the standard ones (a client may send any token).
+    let method = match *request.method() {
+        Method::GET | Method::POST | Method::PUT | Method::PATCH | Method::DELETE | Method::HEAD | Method::OPTIONS => request.method().to_string(),
+        _ => "other".to_owned(),
+    };
     let started = Instant::now();
     let response = next.run(request).await;
     let labels = [("service", service.to_owned()), ("route", route), ("method", method), ("status", response.status().as_u16().to_string())];
@@ -82,17 +90,54 @@ async fn track_request(service: &'static str, request: Request, next: Next) -> R
     response
 }
 
-/// Serves `router` on `listener` until `shutdown` completes; in-flight requests finish.
-/// Responses go out at once (TCP_NODELAY): a small JSON answer must not wait
-/// for Nagle's algorithm and the client's delayed ACK.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
+/// Serves `router` on `listener` until `shutdown` completes; in-flight requests
+/// finish. Each request carries its client's address (`ConnectInfo`, for the
+/// per-client rate limit). At most `limits.max_connections` connections are
+/// open (one more is closed at once, `http_connections_refused_total`), and a
+/// connection whose request headers do not arrive within
+/// `limits.header_read_timeout_ms` is closed, so that slow or idle sockets
+/// cannot hold the server. Responses go out at once (TCP_NODELAY): a small JSON
+/// answer must not wait for Nagle's algorithm and the client's delayed ACK.
+pub async fn serve(listener: TcpListener, router: Router, limits: &EdgeLimits, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    use hyper_util::{
+        rt::{TokioExecutor, TokioIo, TokioTimer},
+        server::{conn::auto, graceful::GracefulShutdown},
+    };
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of file descriptors and the like: the listener itself is fine.
+                Err(e) => { tracing::warn!(error = %e, "accepting a connection failed"); tokio::time::sleep(Duration::from_millis(50)).await; continue; }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            metrics::counter!("http_connections_refused_total").increment(1);
+            continue;
+        };
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::warn!(error = %e, "could not set TCP_NODELAY");
         }
-    });
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().call(request)
+        });
+        let connection = graceful.watch(builder.serve_connection_with_upgrades(TokioIo::new(tcp), service).into_owned());
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -6,18 +6,24 @@ use anyhow::Context;
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 
-/// Loads `T` from `defaults` (TOML text), then the optional file, then the environment.
+use crate::environment::Environment;
+
+/// Loads `T` from `defaults` (TOML text), then the optional file, then the
+/// environment; refuses an unknown `OUTFLOW_ENV`, and in production any
+/// development secret or local payment provider ([`crate::environment`]).
 pub fn load<T: DeserializeOwned>(defaults: &str) -> anyhow::Result<T> {
+    let environment = Environment::current()?;
     let mut builder = config::Config::builder().add_source(config::File::from_str(defaults, config::FileFormat::Toml));
     if let Ok(path) = std::env::var("OUTFLOW_CONFIG") {
         builder = builder.add_source(config::File::with_name(&path));
     }
-    builder
+    let merged = builder
         .add_source(config::Environment::with_prefix("OUTFLOW").prefix_separator("_").separator("__").try_parsing(true))
         .build()
-        .context("reading settings")?
-        .try_deserialize()
-        .context("settings do not fit their types (see the service's defaults)")
+        .context("reading settings")?;
+    let tree: serde_json::Value = merged.clone().try_deserialize().context("reading settings")?;
+    crate::environment::check_settings(environment, &crate::environment::strings(&tree))?;
+    merged.try_deserialize().context("settings do not fit their types (see the service's defaults)")
 }
 
 /// The JWT secret and the database password come from the environment
@@ -37,6 +43,8 @@ pub struct ServiceSettings {
     pub database: DatabaseSettings,
     pub registry_url: String,
     pub jwt_secret: SecretString,
+    #[serde(default)]
+    pub jwt: crate::auth::JwtSettings,
 }
 
 impl ServiceSettings {
@@ -52,6 +60,8 @@ pub struct HttpSettings {
     pub host: String,
     /// 0 picks a free port (tests).
     pub port: u16,
+    #[serde(default)]
+    pub limits: crate::edge::EdgeLimits,
 }
 
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -129,23 +139,45 @@ impl DatabaseSettings {
 pub struct ViewsDatabase {
     pub mongo_url: String,
     pub views_database: String,
+    /// The MongoDB API's login (`OUTFLOW_MONGO_USER`, `OUTFLOW_MONGO_PASSWORD`):
+    /// FerretDB hands it to PostgreSQL, which checks it.
+    pub mongo_user: String,
+    pub mongo_password: SecretString,
 }
 
 #[cfg(feature = "mongo")]
 impl ViewsDatabase {
     /// Top-level TOML keys, to come before any table of the defaults.
-    pub const DEFAULTS: &str = "mongo_url = \"mongodb://127.0.0.1:57017/\"\nviews_database = \"outflow\"\n";
+    pub const DEFAULTS: &str = "mongo_url = \"mongodb://127.0.0.1:57017/\"\nviews_database = \"outflow\"\nmongo_user = \"\"\nmongo_password = \"\"\n";
 
     /// The client connects lazily: a service starts while the server is down.
     pub async fn database(&self) -> anyhow::Result<mongodb::Database> {
-        use anyhow::Context;
-        let mut options = mongodb::options::ClientOptions::parse(&self.mongo_url).await.with_context(|| format!("MongoDB URL {}", self.mongo_url))?;
-        // Bounded so that a server that is down or frozen fails fast and the
-        // caller retries; single operations are bounded by their callers.
-        let bound = std::time::Duration::from_secs(10);
-        options.connect_timeout = Some(bound);
-        options.server_selection_timeout = Some(bound);
-        let client = mongodb::Client::with_options(options)?;
+        let client = mongo_client(&self.mongo_url, &self.mongo_user, &self.mongo_password).await?;
         Ok(client.database(&self.views_database))
     }
+}
+
+/// A client of the MongoDB API server at `url`, logged in as `user`
+/// (FerretDB v1 takes SASL PLAIN and checks the password with PostgreSQL), with
+/// connection and server selection bounded so that a server that is down or
+/// frozen fails fast and the caller retries; single operations are bounded by
+/// their callers.
+#[cfg(feature = "mongo")]
+pub async fn mongo_client(url: &str, user: &str, password: &SecretString) -> anyhow::Result<mongodb::Client> {
+    use anyhow::Context;
+    use secrecy::ExposeSecret;
+    anyhow::ensure!(!user.is_empty(), "OUTFLOW_MONGO_USER is empty: the MongoDB API refuses anonymous clients");
+    require_secret(password, "OUTFLOW_MONGO_PASSWORD")?;
+    let mut options = mongodb::options::ClientOptions::parse(url).await.with_context(|| format!("MongoDB URL {url}"))?;
+    let bound = std::time::Duration::from_secs(10);
+    options.connect_timeout = Some(bound);
+    options.server_selection_timeout = Some(bound);
+    // FerretDB v1 takes PLAIN only; a URL may name another mechanism (a real
+    // MongoDB: `?authMechanism=SCRAM-SHA-256&authSource=admin`).
+    let mut credential = options.credential.take().unwrap_or_default();
+    credential.username = Some(user.to_owned());
+    credential.password = Some(password.expose_secret().to_owned());
+    credential.mechanism.get_or_insert(mongodb::options::AuthMechanism::Plain);
+    options.credential = Some(credential);
+    Ok(mongodb::Client::with_options(options)?)
 }

@@ -4,6 +4,10 @@ use outflow_provider_sandbox::{Sandbox, SandboxConfig};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     outflow_service::telemetry::init("provider-sandbox");
+    // The sandbox settles payments that nobody paid: never in production.
+    if outflow_service::environment::Environment::current()? == outflow_service::environment::Environment::Production {
+        anyhow::bail!("the payment provider sandbox is a development tool and refuses to run with OUTFLOW_ENV=production");
+    }
     let config = SandboxConfig::parse();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port)).await?;
     tracing::info!(port = config.port, "payment provider sandbox listening");

@@ -1,0 +1,207 @@
+//! Nothing trusts a caller for being local (DESIGN.md, Trust), tried door by
+//! door on the running stack: PostgreSQL's service roles, the MongoDB API's
+//! login, the writers' rate limit and their defence against slow sockets, and
+//! the production mode's refusals.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use mongodb::bson::doc;
+use outflow_service::auth::Role;
+use outflow_stack_tests::{service::TestService, Stack};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use sqlx::postgres::PgConnectOptions;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+fn dev(name: &str) -> String {
+    std::env::var(name).ok().or_else(|| dev_env().remove(name)).unwrap_or_else(|| panic!("{name} is set neither in the environment nor in infra/dev.env"))
+}
+
+fn dev_env() -> std::collections::HashMap<String, String> {
+    dotenvy::from_path_iter(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/dev.env")).expect("infra/dev.env").filter_map(Result::ok).collect()
+}
+
+async fn connect_as(stack: &Stack, role: &str, password: &str, database: &str) -> Result<sqlx::PgConnection, sqlx::Error> {
+    use sqlx::Connection;
+    let options = PgConnectOptions::new().host("127.0.0.1").port(stack.pg_port).username(role).password(password).database(database);
+    sqlx::PgConnection::connect_with(&options).await
+}
+
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn each_service_role_reaches_its_own_tables_only() -> Result<()> {
+    let stack = Stack::from_env();
+    let admin = stack.admin_pool().await?;
+    let powerful: Vec<String> = sqlx::query_scalar(
+        "select rolname::text from pg_roles where rolname like 'outflow\\_%' and (rolsuper or rolcreatedb or rolcreaterole or rolbypassrls)",
+    )
+    .fetch_all(&admin)
+    .await?;
+    assert!(powerful.is_empty(), "service roles with more than they need: {powerful:?}");
+
+    // Another service's database refuses the connection outright.
+    for (role, secret, foreign) in [
+        ("outflow_orders", "OUTFLOW_PG_ORDERS_PASSWORD", "payments"),
+        ("outflow_payments_consumer", "OUTFLOW_PG_PAYMENTS_CONSUMER_PASSWORD", "inventory"),
+        ("outflow_inventory", "OUTFLOW_PG_INVENTORY_PASSWORD", "views"),
+        ("outflow_monitor", "OUTFLOW_PG_MONITOR_PASSWORD", "payments"),
+    ] {
+        let refused = connect_as(&stack, role, &dev(secret), foreign).await.err().with_context(|| format!("{role} connected to {foreign}"))?;
+        assert!(refused.to_string().contains("permission denied"), "{role} on {foreign}: {refused}");
+    }
+
+    // In its own database: the consumer writes but cannot change the schema;
+    // the monitor only reads; Debezium reads the outbox and nothing else.
+    let mut consumer = connect_as(&stack, "outflow_orders_consumer", &dev("OUTFLOW_PG_ORDERS_CONSUMER_PASSWORD"), "orders").await?;
+    sqlx::query("select count(*) from orders").execute(&mut consumer).await?;
+    assert_denied(sqlx::query("drop table processed_events").execute(&mut consumer).await, "the consumer drops a table");
+    let mut monitor = connect_as(&stack, "outflow_monitor", &dev("OUTFLOW_PG_MONITOR_PASSWORD"), "orders").await?;
+    sqlx::query("select count(*) from orders").execute(&mut monitor).await?;
+    assert_denied(sqlx::query("delete from orders where false").execute(&mut monitor).await, "the monitor deletes");
+    let mut debezium = connect_as(&stack, "outflow_debezium", &dev("OUTFLOW_PG_DEBEZIUM_PASSWORD"), "orders").await?;
+    sqlx::query("select count(*) from outbox").execute(&mut debezium).await?;
+    assert_denied(sqlx::query("select count(*) from orders").execute(&mut debezium).await, "Debezium reads the orders");
+    assert_denied(sqlx::query("insert into outbox (id) values (gen_random_uuid())").execute(&mut debezium).await, "Debezium writes the outbox");
+    Ok(())
+}
+
+fn assert_denied<T: std::fmt::Debug>(result: Result<T, sqlx::Error>, what: &str) {
+    match result {
+        Err(e) if e.to_string().contains("permission denied") || e.to_string().contains("must be owner") => {}
+        other => panic!("{what}: expected a permission error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn the_mongo_api_refuses_anonymous_clients_and_wrong_passwords() -> Result<()> {
+    let stack = Stack::from_env();
+    let ping = |client: mongodb::Client| async move { client.database("outflow").run_command(doc! { "listCollections": 1 }).await };
+    let anonymous = mongodb::Client::with_uri_str(&stack.mongo_url).await?;
+    assert!(ping(anonymous).await.is_err(), "an anonymous client listed the views' collections");
+    let wrong = outflow_service::settings::mongo_client(&stack.mongo_url, &stack.mongo_user, &SecretString::from("not-the-password")).await?;
+    assert!(ping(wrong).await.is_err(), "a wrong password listed the views' collections");
+    ping(stack.mongo().await?).await.context("the views' own login")?;
+    Ok(())
+}
+
+async fn orders_writer(adjust: impl FnOnce(&mut outflow_service::settings::ServiceSettings)) -> TestService {
+    let catalog = "insert into catalog (sku, name, price_minor, currency, version) values ('SKU-1', 'Mug', 250, 'EUR', 1)";
+    TestService::spawn_with("trust", catalog, adjust, |s| outflow_orders::startup::build(outflow_orders::settings::Settings::defaults_with(s))).await
+}
+
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn a_customers_burst_gets_429s_with_retry_after_and_writes_nothing_more() -> Result<()> {
+    let app = orders_writer(|s| {
+        s.http.limits.customer_per_second = 1;
+        s.http.limits.customer_burst = 3;
+    })
+    .await;
+    let (greedy, other) = (app.token("greedy", Role::Customer), app.token("other", Role::Customer));
+    let place = |token: String, key: String| {
+        let request = app.http.post(app.url("/v1/orders")).bearer_auth(token).header("idempotency-key", key);
+        async move { request.json(&json!({"items": [{"sku": "SKU-1", "quantity": 1}]})).send().await }
+    };
+    let mut accepted = 0;
+    let mut refused = Vec::new();
+    for i in 0..10 {
+        let response = place(greedy.clone(), format!("burst-{i}")).await?;
+        match response.status().as_u16() {
+            202 => accepted += 1,
+            429 => refused.push(response),
+            other => panic!("POST /v1/orders in a burst: {other}"),
+        }
+    }
+    // The bucket holds 3 and refills one a second: 3 at once, perhaps one more.
+    assert!((3..=4).contains(&accepted), "{accepted} of 10 accepted");
+    let first = refused.remove(0);
+    let wait: u64 = first.headers().get("retry-after").context("a 429 without Retry-After")?.to_str()?.parse()?;
+    assert!((1..=2).contains(&wait), "Retry-After: {wait}");
+    let body: Value = first.json().await?;
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    assert_eq!(app.count("orders").await, accepted, "a refused request wrote an order");
+    assert_eq!(place(other, "another-customer".into()).await?.status(), 202, "another customer has a bucket of its own");
+    app.cleanup().await;
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn slow_sockets_are_closed_while_healthz_answers_and_the_connection_cap_holds() -> Result<()> {
+    let app = orders_writer(|s| {
+        s.http.limits.header_read_timeout_ms = 1000;
+        s.http.limits.max_connections = 6;
+    })
+    .await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    // Four clients send half a request line and then nothing.
+    let mut slow = Vec::new();
+    for _ in 0..4 {
+        let mut socket = TcpStream::connect(&address).await?;
+        socket.write_all(b"POST /v1/orders HTTP/1.1\r\nHost: x\r\n").await?;
+        slow.push(socket);
+    }
+    let healthz = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;
+    let answered = healthz.get(app.url("/healthz")).send().await?.status();
+    assert_eq!(answered, 200, "/healthz beside the slow sockets");
+    // Each slow socket is closed by the server once the header deadline passed.
+    for socket in &mut slow {
+        let mut buffer = [0u8; 512];
+        let read = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buffer)).await.context("a slow socket still open after 5 s")?;
+        assert!(matches!(read, Ok(0) | Err(_)) || String::from_utf8_lossy(&buffer).contains("408"), "the slow socket got {read:?}");
+    }
+    // The cap: six idle connections hold every slot, a seventh is closed at once.
+    let mut held = Vec::new();
+    for _ in 0..6 {
+        held.push(TcpStream::connect(&address).await?);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut seventh = TcpStream::connect(&address).await?;
+    let mut buffer = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_millis(500), seventh.read(&mut buffer)).await.context("the seventh connection was kept open")?;
+    assert!(matches!(read, Ok(0) | Err(_)), "the seventh connection got {read:?}");
+    drop(held);
+    app.cleanup().await;
+    Ok(())
+}
+
+/// A release binary built by `scripts/up`, started with `environment` only.
+async fn start_refused(binary: &str, environment: &[(&str, String)]) -> Result<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/").to_owned() + binary;
+    let mut command = tokio::process::Command::new(&path);
+    command.env_clear().envs(environment.iter().map(|(k, v)| (*k, v.as_str()))).env("OUTFLOW_HTTP__PORT", "0");
+    let output = tokio::time::timeout(Duration::from_secs(20), command.output()).await.context("still running after 20 s")?.with_context(|| path.clone())?;
+    assert!(!output.status.success(), "{binary} started with {environment:?}");
+    Ok(String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout))
+}
+
+#[tokio::test]
+#[ignore = "needs the release binaries of scripts/up (scripts/test runs it)"]
+async fn production_mode_refuses_development_secrets_sandboxes_and_unknown_modes() -> Result<()> {
+    let stack = Stack::from_env();
+    let url = format!("postgres://outflow_orders:{}@127.0.0.1:{}/orders", dev("OUTFLOW_PG_ORDERS_PASSWORD"), stack.pg_port);
+    let orders = |mode: &str, secret: String| vec![("OUTFLOW_ENV", mode.to_owned()), ("OUTFLOW_JWT_SECRET", secret), ("OUTFLOW_DATABASE__URL", url.clone())];
+    let log = start_refused("outflow-orders", &orders("production", stack.jwt_secret.clone())).await?;
+    assert!(log.contains("OUTFLOW_JWT_SECRET") && log.contains("development"), "{log}");
+    let log = start_refused("outflow-orders", &orders("production", "a-real-secret-from-the-vault".into())).await?;
+    assert!(log.contains("OUTFLOW_PG_ORDERS_PASSWORD"), "the database URL's development password: {log}");
+    let log = start_refused("outflow-orders", &orders("prod", "a-real-secret-from-the-vault".into())).await?;
+    assert!(log.contains("OUTFLOW_ENV must be development or production"), "{log}");
+    let payments = vec![
+        ("OUTFLOW_ENV", "production".to_owned()),
+        ("OUTFLOW_JWT_SECRET", "a-real-secret-from-the-vault".into()),
+        ("OUTFLOW_PROVIDER_SERVER_KEY", "a-real-provider-key".into()),
+        ("OUTFLOW_PROVIDER_URL", "http://127.0.0.1:7199".into()),
+        ("OUTFLOW_DATABASE__URL", format!("postgres://outflow_payments:real@127.0.0.1:{}/payments", stack.pg_port)),
+    ];
+    let log = start_refused("outflow-payments", &payments).await?;
+    assert!(log.contains("provider_url"), "{log}");
+    let log = start_refused("outflow-provider-sandbox", &[("OUTFLOW_ENV", "production".into())]).await?;
+    assert!(log.contains("refuses to run with OUTFLOW_ENV=production"), "{log}");
+    Ok(())
+}
