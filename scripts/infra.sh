@@ -60,7 +60,6 @@ start_postgres() {
       psql_admin postgres -q -c "create database $db" || fail_component postgres "could not create database $db"
     fi
   done
-  apply_roles
   # The MongoDB API server's tables get the index its _id lookups need (see the file).
   psql_admin views -q -f "$INFRA/postgres/views.sql" >/dev/null 2>"$OUTFLOW_STATE/postgres/views-sql.log" \
     || { cat "$OUTFLOW_STATE/postgres/views-sql.log" >&2; fail_component postgres "could not apply infra/postgres/views.sql to the views database"; }

@@ -184,13 +184,15 @@ async fn start_refused(binary: &str, environment: &[(&str, String)]) -> Result<S
 #[ignore = "needs the release binaries of scripts/up (scripts/test runs it)"]
 async fn production_mode_refuses_development_secrets_sandboxes_and_unknown_modes() -> Result<()> {
     let stack = Stack::from_env();
-    let url = format!("postgres://outflow_orders:{}@127.0.0.1:{}/orders", dev("OUTFLOW_PG_ORDERS_PASSWORD"), stack.pg_port);
-    let orders = |mode: &str, secret: String| vec![("OUTFLOW_ENV", mode.to_owned()), ("OUTFLOW_JWT_SECRET", secret), ("OUTFLOW_DATABASE__URL", url.clone())];
-    let log = start_refused("outflow-orders", &orders("production", stack.jwt_secret.clone())).await?;
+    let url = |password: &str| format!("postgres://outflow_orders:{password}@127.0.0.1:{}/orders", stack.pg_port);
+    let orders =
+        |mode: &str, secret: String, url: String| vec![("OUTFLOW_ENV", mode.to_owned()), ("OUTFLOW_JWT_SECRET", secret), ("OUTFLOW_DATABASE__URL", url)];
+    let (real_secret, real_url) = ("a-real-secret-from-the-vault".to_owned(), url("a-real-password"));
+    let log = start_refused("outflow-orders", &orders("production", stack.jwt_secret.clone(), real_url.clone())).await?;
     assert!(log.contains("OUTFLOW_JWT_SECRET") && log.contains("development"), "{log}");
-    let log = start_refused("outflow-orders", &orders("production", "a-real-secret-from-the-vault".into())).await?;
+    let log = start_refused("outflow-orders", &orders("production", real_secret.clone(), url(&dev("OUTFLOW_PG_ORDERS_PASSWORD")))).await?;
     assert!(log.contains("OUTFLOW_PG_ORDERS_PASSWORD"), "the database URL's development password: {log}");
-    let log = start_refused("outflow-orders", &orders("prod", "a-real-secret-from-the-vault".into())).await?;
+    let log = start_refused("outflow-orders", &orders("prod", real_secret, real_url)).await?;
     assert!(log.contains("OUTFLOW_ENV must be development or production"), "{log}");
     let payments = vec![
         ("OUTFLOW_ENV", "production".to_owned()),

@@ -111,7 +111,15 @@ impl fmt::Display for FailedRun {
         writeln!(f, "orders placed: {}", self.orders_placed)?;
         writeln!(f, "faults injected before it (at, component, action, down for, healthy again after):")?;
         for i in &self.faults {
-            writeln!(f, "  {:>7.1} s  {:<24} {:<22} {:>6.1} s  {:>6.1} s", secs(i.at_ms), i.component.name(), action(i.action), secs(i.down_ms), secs(i.recovered_ms))?;
+            writeln!(
+                f,
+                "  {:>7.1} s  {:<24} {:<22} {:>6.1} s  {:>6.1} s",
+                secs(i.at_ms),
+                i.component.name(),
+                action(i.action),
+                secs(i.down_ms),
+                secs(i.recovered_ms)
+            )?;
         }
         for i in &self.interventions {
             writeln!(f, "did not recover by itself: {}: {}", i.what, i.why)?;
