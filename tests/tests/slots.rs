@@ -110,8 +110,11 @@ async fn wait_task_failed(stack: &Stack, connector: &str) -> Result<String> {
 /// trace and no slot for the connector.
 async fn monitor_shows_the_loss(connector: &str) -> Result<()> {
     let until = tokio::time::Instant::now() + Duration::from_secs(30);
+    // The monitor's API answers admins only.
+    let admin = outflow_service::auth::JwtKeys::new(&Stack::from_env().jwt_secret.into()).mint("slots-test", outflow_service::auth::Role::Admin, 600);
+    let http = reqwest::Client::new();
     loop {
-        let overview: Value = reqwest::get(format!("{MONITOR}/api/overview")).await?.json().await?;
+        let overview: Value = http.get(format!("{MONITOR}/api/overview")).bearer_auth(&admin).send().await?.error_for_status()?.json().await?;
         let shown = overview["connectors"]["connectors"]
             .as_array()
             .into_iter()
