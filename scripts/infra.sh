@@ -106,15 +106,20 @@ stop_postgres() {
 # local repository (~/.m2) is the download cache.
 maven_copy() {
   local pom="$1" dest="$2"; shift 2
-  [ -f "$dest/.complete" ] && return 0
+  # Resolved once per version and pom: a pom that gained a dependency resolves again.
+  local stamp; stamp="$(sha256sum "$pom" | cut -c1-16) $*"
+  [ -f "$dest/.complete" ] && [ "$(cat "$dest/.complete")" = "$stamp" ] && return 0
   require_tool java "install a Java 17+ JDK (apt-get install -y openjdk-17-jdk-headless)"
   require_tool mvn "install Maven (apt-get install -y maven)"
   say "resolving $(basename "$(dirname "$pom")") jars from Maven Central into $dest"
-  rm -rf "$dest"; mkdir -p "$dest"
+  # Resolved beside, then swapped in: a broker or worker running from the old
+  # folder keeps finding its jars until it is restarted.
+  rm -rf "$dest.new"; mkdir -p "$dest.new"
   mvn -B -q -f "$pom" dependency:copy-dependencies -DincludeScope=runtime \
-    -DoutputDirectory="$dest" "$@" >"$dest.mvn.log" 2>&1 \
+    -DoutputDirectory="$dest.new" "$@" >"$dest.mvn.log" 2>&1 \
     || { tail -n 40 "$dest.mvn.log" >&2; die "Maven could not resolve $pom (log: $dest.mvn.log)"; }
-  touch "$dest/.complete"
+  echo "$stamp" > "$dest.new/.complete"
+  rm -rf "$dest"; mv "$dest.new" "$dest"
 }
 
 KAFKA_LIB="$LIB/kafka-$KAFKA_VERSION"
@@ -161,6 +166,12 @@ install_connect() {
     ln -s "$DEBEZIUM_LIB" "$plugins/debezium-postgres"
   fi
   render "$INFRA/connect/connect-distributed.properties" "$OUTFLOW_STATE/connect/connect-distributed.properties"
+  # The REST API's one login (basic authentication, JAAS PropertyFileLoginModule).
+  # An empty credentials file would let everyone in: refuse to write one.
+  [ -n "$OUTFLOW_CONNECT_USER" ] && [ -n "$OUTFLOW_CONNECT_PASSWORD" ] || die "connect: OUTFLOW_CONNECT_USER and OUTFLOW_CONNECT_PASSWORD must be set"
+  (umask 077 && printf '%s=%s\n' "$OUTFLOW_CONNECT_USER" "$OUTFLOW_CONNECT_PASSWORD" > "$OUTFLOW_STATE/connect/rest-credentials.properties")
+  printf 'KafkaConnect {\n  org.apache.kafka.connect.rest.basic.auth.extension.PropertyFileLoginModule required\n  file="%s";\n};\n' \
+    "$OUTFLOW_STATE/connect/rest-credentials.properties" > "$OUTFLOW_STATE/connect/rest-jaas.conf"
 }
 
 start_connect() {
@@ -168,6 +179,7 @@ start_connect() {
   # references: it holds Debezium's PostgreSQL password and no other secret.
   local clean; mapfile -d '' clean < <(env_without_secrets OUTFLOW_PG_DEBEZIUM_PASSWORD)
   start_detached connect "${clean[@]}" java $CONNECT_HEAP_OPTS $JVM_OPTS \
+    -Djava.security.auth.login.config="$OUTFLOW_STATE/connect/rest-jaas.conf" \
     -Dlog4j2.configurationFile="$INFRA/kafka/log4j2.properties" \
     -cp "$KAFKA_LIB/*" org.apache.kafka.connect.cli.ConnectDistributed \
     "$OUTFLOW_STATE/connect/connect-distributed.properties"
@@ -175,7 +187,7 @@ start_connect() {
 }
 
 healthy_connect() {
-  curl -sf --max-time 2 "$OUTFLOW_CONNECT_URL/health" >/dev/null && curl -sf --max-time 2 "$OUTFLOW_CONNECT_URL/connector-plugins" | grep -q PostgresConnector
+  connect_curl -sf --max-time 2 "$OUTFLOW_CONNECT_URL/health" >/dev/null && connect_curl -sf --max-time 2 "$OUTFLOW_CONNECT_URL/connector-plugins" | grep -q PostgresConnector
 }
 
 # ---------------------------------------------------------------- Go servers
@@ -211,11 +223,35 @@ install_registry() {
 
 start_registry() {
   local clean; mapfile -d '' clean < <(env_without_secrets)
-  start_detached registry "${clean[@]}" "$BIN/schema-registry-$SCHEMA_REGISTRY_VERSION" -config "$OUTFLOW_STATE/registry/config.yaml"
+  start_detached registry "${clean[@]}" SCHEMA_REGISTRY_BOOTSTRAP_PASSWORD="$OUTFLOW_REGISTRY_PASSWORD" "$BIN/schema-registry-$SCHEMA_REGISTRY_VERSION" -config "$OUTFLOW_STATE/registry/config.yaml"
   wait_healthy registry 60 healthy_registry
+  registry_logins
 }
 
-healthy_registry() { curl -sf --max-time 2 "$OUTFLOW_REGISTRY_URL/subjects" >/dev/null; }
+healthy_registry() { curl -sf --max-time 2 "$OUTFLOW_REGISTRY_URL/health/ready" >/dev/null; }
+
+# The services' logins in the registry's user table, created or brought in
+# line with the environment (the administrator was bootstrapped at the first
+# start): outflow-writer may register schemas, outflow-reader only reads.
+registry_logins() {
+  OUTFLOW_REGISTRY_URL="$OUTFLOW_REGISTRY_URL" python3 - <<'PY' || fail_component registry "could not create its service logins (is OUTFLOW_REGISTRY_PASSWORD the password of the administrator it was first started with?)"
+import base64, json, os, sys, urllib.request
+url = os.environ["OUTFLOW_REGISTRY_URL"]
+admin = base64.b64encode(f'{os.environ["OUTFLOW_REGISTRY_USER"]}:{os.environ["OUTFLOW_REGISTRY_PASSWORD"]}'.encode()).decode()
+def call(method, path, body=None):
+    request = urllib.request.Request(url + path, method=method, data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Authorization": "Basic " + admin, "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+users = {u["username"]: u for u in call("GET", "/admin/users")["users"]}
+for name, role, secret in [("outflow-writer", "developer", "OUTFLOW_REGISTRY_WRITER_PASSWORD"), ("outflow-reader", "readonly", "OUTFLOW_REGISTRY_READER_PASSWORD")]:
+    wanted = {"password": os.environ[secret], "role": role, "enabled": True}
+    if name in users:
+        call("PUT", f'/admin/users/{users[name]["id"]}', wanted)
+    else:
+        call("POST", "/admin/users", dict(wanted, username=name))
+PY
+}
 
 install_mongo() {
   go_build ferretdb "$FERRETDB_MODULE" "$FERRETDB_VERSION"

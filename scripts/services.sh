@@ -81,13 +81,20 @@ service_command() {
   case "$name" in orders|inventory|payments|query|monitor) keep+=(OUTFLOW_JWT_SECRET) ;; esac
   case "$name" in payments|payments-consumer|sandbox) keep+=(OUTFLOW_PROVIDER_SERVER_KEY) ;; esac
   env_without_secrets "${keep[@]}"
-  printf '%s\0' -u OUTFLOW_PG_USER
+  printf '%s\0' -u OUTFLOW_PG_USER -u OUTFLOW_REGISTRY_USER
   case "$name" in
     orders|inventory|payments|orders-consumer|inventory-consumer|payments-consumer)
       password="OUTFLOW_PG_$(tr 'a-z-' 'A-Z_' <<< "$name")_PASSWORD"
       printf '%s\0' "OUTFLOW_DATABASE__URL=postgres://outflow_${name//-/_}:$(url_encode "${!password}")@127.0.0.1:$OUTFLOW_PG_PORT/${name%-consumer}" ;;
-    monitor) printf '%s\0' OUTFLOW_PG_USER=outflow_monitor "OUTFLOW_PG_PASSWORD=$OUTFLOW_PG_MONITOR_PASSWORD" ;;
+    monitor) printf '%s\0' OUTFLOW_PG_USER=outflow_monitor "OUTFLOW_PG_PASSWORD=$OUTFLOW_PG_MONITOR_PASSWORD" "OUTFLOW_CONNECT_PASSWORD=$OUTFLOW_CONNECT_PASSWORD" ;;
     views-consumer|notifications-consumer|query) printf '%s\0' "OUTFLOW_MONGO_PASSWORD=$OUTFLOW_MONGO_PASSWORD" ;;
+  esac
+  # The registry: those that emit events may register their schemas, the others only read.
+  case "$name" in
+    orders|inventory|payments|orders-consumer|inventory-consumer|payments-consumer)
+      printf '%s\0' OUTFLOW_REGISTRY_USER=outflow-writer "OUTFLOW_REGISTRY_PASSWORD=$OUTFLOW_REGISTRY_WRITER_PASSWORD" ;;
+    views-consumer|notifications-consumer)
+      printf '%s\0' OUTFLOW_REGISTRY_USER=outflow-reader "OUTFLOW_REGISTRY_PASSWORD=$OUTFLOW_REGISTRY_READER_PASSWORD" ;;
   esac
   printf '%s\0' "$(service_binary "$name")"
 }

@@ -76,7 +76,8 @@ impl SagaCeiling {
     pub async fn prepare(stack: &Stack, connections: u32) -> anyhow::Result<SagaCeiling> {
         let (databases, [orders, inventory, payments]) = fresh_databases(stack, connections).await?;
         stock_products(&orders, &inventory).await?;
-        let outbox = || Outbox::registered(&stack.registry_url);
+        let registry = stack.registry();
+        let outbox = || Outbox::registered(&registry);
         let server_key = SecretString::from(stack.provider_server_key.clone());
         let webhook = AppState {
             base: ServiceBase { pool: payments.clone(), outbox: Arc::new(outbox().await?), jwt: JwtKeys::new(&SecretString::from(stack.jwt_secret.clone())) },

@@ -86,7 +86,7 @@ impl Observer {
         }
         consumer.assign(&assignment)?;
         let shared = Arc::new(Shared::default());
-        let decoder = Decoder::new(&stack.registry_url);
+        let decoder = Decoder::new(&stack.registry());
         let task = tokio::spawn(watch(consumer, decoder, shared.clone()));
         Ok(Observer { shared, task: Arc::new(task) })
     }

@@ -70,7 +70,7 @@ async fn apply_rate(stack: &Stack, database: &mongodb::Database, run_id: &str, m
         brokers: stack.kafka_brokers.clone(),
         group_id: format!("outflow-bench-views-{run_id}"),
         topics: outflow_views_consumer::topics(),
-        registry_url: stack.registry_url.clone(),
+        registry: stack.registry(),
     };
     let group = settings.group_id.clone();
     // As many lanes per partition as the view consumer's default (consumers/views/src/main.rs).

@@ -76,6 +76,8 @@ pub async fn compare(stack: &Stack, concurrency: usize, seconds: u64, rounds: us
         http: HttpSettings { host: "127.0.0.1".into(), port: 0, limits: Default::default() },
         database: DatabaseSettings::new(SecretString::from(stack.database_url(&database)), 20),
         registry_url: stack.registry_url.clone(),
+        registry_user: Some(stack.registry_user.clone()),
+        registry_password: Some(stack.registry_password.clone().into()),
         jwt_secret: SecretString::from(stack.jwt_secret.clone()),
         jwt: Default::default(),
     };
@@ -162,7 +164,7 @@ async fn sample_payload(stack: &Stack) -> anyhow::Result<Vec<u8>> {
         Event,
     };
     use schema_registry_converter::{
-        async_impl::{avro::AvroEncoder, schema_registry::SrSettings},
+        async_impl::avro::AvroEncoder,
         schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema},
     };
     let event = OrderPlaced {
@@ -182,7 +184,7 @@ async fn sample_payload(stack: &Stack) -> anyhow::Result<Vec<u8>> {
         OrderPlaced::AGGREGATE_TYPE.topic(),
         SuppliedSchema::new(Some(OrderPlaced::full_name()), SchemaType::Avro, OrderPlaced::SCHEMA.to_owned()),
     );
-    Ok(AvroEncoder::new(SrSettings::new(stack.registry_url.clone())).encode_struct(&event, &strategy).await?)
+    Ok(AvroEncoder::new(stack.registry().settings()).encode_struct(&event, &strategy).await?)
 }
 
 /// The orders writer's placement statements before its outbox event, as the

@@ -39,7 +39,13 @@ pub struct Stack {
     pub pg_password: String,
     pub kafka_brokers: String,
     pub connect_url: String,
+    /// Kafka Connect's REST login (`OUTFLOW_CONNECT_USER`/`_PASSWORD`).
+    pub connect_user: String,
+    pub connect_password: String,
     pub registry_url: String,
+    /// The registry's login for tests and tools (`OUTFLOW_REGISTRY_USER`/`_PASSWORD`).
+    pub registry_user: String,
+    pub registry_password: String,
     pub mongo_url: String,
     pub mongo_user: String,
     pub mongo_password: String,
@@ -59,7 +65,11 @@ impl Stack {
             pg_password: var("OUTFLOW_PG_PASSWORD", ""),
             kafka_brokers: var("OUTFLOW_KAFKA_BROKERS", &format!("127.0.0.1:{kafka_port}")),
             connect_url: format!("http://127.0.0.1:{}", port("OUTFLOW_CONNECT_PORT", 58083)),
+            connect_user: var("OUTFLOW_CONNECT_USER", ""),
+            connect_password: var("OUTFLOW_CONNECT_PASSWORD", ""),
             registry_url: format!("http://127.0.0.1:{}", port("OUTFLOW_REGISTRY_PORT", 58081)),
+            registry_user: var("OUTFLOW_REGISTRY_USER", ""),
+            registry_password: var("OUTFLOW_REGISTRY_PASSWORD", ""),
             mongo_url: format!("mongodb://127.0.0.1:{}/", port("OUTFLOW_MONGO_PORT", 57017)),
             mongo_user: var("OUTFLOW_MONGO_USER", ""),
             mongo_password: var("OUTFLOW_MONGO_PASSWORD", ""),
@@ -103,6 +113,16 @@ impl Stack {
             .with_context(|| format!("PostgreSQL on 127.0.0.1:{} is not reachable: is the stack up (scripts/up)?", self.pg_port))
     }
 
+    /// A request to Kafka Connect's REST API (`path` from `/`), logged in.
+    pub fn connect_request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new().request(method, format!("{}{path}", self.connect_url)).basic_auth(&self.connect_user, Some(&self.connect_password))
+    }
+
+    /// The schema registry with the tests' login.
+    pub fn registry(&self) -> outflow_outbox::Registry {
+        outflow_outbox::Registry::new(&self.registry_url, Some(self.registry_user.clone()), Some(self.registry_password.clone().into()))
+    }
+
     /// A client of the MongoDB API with the views' login.
     pub async fn mongo(&self) -> Result<mongodb::Client> {
         outflow_service::settings::mongo_client(&self.mongo_url, &self.mongo_user, &self.mongo_password.clone().into()).await
@@ -126,17 +146,19 @@ fn dev_defaults() -> HashMap<String, String> {
 pub struct Connect {
     url: String,
     http: reqwest::Client,
+    login: (String, String),
 }
 
 impl Connect {
     pub fn new(stack: &Stack) -> Self {
-        Connect { url: stack.connect_url.clone(), http: reqwest::Client::new() }
+        Connect { url: stack.connect_url.clone(), http: reqwest::Client::new(), login: (stack.connect_user.clone(), stack.connect_password.clone()) }
     }
 
     pub async fn put_config(&self, name: &str, config: &serde_json::Value) -> Result<()> {
         let response = self
             .http
             .put(format!("{}/connectors/{name}/config", self.url))
+            .basic_auth(&self.login.0, Some(&self.login.1))
             .json(config)
             .send()
             .await
@@ -152,7 +174,8 @@ impl Connect {
     pub async fn wait_running(&self, name: &str, deadline: Duration) -> Result<()> {
         let until = tokio::time::Instant::now() + deadline;
         loop {
-            let status: serde_json::Value = self.http.get(format!("{}/connectors/{name}/status", self.url)).send().await?.json().await?;
+            let status: serde_json::Value =
+                self.http.get(format!("{}/connectors/{name}/status", self.url)).basic_auth(&self.login.0, Some(&self.login.1)).send().await?.json().await?;
             let connector = status["connector"]["state"].as_str().unwrap_or("");
             let tasks = status["tasks"].as_array().cloned().unwrap_or_default();
             if let Some(failed) = tasks.iter().find(|t| t["state"] == "FAILED") {
@@ -172,7 +195,7 @@ impl Connect {
     }
 
     pub async fn delete(&self, name: &str) -> Result<()> {
-        self.http.delete(format!("{}/connectors/{name}", self.url)).send().await?;
+        self.http.delete(format!("{}/connectors/{name}", self.url)).basic_auth(&self.login.0, Some(&self.login.1)).send().await?;
         Ok(())
     }
 }

@@ -49,6 +49,8 @@ impl TestService {
             http: HttpSettings { host: "127.0.0.1".into(), port: 0, limits: EdgeLimits::default() },
             database: DatabaseSettings::new(SecretString::from(stack.database_url(&database)), 5),
             registry_url: stack.registry_url.clone(),
+            registry_user: Some(stack.registry_user.clone()),
+            registry_password: Some(stack.registry_password.clone().into()),
             jwt_secret: SecretString::from(stack.jwt_secret.clone()),
             jwt: JwtSettings::default(),
         };

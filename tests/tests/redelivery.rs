@@ -138,7 +138,7 @@ async fn replaying_every_topic_from_the_start_changes_nothing() {
     let before = snapshot(&pools).await;
 
     let pool = |i: usize| pools[i].1.clone();
-    let registry = stack.registry_url.clone();
+    let registry = stack.registry();
     let provider = outflow_provider::ProviderClient::new("http://127.0.0.1:7199", secrecy::SecretString::from(stack.provider_server_key.clone()));
     let replays = vec![
         (
@@ -165,7 +165,7 @@ async fn replaying_every_topic_from_the_start_changes_nothing() {
             brokers: stack.kafka_brokers.clone(),
             group_id: groups.last().unwrap().clone(),
             topics: topics.clone(),
-            registry_url: registry.clone(),
+            registry: registry.clone(),
         };
         let mut stopping = stopping.clone();
         running.push(tokio::spawn(outflow_consumer::run(settings, replay.handler.clone(), async move {
@@ -297,8 +297,7 @@ async fn replaying_every_topic_into_the_live_views_changes_nothing() {
     let expected = records_in(&stack, &topics);
     let replay = counting(outflow_consumer::handler(Arc::new(outflow_views_consumer::Views { db: views.clone() })));
     let group = format!("test-view-replay-{}", uuid::Uuid::new_v4());
-    let settings =
-        ConsumerSettings { brokers: stack.kafka_brokers.clone(), group_id: group.clone(), topics: topics.clone(), registry_url: stack.registry_url.clone() };
+    let settings = ConsumerSettings { brokers: stack.kafka_brokers.clone(), group_id: group.clone(), topics: topics.clone(), registry: stack.registry() };
     let (stop, mut stopping) = tokio::sync::watch::channel(false);
     // As many lanes as the view consumer runs with (consumers/views/src/main.rs).
     let running = tokio::spawn(outflow_consumer::runtime::run_with_lanes(settings, 8, replay.handler.clone(), async move {

@@ -16,15 +16,21 @@ use serde_json::{json, Value};
 struct Registry {
     url: String,
     http: reqwest::Client,
+    /// The administrator's login: the gate sets compatibility and deletes its subjects.
+    login: (String, String),
 }
 
 impl Registry {
     fn new(stack: &Stack) -> Self {
-        Registry { url: stack.registry_url.clone(), http: reqwest::Client::new() }
+        Registry { url: stack.registry_url.clone(), http: reqwest::Client::new(), login: (stack.registry_user.clone(), stack.registry_password.clone()) }
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.url)).basic_auth(&self.login.0, Some(&self.login.1))
     }
 
     async fn set_compatibility(&self, subject: &str, level: &str) -> Result<()> {
-        let response = self.http.put(format!("{}/config/{subject}", self.url)).json(&json!({"compatibility": level})).send().await?;
+        let response = self.request(reqwest::Method::PUT, &format!("/config/{subject}")).json(&json!({"compatibility": level})).send().await?;
         if !response.status().is_success() {
             bail!("setting {level} on {subject}: {}", response.text().await?);
         }
@@ -34,8 +40,7 @@ impl Registry {
     /// Registers a schema; Ok(Err(message)) when the registry refuses it as incompatible.
     async fn register(&self, subject: &str, schema: &str) -> Result<std::result::Result<u64, String>> {
         let response = self
-            .http
-            .post(format!("{}/subjects/{subject}/versions", self.url))
+            .request(reqwest::Method::POST, &format!("/subjects/{subject}/versions"))
             .header("content-type", "application/vnd.schemaregistry.v1+json")
             .json(&json!({"schema": schema}))
             .send()
@@ -51,8 +56,8 @@ impl Registry {
     }
 
     async fn delete_subject(&self, subject: &str) {
-        let _ = self.http.delete(format!("{}/subjects/{subject}", self.url)).send().await;
-        let _ = self.http.delete(format!("{}/subjects/{subject}?permanent=true", self.url)).send().await;
+        let _ = self.request(reqwest::Method::DELETE, &format!("/subjects/{subject}")).send().await;
+        let _ = self.request(reqwest::Method::DELETE, &format!("/subjects/{subject}?permanent=true")).send().await;
     }
 }
 

@@ -96,7 +96,7 @@ async fn drop_slot(admin: &PgPool, slot: &str) -> Result<()> {
 async fn wait_task_failed(stack: &Stack, connector: &str) -> Result<String> {
     let until = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
-        let status: Value = reqwest::get(format!("{}/connectors/{connector}/status", stack.connect_url)).await?.json().await?;
+        let status: Value = stack.connect_request(reqwest::Method::GET, &format!("/connectors/{connector}/status")).send().await?.json().await?;
         let task = &status["tasks"][0];
         if task["state"] == "FAILED" {
             return Ok(task["trace"].as_str().unwrap_or_default().to_owned());
@@ -133,19 +133,19 @@ async fn monitor_shows_the_loss(connector: &str) -> Result<()> {
 
 /// README.md's reset: stop the connector, delete its stored offsets, resume.
 async fn reset(stack: &Stack, connector: &str) -> Result<()> {
-    let http = reqwest::Client::new();
-    let url = format!("{}/connectors/{connector}", stack.connect_url);
-    ensure!(http.put(format!("{url}/stop")).send().await?.status().is_success(), "stopping {connector}");
+    let path = format!("/connectors/{connector}");
+    let http = |method: reqwest::Method, tail: &str| stack.connect_request(method, &format!("{path}{tail}"));
+    ensure!(http(reqwest::Method::PUT, "/stop").send().await?.status().is_success(), "stopping {connector}");
     let until = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         // Offsets can be deleted only once the connector has stopped.
-        let deleted = http.delete(format!("{url}/offsets")).send().await?;
+        let deleted = http(reqwest::Method::DELETE, "/offsets").send().await?;
         if deleted.status().is_success() {
             break;
         }
         ensure!(tokio::time::Instant::now() < until, "deleting the offsets of {connector}: {}", deleted.text().await?);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    ensure!(http.put(format!("{url}/resume")).send().await?.status().is_success(), "resuming {connector}");
+    ensure!(http(reqwest::Method::PUT, "/resume").send().await?.status().is_success(), "resuming {connector}");
     Ok(())
 }

@@ -13,7 +13,7 @@ use mongodb::bson::doc;
 use outflow_stack_tests::{consume, header_map, Stack, TestConnector};
 use rdkafka::message::Message;
 use schema_registry_converter::{
-    async_impl::{avro::AvroDecoder, avro::AvroEncoder, schema_registry::SrSettings},
+    async_impl::avro::{AvroDecoder, AvroEncoder},
     schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema},
 };
 
@@ -48,7 +48,7 @@ async fn run_spine(stack: &Stack, connector: &TestConnector, pool: &sqlx::PgPool
     let topic = connector.topic("spine");
     let event_id = uuid::Uuid::now_v7();
     let aggregate_id = uuid::Uuid::new_v4().to_string();
-    let encoder = AvroEncoder::new(SrSettings::new(stack.registry_url.clone()));
+    let encoder = AvroEncoder::new(stack.registry().settings());
     let strategy = SubjectNameStrategy::TopicRecordNameStrategyWithSchema(
         topic.clone(),
         SuppliedSchema::new(Some("dev.outflow.test.SpineChecked".into()), SchemaType::Avro, SPINE_SCHEMA.into()),
@@ -86,7 +86,7 @@ async fn run_spine(stack: &Stack, connector: &TestConnector, pool: &sqlx::PgPool
     assert_eq!(headers.get("eventType").map(String::as_str), Some("SpineChecked"), "event type header: {headers:?}");
     assert_eq!(headers.get("traceparent").map(String::as_str), Some(traceparent), "trace context header: {headers:?}");
 
-    let decoded = AvroDecoder::new(SrSettings::new(stack.registry_url.clone())).decode(message.payload()).await.context("decoding through the registry")?;
+    let decoded = AvroDecoder::new(stack.registry().settings()).decode(message.payload()).await.context("decoding through the registry")?;
     let expected = Value::Record(written.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
     assert_eq!(decoded.value, expected);
     Ok(())

@@ -108,7 +108,7 @@ fn delivery(event: DomainEvent, topic: &str) -> Delivery {
 async fn steps(stack: &Stack) -> (String, Arc<Steps>) {
     let (database, pool) = stack.fresh_database("steps").await.unwrap();
     outflow_payments::startup::MIGRATOR.run(&pool).await.unwrap();
-    let outbox = Outbox::registered(&stack.registry_url).await.unwrap();
+    let outbox = Outbox::registered(&stack.registry()).await.unwrap();
     let provider = ProviderClient::new(shop::SANDBOX, SecretString::from(stack.provider_server_key.clone()));
     (database, Arc::new(Steps { pool, outbox, provider }))
 }
@@ -183,7 +183,7 @@ async fn inventory_steps(stack: &Stack) -> (String, outflow_inventory_consumer::
         .execute(&pool)
         .await
         .unwrap();
-    let outbox = Outbox::registered(&stack.registry_url).await.unwrap();
+    let outbox = Outbox::registered(&stack.registry()).await.unwrap();
     (database, outflow_inventory_consumer::Steps { pool, outbox })
 }
 

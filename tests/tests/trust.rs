@@ -207,3 +207,47 @@ async fn production_mode_refuses_development_secrets_sandboxes_and_unknown_modes
     assert!(log.contains("refuses to run with OUTFLOW_ENV=production"), "{log}");
     Ok(())
 }
+
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn the_registry_needs_a_login_and_only_writers_may_register() -> Result<()> {
+    let stack = Stack::from_env();
+    let http = reqwest::Client::new();
+    let subjects = format!("{}/subjects", stack.registry_url);
+    assert_eq!(http.get(&subjects).send().await?.status(), 401, "an anonymous read of the subjects");
+    let reader = ("outflow-reader", dev("OUTFLOW_REGISTRY_READER_PASSWORD"));
+    let writer = ("outflow-writer", dev("OUTFLOW_REGISTRY_WRITER_PASSWORD"));
+    assert_eq!(http.get(&subjects).basic_auth(reader.0, Some(&reader.1)).send().await?.status(), 200, "the readers' login reads");
+    let subject = format!("test-trust-{}-value", uuid::Uuid::new_v4().simple());
+    let register = |login: &(&str, String)| {
+        http.post(format!("{subjects}/{subject}/versions"))
+            .basic_auth(login.0, Some(&login.1))
+            .header("content-type", "application/vnd.schemaregistry.v1+json")
+            .json(&json!({"schema": "\"string\""}))
+            .send()
+    };
+    assert_eq!(register(&reader).await?.status(), 403, "the readers' login registered a schema");
+    assert_eq!(register(&writer).await?.status(), 200, "the writers' login registers");
+    for path in [format!("{subjects}/{subject}"), format!("{subjects}/{subject}?permanent=true")] {
+        http.delete(path).basic_auth(&stack.registry_user, Some(&stack.registry_password)).send().await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn connects_rest_api_refuses_callers_without_its_login() -> Result<()> {
+    let stack = Stack::from_env();
+    let http = reqwest::Client::new();
+    for path in ["/", "/connectors", "/connector-plugins"] {
+        let anonymous = http.get(format!("{}{path}", stack.connect_url)).send().await?.status();
+        assert_eq!(anonymous, 401, "GET {path} without a login");
+        let wrong = http.get(format!("{}{path}", stack.connect_url)).basic_auth(&stack.connect_user, Some("not-the-password")).send().await?.status();
+        assert_eq!(wrong, 401, "GET {path} with a wrong password");
+    }
+    // Creating a connector is what must not happen: its heartbeat query would run SQL.
+    let created = http.put(format!("{}/connectors/intruder/config", stack.connect_url)).json(&json!({"connector.class": "x"})).send().await?.status();
+    assert_eq!(created, 401, "an anonymous connector");
+    assert_eq!(stack.connect_request(reqwest::Method::GET, "/connectors").send().await?.status(), 200, "the login lists the connectors");
+    Ok(())
+}

@@ -145,7 +145,7 @@ impl ConfirmedOrder {
             .unwrap();
             records.extend(found);
         }
-        let decoder = Decoder::new(&stack.registry_url);
+        let decoder = Decoder::new(&stack.registry());
         let mut streams: Vec<Vec<Delivery>> = vec![Vec::new(); STREAMS.len()];
         for record in &records {
             let delivery = decoder

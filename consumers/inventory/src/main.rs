@@ -9,6 +9,6 @@ async fn main() -> anyhow::Result<()> {
     outflow_service::telemetry::init("inventory-consumer");
     let settings: ServiceSettings = outflow_service::settings::load(&service::defaults(7121, "lanes = 4"))?;
     let database = settings.database.clone().ok_or_else(|| anyhow::anyhow!("OUTFLOW_DATABASE__URL is not set"))?;
-    let steps = Arc::new(Steps { pool: database.pool()?, outbox: Outbox::registered(&settings.registry_url).await? });
+    let steps = Arc::new(Steps { pool: database.pool()?, outbox: Outbox::registered(&settings.registry()).await? });
     service::serve("inventory-consumer", &settings, GROUP, topics(), outflow_consumer::handler(steps), outflow_service::ops::shutdown_signal()).await
 }

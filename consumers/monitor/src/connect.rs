@@ -1,6 +1,7 @@
 //! Each connector's and task's state, from Kafka Connect's REST API
 //! (`GET /connectors?expand=status`).
 
+use secrecy::{ExposeSecret, SecretString};
 use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::Context;
@@ -11,6 +12,8 @@ use crate::model::{Connector, Connectors, Task};
 pub struct ConnectSource {
     url: String,
     http: reqwest::Client,
+    /// The REST API's login (basic authentication).
+    login: (String, SecretString),
 }
 
 #[derive(Deserialize)]
@@ -46,14 +49,20 @@ struct TaskState {
 }
 
 impl ConnectSource {
-    pub fn new(url: &str, timeout: Duration) -> anyhow::Result<Self> {
+    pub fn new(url: &str, login: (String, SecretString), timeout: Duration) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder().timeout(timeout).build()?;
-        Ok(ConnectSource { url: url.trim_end_matches('/').to_owned(), http })
+        Ok(ConnectSource { url: url.trim_end_matches('/').to_owned(), http, login })
     }
 
     pub async fn sample(&self) -> anyhow::Result<Connectors> {
         let url = format!("{}/connectors?expand=status", self.url);
-        let response = self.http.get(&url).send().await.with_context(|| format!("Kafka Connect does not answer at {}", self.url))?;
+        let response = self
+            .http
+            .get(&url)
+            .basic_auth(&self.login.0, Some(self.login.1.expose_secret()))
+            .send()
+            .await
+            .with_context(|| format!("Kafka Connect does not answer at {}", self.url))?;
         let status = response.status();
         if !status.is_success() {
             anyhow::bail!("GET {url}: {status}: {}", response.text().await.unwrap_or_default());

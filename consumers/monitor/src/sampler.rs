@@ -87,7 +87,7 @@ impl Sources {
         let timeout = monitor.source_timeout();
         Ok(Sources {
             kafka: Arc::new(Mutex::new(KafkaSource::new(&settings.kafka_brokers, &monitor.group_prefix, timeout)?)),
-            connect: ConnectSource::new(&settings.connect_url, timeout)?,
+            connect: ConnectSource::new(&settings.connect_url, (settings.connect_user.clone(), settings.connect_password.clone()), timeout)?,
             postgres: PostgresSource::new(
                 settings.connect_options(&settings.orders_database),
                 &settings.orders_database,

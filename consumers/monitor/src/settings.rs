@@ -19,6 +19,9 @@ pub struct Settings {
     pub jwt: outflow_service::auth::JwtSettings,
     pub kafka_brokers: String,
     pub connect_url: String,
+    /// Kafka Connect's REST login (`OUTFLOW_CONNECT_USER`, `OUTFLOW_CONNECT_PASSWORD`).
+    pub connect_user: String,
+    pub connect_password: SecretString,
     pub pg_host: String,
     pub pg_port: u16,
     pub pg_user: String,
@@ -54,6 +57,8 @@ pub struct MonitorSettings {
 pub const DEFAULTS: &str = r#"
 kafka_brokers = "127.0.0.1:59092"
 connect_url = "http://127.0.0.1:58083"
+connect_user = ""
+connect_password = ""
 pg_host = "127.0.0.1"
 pg_port = 55432
 pg_user = ""
@@ -85,6 +90,7 @@ impl Settings {
         }
         outflow_service::settings::require_secret(&settings.pg_password, "OUTFLOW_PG_PASSWORD")?;
         outflow_service::settings::require_secret(&settings.jwt_secret, "OUTFLOW_JWT_SECRET")?;
+        outflow_service::settings::require_secret(&settings.connect_password, "OUTFLOW_CONNECT_PASSWORD")?;
         if settings.monitor.interval_ms == 0 {
             anyhow::bail!("OUTFLOW_MONITOR__INTERVAL_MS must be positive");
         }

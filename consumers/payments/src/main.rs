@@ -26,12 +26,12 @@ async fn main() -> anyhow::Result<()> {
     let database = settings.service.database.clone().ok_or_else(|| anyhow::anyhow!("OUTFLOW_DATABASE__URL is not set"))?;
     let pool = database.pool()?;
     let provider = ProviderClient::new(&settings.provider_url, settings.provider_server_key.clone());
-    let outbox = Outbox::registered(&settings.service.registry_url).await?;
+    let outbox = Outbox::registered(&settings.service.registry()).await?;
     let steps = Arc::new(Steps { pool: pool.clone(), outbox, provider: provider.clone() });
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let sweeper = tokio::spawn(expiry::sweep(
         pool,
-        Arc::new(Outbox::registered(&settings.service.registry_url).await?),
+        Arc::new(Outbox::registered(&settings.service.registry()).await?),
         provider,
         Duration::from_millis(settings.payment_deadline_ms),
         Duration::from_secs(1),

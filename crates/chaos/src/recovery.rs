@@ -36,10 +36,9 @@ pub async fn components(interventions: &mut Vec<Intervention>) -> Result<()> {
 
 /// Every connector and task RUNNING; a FAILED one is restarted and named.
 pub async fn connectors(stack: &Stack, interventions: &mut Vec<Intervention>) -> Result<()> {
-    let http = reqwest::Client::new();
     let until = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let statuses: Value = http.get(format!("{}/connectors?expand=status", stack.connect_url)).send().await?.json().await?;
+        let statuses: Value = stack.connect_request(reqwest::Method::GET, "/connectors?expand=status").send().await?.json().await?;
         let mut pending = Vec::new();
         for (name, entry) in statuses.as_object().context("Connect's connector list")? {
             let status = &entry["status"];
@@ -49,7 +48,7 @@ pub async fn connectors(stack: &Stack, interventions: &mut Vec<Intervention>) ->
                 let trace = status["tasks"].as_array().into_iter().flatten().find_map(|t| t["trace"].as_str()).unwrap_or_default();
                 interventions
                     .push(Intervention { what: format!("connector {name}"), why: format!("FAILED: {}; restarted", trace.lines().next().unwrap_or_default()) });
-                http.post(format!("{}/connectors/{name}/restart?includeTasks=true&onlyFailed=true", stack.connect_url)).send().await?;
+                stack.connect_request(reqwest::Method::POST, &format!("/connectors/{name}/restart?includeTasks=true&onlyFailed=true")).send().await?;
             }
             if states.is_empty() || states.iter().any(|s| *s != "RUNNING") {
                 pending.push(format!("{name}: {states:?}"));

@@ -4,11 +4,9 @@
 
 use outflow_events::registry::SchemaLookup;
 use outflow_events::DomainEvent;
+use outflow_outbox::Registry;
 use rdkafka::message::{Headers, Message, OwnedMessage};
-use schema_registry_converter::{
-    async_impl::{avro::AvroDecoder, schema_registry::SrSettings},
-    avro_common::DecodeResult,
-};
+use schema_registry_converter::{async_impl::avro::AvroDecoder, avro_common::DecodeResult};
 
 /// A decoded event with where it came from.
 #[derive(Clone, Debug)]
@@ -64,25 +62,25 @@ pub enum DecodeFailure {
 }
 
 pub struct Decoder {
-    registry: AvroDecoder,
-    registry_url: String,
+    decoder: AvroDecoder,
+    registry: Registry,
     http: reqwest::Client,
 }
 
 impl Decoder {
-    pub fn new(registry_url: &str) -> Self {
-        Decoder { registry: AvroDecoder::new(SrSettings::new(registry_url.to_owned())), registry_url: registry_url.to_owned(), http: reqwest::Client::new() }
+    pub fn new(registry: &Registry) -> Self {
+        Decoder { decoder: AvroDecoder::new(registry.settings()), registry: registry.clone(), http: reqwest::Client::new() }
     }
 
     /// A failed decode, classified by what the registry says of the id; with
     /// the schema known, one more attempt tells a bad body from a lookup that
     /// failed a moment ago.
     async fn classify(&self, payload: &[u8], id: u32, failure: String) -> Result<DecodeResult, DecodeFailure> {
-        match SchemaLookup::of(self.http.get(SchemaLookup::url(&self.registry_url, id))).await {
+        match SchemaLookup::of(self.registry.get(&self.http, &SchemaLookup::url(&self.registry.url, id))).await {
             SchemaLookup::Unavailable(reason) => Err(DecodeFailure::RegistryUnavailable(format!("{reason} ({failure})"))),
             SchemaLookup::Unknown => Err(Undecodable::UnknownSchemaId(id).into()),
-            SchemaLookup::Known => self.registry.decode(Some(payload)).await.map_err(|e| {
-                self.registry.remove_errors_from_cache();
+            SchemaLookup::Known => self.decoder.decode(Some(payload)).await.map_err(|e| {
+                self.decoder.remove_errors_from_cache();
                 Undecodable::UndecodableBody { id, reason: format!("{} {}", e.error, e.cause.as_deref().unwrap_or_default()) }.into()
             }),
         }
@@ -94,11 +92,11 @@ impl Decoder {
             return Err(Undecodable::BadMagicByte(payload[0]).into());
         }
         let id = u32::from_be_bytes([payload[1], payload[2], payload[3], payload[4]]);
-        let decoded = match self.registry.decode(Some(payload)).await {
+        let decoded = match self.decoder.decode(Some(payload)).await {
             Ok(decoded) => decoded,
             Err(e) => {
                 // Failed lookups are cached by the decoder; the next attempt must ask again.
-                self.registry.remove_errors_from_cache();
+                self.decoder.remove_errors_from_cache();
                 self.classify(payload, id, format!("{} {}", e.error, e.cause.as_deref().unwrap_or_default())).await?
             }
         };

@@ -51,7 +51,7 @@ pub struct ConsumerSettings {
     pub brokers: String,
     pub group_id: String,
     pub topics: Vec<String>,
-    pub registry_url: String,
+    pub registry: outflow_outbox::Registry,
 }
 
 /// What a handler did with an event.

@@ -14,6 +14,11 @@ use crate::{runtime::run_with_lanes, ConsumerSettings, Handler};
 pub struct ServiceSettings {
     pub kafka_brokers: String,
     pub registry_url: String,
+    /// The registry's login (`OUTFLOW_REGISTRY_USER`, `OUTFLOW_REGISTRY_PASSWORD`).
+    #[serde(default)]
+    pub registry_user: Option<String>,
+    #[serde(default)]
+    pub registry_password: Option<secrecy::SecretString>,
     pub http: outflow_service::settings::HttpSettings,
     #[serde(default)]
     pub database: Option<DatabaseSettings>,
@@ -21,6 +26,12 @@ pub struct ServiceSettings {
     /// aggregate's events stay in order). `OUTFLOW_LANES`.
     #[serde(default = "one_lane")]
     pub lanes: usize,
+}
+
+impl ServiceSettings {
+    pub fn registry(&self) -> outflow_outbox::Registry {
+        outflow_outbox::Registry::new(&self.registry_url, self.registry_user.clone(), self.registry_password.clone())
+    }
 }
 
 fn one_lane() -> usize {
@@ -49,7 +60,6 @@ pub async fn serve(
     let address = format!("{}:{}", settings.http.host, settings.http.port);
     let listener = tokio::net::TcpListener::bind(&address).await.with_context(|| format!("{name}: binding {address}"))?;
     tokio::spawn(async move { axum::serve(listener, ops).await });
-    let consumer =
-        ConsumerSettings { brokers: settings.kafka_brokers.clone(), group_id: group_id.to_owned(), topics, registry_url: settings.registry_url.clone() };
+    let consumer = ConsumerSettings { brokers: settings.kafka_brokers.clone(), group_id: group_id.to_owned(), topics, registry: settings.registry() };
     run_with_lanes(consumer, settings.lanes, handler, shutdown).await
 }

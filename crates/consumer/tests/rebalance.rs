@@ -23,6 +23,7 @@ use std::{
 use anyhow::{bail, ensure, Context, Result};
 use outflow_consumer::{runtime::run_with_lanes, ConsumerSettings, Delivery, Handler, HandlerError, Outcome};
 use outflow_events::{payment::PaymentFailed, DomainEvent, Event, TimestampMillis};
+use outflow_outbox::Registry;
 use rdkafka::{
     admin::{AdminClient, AdminOptions},
     client::DefaultClientContext,
@@ -31,7 +32,7 @@ use rdkafka::{
     ClientConfig, Offset, TopicPartitionList,
 };
 use schema_registry_converter::{
-    async_impl::{avro::AvroEncoder, schema_registry::SrSettings},
+    async_impl::avro::AvroEncoder,
     schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema},
 };
 use tokio::{sync::watch, task::JoinHandle};
@@ -101,10 +102,19 @@ impl metrics::Recorder for ProbeRecorder {
     }
 }
 
-fn endpoints() -> (String, String) {
+fn endpoints() -> (String, Registry) {
     let port = |name: &str, default: u16| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let brokers = std::env::var("OUTFLOW_KAFKA_BROKERS").unwrap_or_else(|_| format!("127.0.0.1:{}", port("OUTFLOW_KAFKA_PORT", 59092)));
-    (brokers, format!("http://127.0.0.1:{}", port("OUTFLOW_REGISTRY_PORT", 58081)))
+    // The registry's login as the scripts give it: the environment, then infra/dev.env.
+    let dev: HashMap<String, String> =
+        dotenvy::from_path_iter(concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/dev.env")).map(|e| e.filter_map(Result::ok).collect()).unwrap_or_default();
+    let var = |name: &str| std::env::var(name).ok().or_else(|| dev.get(name).cloned());
+    let registry = Registry::new(
+        format!("http://127.0.0.1:{}", port("OUTFLOW_REGISTRY_PORT", 58081)),
+        var("OUTFLOW_REGISTRY_USER"),
+        var("OUTFLOW_REGISTRY_PASSWORD").map(Into::into),
+    );
+    (brokers, registry)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -227,7 +237,7 @@ struct Source {
 }
 
 impl Source {
-    fn new(brokers: &str, registry: &str, topic: &str) -> Result<Self> {
+    fn new(brokers: &str, registry: &Registry, topic: &str) -> Result<Self> {
         let producer = ClientConfig::new().set("bootstrap.servers", brokers).set("enable.idempotence", "true").set("acks", "all").create()?;
         let strategy = SubjectNameStrategy::TopicRecordNameStrategyWithSchema(
             topic.to_owned(),
@@ -235,7 +245,7 @@ impl Source {
         );
         let run = uuid::Uuid::new_v4().simple().to_string();
         let keys = (0..KEYS).map(|i| format!("order-{}-{i}", &run[..8])).collect();
-        let encoder = AvroEncoder::new(SrSettings::new(registry.to_owned()));
+        let encoder = AvroEncoder::new(registry.settings());
         Ok(Source { topic: topic.to_owned(), producer, encoder, strategy, keys, rounds: 0, partition_of: HashMap::new() })
     }
 
@@ -354,7 +364,7 @@ async fn revokes_hand_partitions_over_in_order_and_a_stuck_partition_blocks_no_o
         brokers: brokers.clone(),
         group_id: format!("test-rebalance-{}", uuid::Uuid::new_v4().simple()),
         topics: vec![topic.clone()],
-        registry_url: registry.clone(),
+        registry: registry.clone(),
     };
     outflow_consumer::topics::ensure(&brokers, &settings.topics, &[format!("{topic}.dlq")]).await?;
     let lab = Arc::new(Lab::default());

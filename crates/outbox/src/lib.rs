@@ -17,11 +17,12 @@
 //!   service links into its migrations.
 
 pub mod inbox;
+pub mod registry;
 pub mod trace;
 
 use outflow_events::{AggregateType, DomainEvent, Event};
 use schema_registry_converter::{
-    async_impl::{avro::AvroEncoder, schema_registry::SrSettings},
+    async_impl::avro::AvroEncoder,
     error::SRCError,
     schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema},
 };
@@ -29,6 +30,7 @@ use sqlx::PgConnection;
 use tracing::instrument;
 use uuid::Uuid;
 
+pub use registry::Registry;
 pub use trace::TraceContext;
 
 /// Why an event could not be appended.
@@ -48,22 +50,16 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    pub fn new(registry_url: &str) -> Self {
-        // Bounded: a registry that hangs must fail the step (which is retried),
-        // not hold its transaction open.
-        let settings = SrSettings::new_builder(registry_url.to_owned())
-            .set_timeout(std::time::Duration::from_secs(5))
-            .build()
-            .unwrap_or_else(|_| SrSettings::new(registry_url.to_owned()));
-        Outbox { encoder: AvroEncoder::new(settings) }
+    pub fn new(registry: &Registry) -> Self {
+        Outbox { encoder: AvroEncoder::new(registry.settings()) }
     }
 
     /// An outbox whose schemas are registered (see [`Outbox::register_all`]):
     /// a saga step then encodes from the cache and never calls the registry
     /// while its transaction holds row locks.
-    pub async fn registered(registry_url: &str) -> anyhow::Result<Self> {
-        let outbox = Outbox::new(registry_url);
-        outbox.register_all().await.map_err(|e| anyhow::anyhow!("registering the event schemas at {registry_url}: {e}"))?;
+    pub async fn registered(registry: &Registry) -> anyhow::Result<Self> {
+        let outbox = Outbox::new(registry);
+        outbox.register_all().await.map_err(|e| anyhow::anyhow!("registering the event schemas at {}: {e}", registry.url))?;
         Ok(outbox)
     }
 

@@ -79,7 +79,7 @@ impl ServiceBase {
     pub async fn build(settings: &ServiceSettings, migrator: &Migrator) -> anyhow::Result<Self> {
         let pool = settings.database.pool()?;
         migrator.run(&pool).await.context("running the migrations")?;
-        let outbox = Outbox::new(&settings.registry_url);
+        let outbox = Outbox::new(&settings.registry());
         outbox.register_all().await.context("registering the event schemas with the registry")?;
         let jwt = JwtKeys::from_settings(&settings.jwt_secret, &settings.jwt).await.context("the JWT keys")?;
         Ok(ServiceBase { pool, outbox: Arc::new(outbox), jwt })

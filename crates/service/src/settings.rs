@@ -42,12 +42,21 @@ pub struct ServiceSettings {
     pub http: HttpSettings,
     pub database: DatabaseSettings,
     pub registry_url: String,
+    /// The registry's login (`OUTFLOW_REGISTRY_USER`, `OUTFLOW_REGISTRY_PASSWORD`).
+    #[serde(default)]
+    pub registry_user: Option<String>,
+    #[serde(default)]
+    pub registry_password: Option<SecretString>,
     pub jwt_secret: SecretString,
     #[serde(default)]
     pub jwt: crate::auth::JwtSettings,
 }
 
 impl ServiceSettings {
+    pub fn registry(&self) -> outflow_outbox::Registry {
+        outflow_outbox::Registry::new(&self.registry_url, self.registry_user.clone(), self.registry_password.clone())
+    }
+
     /// Refuses to start without the secrets every write service needs.
     pub fn require_secrets(&self) -> anyhow::Result<()> {
         require_secret(&self.jwt_secret, "OUTFLOW_JWT_SECRET")?;

@@ -4,7 +4,7 @@ use outflow_events::{order::OrderPlaced, DomainEvent};
 use outflow_service::auth::Role;
 use outflow_stack_tests::{consume, header_map, read_topic, service::bad_tokens, TestConnector};
 use rdkafka::Message;
-use schema_registry_converter::async_impl::{avro::AvroDecoder, schema_registry::SrSettings};
+use schema_registry_converter::async_impl::avro::AvroDecoder;
 use serde_json::{json, Value};
 
 use crate::helpers::{assert_error, spawn_app, OrdersClient};
@@ -38,7 +38,7 @@ async fn a_placed_order_is_one_pending_order_one_outbox_event_and_one_record_on_
     let record = &records[0];
     assert_eq!(record.key(), Some(order_id.as_bytes()));
     assert_eq!(header_map(record).get("eventType").map(String::as_str), Some("OrderPlaced"));
-    let decoded = AvroDecoder::new(SrSettings::new(app.stack.registry_url.clone())).decode(record.payload()).await.unwrap();
+    let decoded = AvroDecoder::new(app.stack.registry().settings()).decode(record.payload()).await.unwrap();
     let event = DomainEvent::from_avro(&decoded.name.unwrap().fullname(None), decoded.value).unwrap();
     let DomainEvent::OrderPlaced(OrderPlaced { aggregate_id, aggregate_version, customer_id, lines, total_minor, currency, event_id, .. }) = event else {
         panic!("expected OrderPlaced, got {event:?}");

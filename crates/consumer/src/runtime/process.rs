@@ -39,7 +39,7 @@ impl Worker {
         Ok(Worker {
             kill_after_effect: std::env::var("OUTFLOW_FAILPOINT_KILL_AFTER_EFFECT").ok().filter(|v| !v.is_empty()),
             producer,
-            decoder: Decoder::new(&settings.registry_url),
+            decoder: Decoder::new(&settings.registry),
             handler,
             group: settings.group_id.clone(),
         })
