@@ -129,12 +129,18 @@ install_kafka() {
   maven_copy "$INFRA/maven/kafka/pom.xml" "$KAFKA_LIB" \
     -Dkafka.version="$KAFKA_VERSION" -Dlog4j.version="$LOG4J_VERSION"
   mkdir -p "$OUTFLOW_STATE/kafka/data"
-  render "$INFRA/kafka/server.properties" "$OUTFLOW_STATE/kafka/server.properties"
+  # The rendered file holds the broker's password.
+  (umask 077 && render "$INFRA/kafka/server.properties" "$OUTFLOW_STATE/kafka/server.properties")
   if [ ! -f "$OUTFLOW_STATE/kafka/data/meta.properties" ]; then
     local id
     id="$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+    # The broker's and the administrator's logins exist from the first start
+    # (the others are made with the administrator's, kafka_logins); a
+    # password may not hold a comma here.
     java -cp "$KAFKA_LIB/*" -Dlog4j2.configurationFile="$INFRA/kafka/log4j2.properties" \
       kafka.tools.StorageTool format -t "$id" -c "$OUTFLOW_STATE/kafka/server.properties" \
+      --add-scram "SCRAM-SHA-512=[name=outflow-broker,password=$OUTFLOW_KAFKA_BROKER_PASSWORD]" \
+      --add-scram "SCRAM-SHA-512=[name=$OUTFLOW_KAFKA_ADMIN_USER,password=$OUTFLOW_KAFKA_ADMIN_PASSWORD]" \
       >"$OUTFLOW_STATE/kafka/format.log" 2>&1 \
       || { cat "$OUTFLOW_STATE/kafka/format.log" >&2; die "kafka: formatting the KRaft log failed"; }
   fi
@@ -146,6 +152,28 @@ start_kafka() {
     -Dlog4j2.configurationFile="$INFRA/kafka/log4j2.properties" \
     -cp "$KAFKA_LIB/*" kafka.Kafka "$OUTFLOW_STATE/kafka/server.properties"
   wait_healthy kafka 60 healthy_kafka
+}
+
+# Every principal's login and the ACLs of infra/kafka/acls.txt, made with the
+# administrator's login in one JVM (infra/kafka/Provision.java); idempotent.
+kafka_logins() {
+  local acls="$OUTFLOW_STATE/kafka/acls.txt"
+  render "$INFRA/kafka/acls.txt" "$acls"
+  java -cp "$KAFKA_LIB/*" -Dlog4j2.configurationFile="$INFRA/kafka/log4j2.properties" "$INFRA/kafka/Provision.java" "$acls" \
+    "$OUTFLOW_KAFKA_USER=OUTFLOW_KAFKA_PASSWORD" outflow-connect-worker=OUTFLOW_KAFKA_CONNECT_PASSWORD \
+    outflow-monitor=OUTFLOW_KAFKA_MONITOR_PASSWORD outflow-orders=OUTFLOW_KAFKA_ORDERS_PASSWORD \
+    outflow-inventory=OUTFLOW_KAFKA_INVENTORY_PASSWORD outflow-payments=OUTFLOW_KAFKA_PAYMENTS_PASSWORD \
+    outflow-views=OUTFLOW_KAFKA_VIEWS_PASSWORD outflow-notifications=OUTFLOW_KAFKA_NOTIFICATIONS_PASSWORD \
+    >"$OUTFLOW_STATE/kafka/logins.log" 2>&1 \
+    || { cat "$OUTFLOW_STATE/kafka/logins.log" >&2; fail_component kafka "could not create the Kafka logins and ACLs (infra/kafka/acls.txt)"; }
+}
+
+# A client properties file for Kafka's own tools, logged in as the administrator.
+kafka_admin_properties() {
+  local file="$OUTFLOW_STATE/kafka/admin.properties"
+  (umask 077 && printf 'security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\nsasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="%s" password="%s";\n' \
+    "$OUTFLOW_KAFKA_ADMIN_USER" "$OUTFLOW_KAFKA_ADMIN_PASSWORD" > "$file")
+  echo "$file"
 }
 
 healthy_kafka() {
@@ -165,7 +193,7 @@ install_connect() {
     rm -rf "$plugins"; mkdir -p "$plugins"
     ln -s "$DEBEZIUM_LIB" "$plugins/debezium-postgres"
   fi
-  render "$INFRA/connect/connect-distributed.properties" "$OUTFLOW_STATE/connect/connect-distributed.properties"
+  (umask 077 && render "$INFRA/connect/connect-distributed.properties" "$OUTFLOW_STATE/connect/connect-distributed.properties")
   # The REST API's one login (basic authentication, JAAS PropertyFileLoginModule).
   # An empty credentials file would let everyone in: refuse to write one.
   [ -n "$OUTFLOW_CONNECT_USER" ] && [ -n "$OUTFLOW_CONNECT_PASSWORD" ] || die "connect: OUTFLOW_CONNECT_USER and OUTFLOW_CONNECT_PASSWORD must be set"

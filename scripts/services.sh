@@ -81,7 +81,7 @@ service_command() {
   case "$name" in orders|inventory|payments|query|monitor) keep+=(OUTFLOW_JWT_SECRET) ;; esac
   case "$name" in payments|payments-consumer|sandbox) keep+=(OUTFLOW_PROVIDER_SERVER_KEY) ;; esac
   env_without_secrets "${keep[@]}"
-  printf '%s\0' -u OUTFLOW_PG_USER -u OUTFLOW_REGISTRY_USER
+  printf '%s\0' -u OUTFLOW_PG_USER -u OUTFLOW_REGISTRY_USER -u OUTFLOW_KAFKA_USER -u OUTFLOW_KAFKA_ADMIN_USER
   case "$name" in
     orders|inventory|payments|orders-consumer|inventory-consumer|payments-consumer)
       password="OUTFLOW_PG_$(tr 'a-z-' 'A-Z_' <<< "$name")_PASSWORD"
@@ -95,6 +95,13 @@ service_command() {
       printf '%s\0' OUTFLOW_REGISTRY_USER=outflow-writer "OUTFLOW_REGISTRY_PASSWORD=$OUTFLOW_REGISTRY_WRITER_PASSWORD" ;;
     views-consumer|notifications-consumer)
       printf '%s\0' OUTFLOW_REGISTRY_USER=outflow-reader "OUTFLOW_REGISTRY_PASSWORD=$OUTFLOW_REGISTRY_READER_PASSWORD" ;;
+  esac
+  # Kafka: each consumer as the principal of its group, the monitor as its own.
+  case "$name" in
+    *-consumer)
+      password="OUTFLOW_KAFKA_$(tr 'a-z' 'A-Z' <<< "${name%-consumer}")_PASSWORD"
+      printf '%s\0' "OUTFLOW_KAFKA_USER=outflow-${name%-consumer}" "OUTFLOW_KAFKA_PASSWORD=${!password}" ;;
+    monitor) printf '%s\0' OUTFLOW_KAFKA_USER=outflow-monitor "OUTFLOW_KAFKA_PASSWORD=$OUTFLOW_KAFKA_MONITOR_PASSWORD" ;;
   esac
   printf '%s\0' "$(service_binary "$name")"
 }

@@ -71,6 +71,7 @@ async fn apply_rate(stack: &Stack, database: &mongodb::Database, run_id: &str, m
         group_id: format!("outflow-bench-views-{run_id}"),
         topics: outflow_views_consumer::topics(),
         registry: stack.registry(),
+        login: stack.kafka_login(),
     };
     let group = settings.group_id.clone();
     // As many lanes per partition as the view consumer's default (consumers/views/src/main.rs).

@@ -38,6 +38,9 @@ pub struct Stack {
     pub pg_user: String,
     pub pg_password: String,
     pub kafka_brokers: String,
+    /// The tests' and the bench's Kafka login (`OUTFLOW_KAFKA_ADMIN_USER`/`_PASSWORD`).
+    pub kafka_user: String,
+    pub kafka_password: String,
     pub connect_url: String,
     /// Kafka Connect's REST login (`OUTFLOW_CONNECT_USER`/`_PASSWORD`).
     pub connect_user: String,
@@ -64,6 +67,8 @@ impl Stack {
             pg_user: var("OUTFLOW_PG_USER", "outflow"),
             pg_password: var("OUTFLOW_PG_PASSWORD", ""),
             kafka_brokers: var("OUTFLOW_KAFKA_BROKERS", &format!("127.0.0.1:{kafka_port}")),
+            kafka_user: var("OUTFLOW_KAFKA_ADMIN_USER", ""),
+            kafka_password: var("OUTFLOW_KAFKA_ADMIN_PASSWORD", ""),
             connect_url: format!("http://127.0.0.1:{}", port("OUTFLOW_CONNECT_PORT", 58083)),
             connect_user: var("OUTFLOW_CONNECT_USER", ""),
             connect_password: var("OUTFLOW_CONNECT_PASSWORD", ""),
@@ -118,6 +123,11 @@ impl Stack {
         reqwest::Client::new().request(method, format!("{}{path}", self.connect_url)).basic_auth(&self.connect_user, Some(&self.connect_password))
     }
 
+    /// The tests' Kafka login, for consumer runtimes they run in-process.
+    pub fn kafka_login(&self) -> outflow_service::settings::KafkaLogin {
+        outflow_service::settings::KafkaLogin::new(&self.kafka_user, &self.kafka_password)
+    }
+
     /// The schema registry with the tests' login.
     pub fn registry(&self) -> outflow_outbox::Registry {
         outflow_outbox::Registry::new(&self.registry_url, Some(self.registry_user.clone()), Some(self.registry_password.clone().into()))
@@ -128,10 +138,9 @@ impl Stack {
         outflow_service::settings::mongo_client(&self.mongo_url, &self.mongo_user, &self.mongo_password.clone().into()).await
     }
 
+    /// A Kafka client logged in as the tests' own principal (the administrator).
     pub fn kafka_config(&self) -> ClientConfig {
-        let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", &self.kafka_brokers);
-        config
+        outflow_service::settings::KafkaLogin::new(&self.kafka_user, &self.kafka_password).client_config(&self.kafka_brokers)
     }
 }
 

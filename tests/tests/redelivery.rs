@@ -166,6 +166,7 @@ async fn replaying_every_topic_from_the_start_changes_nothing() {
             group_id: groups.last().unwrap().clone(),
             topics: topics.clone(),
             registry: registry.clone(),
+            login: stack.kafka_login(),
         };
         let mut stopping = stopping.clone();
         running.push(tokio::spawn(outflow_consumer::run(settings, replay.handler.clone(), async move {
@@ -297,7 +298,13 @@ async fn replaying_every_topic_into_the_live_views_changes_nothing() {
     let expected = records_in(&stack, &topics);
     let replay = counting(outflow_consumer::handler(Arc::new(outflow_views_consumer::Views { db: views.clone() })));
     let group = format!("test-view-replay-{}", uuid::Uuid::new_v4());
-    let settings = ConsumerSettings { brokers: stack.kafka_brokers.clone(), group_id: group.clone(), topics: topics.clone(), registry: stack.registry() };
+    let settings = ConsumerSettings {
+        brokers: stack.kafka_brokers.clone(),
+        group_id: group.clone(),
+        topics: topics.clone(),
+        registry: stack.registry(),
+        login: stack.kafka_login(),
+    };
     let (stop, mut stopping) = tokio::sync::watch::channel(false);
     // As many lanes as the view consumer runs with (consumers/views/src/main.rs).
     let running = tokio::spawn(outflow_consumer::runtime::run_with_lanes(settings, 8, replay.handler.clone(), async move {

@@ -251,3 +251,27 @@ async fn connects_rest_api_refuses_callers_without_its_login() -> Result<()> {
     assert_eq!(stack.connect_request(reqwest::Method::GET, "/connectors").send().await?.status(), 200, "the login lists the connectors");
     Ok(())
 }
+
+/// Sends one record to `topic` as `config`'s principal; the broker's answer.
+async fn produce(mut config: rdkafka::ClientConfig, topic: &str) -> Result<(), rdkafka::error::KafkaError> {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = config.set("message.timeout.ms", "5000").set("acks", "all").create()?;
+    producer.send(FutureRecord::to(topic).key("forged").payload("forged"), Duration::from_secs(5)).await.map(|_| ()).map_err(|(e, _)| e)
+}
+
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn kafka_refuses_strangers_and_a_consumer_producing_to_an_event_topic() -> Result<()> {
+    let stack = Stack::from_env();
+    let mut anonymous = rdkafka::ClientConfig::new();
+    anonymous.set("bootstrap.servers", &stack.kafka_brokers);
+    assert!(produce(anonymous, "outflow.payment.events").await.is_err(), "an anonymous client produced a PaymentCaptured");
+    let wrong = outflow_service::settings::KafkaLogin::new("outflow-orders", "not-the-password").client_config(&stack.kafka_brokers);
+    assert!(produce(wrong, "outflow.payment.events").await.is_err(), "a wrong password produced");
+    // The orders consumer's own login reads payment events; it may not forge one.
+    let orders = outflow_service::settings::KafkaLogin::new("outflow-orders", dev("OUTFLOW_KAFKA_ORDERS_PASSWORD"));
+    let refused =
+        produce(orders.client_config(&stack.kafka_brokers), "outflow.payment.events").await.err().context("the orders consumer produced to an event topic")?;
+    assert!(refused.to_string().to_lowercase().contains("authoriz"), "{refused}");
+    Ok(())
+}

@@ -5,6 +5,7 @@
 //! Committed offsets are read by a `BaseConsumer` carrying the group's id that
 //! never subscribes: an OffsetFetch request, which does not join the group.
 
+use outflow_service::settings::KafkaLogin;
 use std::{
     collections::{BTreeSet, HashMap},
     time::Duration,
@@ -14,13 +15,14 @@ use anyhow::Context;
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
     groups::GroupInfo,
-    ClientConfig, Offset, TopicPartitionList,
+    Offset, TopicPartitionList,
 };
 
 use crate::model::{DeadLetterTopic, DeadLetters, GroupLag, LagReport, PartitionLag, Trend};
 
 pub struct KafkaSource {
     brokers: String,
+    login: KafkaLogin,
     group_prefix: String,
     timeout: Duration,
     cluster: BaseConsumer,
@@ -29,9 +31,9 @@ pub struct KafkaSource {
 }
 
 impl KafkaSource {
-    pub fn new(brokers: &str, group_prefix: &str, timeout: Duration) -> anyhow::Result<Self> {
-        let cluster = client(brokers, None).context("creating the Kafka client")?;
-        Ok(KafkaSource { brokers: brokers.to_owned(), group_prefix: group_prefix.to_owned(), timeout, cluster, readers: HashMap::new() })
+    pub fn new(brokers: &str, login: KafkaLogin, group_prefix: &str, timeout: Duration) -> anyhow::Result<Self> {
+        let cluster = client(brokers, &login, None).context("creating the Kafka client")?;
+        Ok(KafkaSource { brokers: brokers.to_owned(), login, group_prefix: group_prefix.to_owned(), timeout, cluster, readers: HashMap::new() })
     }
 
     /// The lag of every watched group and the records in every `.dlq` topic.
@@ -43,7 +45,7 @@ impl KafkaSource {
             // timeouts) did not find it again after it came back: in a chaos
             // run the monitor reported Kafka unreachable for good. The next
             // sample starts with fresh clients.
-            if let Ok(cluster) = client(&self.brokers, None) {
+            if let Ok(cluster) = client(&self.brokers, &self.login, None) {
                 self.cluster = cluster;
             }
             self.readers.clear();
@@ -62,7 +64,7 @@ impl KafkaSource {
         let watched = list.groups().iter().filter(|g| g.name().starts_with(&self.group_prefix) && matches!(g.protocol_type(), "consumer" | ""));
         for info in watched {
             if !self.readers.contains_key(info.name()) {
-                let reader = client(&self.brokers, Some(info.name())).context("creating an offset reader")?;
+                let reader = client(&self.brokers, &self.login, Some(info.name())).context("creating an offset reader")?;
                 self.readers.insert(info.name().to_owned(), reader);
             }
             groups.push(group_lag(info, &self.readers[info.name()], &partitions, &mut watermarks, self.timeout)?);
@@ -158,9 +160,9 @@ fn dead_letters(partitions: &HashMap<String, Vec<i32>>, watermarks: &mut Waterma
     Ok(DeadLetters { total: topics.iter().map(|t| t.records).sum(), topics })
 }
 
-fn client(brokers: &str, group: Option<&str>) -> rdkafka::error::KafkaResult<BaseConsumer> {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", brokers).set("client.id", "outflow-monitor").set("enable.auto.commit", "false").set("enable.auto.offset.store", "false");
+fn client(brokers: &str, login: &KafkaLogin, group: Option<&str>) -> rdkafka::error::KafkaResult<BaseConsumer> {
+    let mut config = login.client_config(brokers);
+    config.set("client.id", "outflow-monitor").set("enable.auto.commit", "false").set("enable.auto.offset.store", "false");
     if let Some(group) = group {
         config.set("group.id", group);
     }

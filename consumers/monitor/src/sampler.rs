@@ -86,7 +86,7 @@ impl Sources {
         let monitor = &settings.monitor;
         let timeout = monitor.source_timeout();
         Ok(Sources {
-            kafka: Arc::new(Mutex::new(KafkaSource::new(&settings.kafka_brokers, &monitor.group_prefix, timeout)?)),
+            kafka: Arc::new(Mutex::new(KafkaSource::new(&settings.kafka_brokers, settings.kafka_login.clone(), &monitor.group_prefix, timeout)?)),
             connect: ConnectSource::new(&settings.connect_url, (settings.connect_user.clone(), settings.connect_password.clone()), timeout)?,
             postgres: PostgresSource::new(
                 settings.connect_options(&settings.orders_database),

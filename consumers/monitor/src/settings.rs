@@ -18,6 +18,9 @@ pub struct Settings {
     #[serde(default)]
     pub jwt: outflow_service::auth::JwtSettings,
     pub kafka_brokers: String,
+    /// The monitor's Kafka login (principal outflow-monitor: describes only).
+    #[serde(flatten)]
+    pub kafka_login: outflow_service::settings::KafkaLogin,
     pub connect_url: String,
     /// Kafka Connect's REST login (`OUTFLOW_CONNECT_USER`, `OUTFLOW_CONNECT_PASSWORD`).
     pub connect_user: String,

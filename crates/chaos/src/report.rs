@@ -65,15 +65,7 @@ impl fmt::Display for ChaosReport {
         writeln!(f, "each fault (at, down for, healthy again after, orders confirmed again after):")?;
         for i in &self.faults {
             let again = i.confirms_again_ms.map_or("none".into(), |ms| format!("{:.1} s", secs(ms)));
-            writeln!(
-                f,
-                "  {:>7.1} s  {:<24} {:<22} {:>6.1} s  {:>6.1} s  {again:>8}",
-                secs(i.at_ms),
-                i.component.name(),
-                action(i.action),
-                secs(i.down_ms),
-                secs(i.recovered_ms)
-            )?;
+            writeln!(f, "{}  {again:>8}", fault_columns(i))?;
         }
         if let Some(ms) = self.confirm_median_ms {
             writeln!(f, "the run's median place → confirm time, for comparison: {:.1} s", secs(ms))?;
@@ -111,21 +103,18 @@ impl fmt::Display for FailedRun {
         writeln!(f, "orders placed: {}", self.orders_placed)?;
         writeln!(f, "faults injected before it (at, component, action, down for, healthy again after):")?;
         for i in &self.faults {
-            writeln!(
-                f,
-                "  {:>7.1} s  {:<24} {:<22} {:>6.1} s  {:>6.1} s",
-                secs(i.at_ms),
-                i.component.name(),
-                action(i.action),
-                secs(i.down_ms),
-                secs(i.recovered_ms)
-            )?;
+            writeln!(f, "{}", fault_columns(i))?;
         }
         for i in &self.interventions {
             writeln!(f, "did not recover by itself: {}: {}", i.what, i.why)?;
         }
         Ok(())
     }
+}
+
+/// A fault's columns: at, component, action, down for, healthy again after.
+fn fault_columns(i: &Injected) -> String {
+    format!("  {:>7.1} s  {:<24} {:<22} {:>6.1} s  {:>6.1} s", secs(i.at_ms), i.component.name(), action(i.action), secs(i.down_ms), secs(i.recovered_ms))
 }
 
 fn action(action: Action) -> String {

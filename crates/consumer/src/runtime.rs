@@ -52,6 +52,8 @@ pub struct ConsumerSettings {
     pub group_id: String,
     pub topics: Vec<String>,
     pub registry: outflow_outbox::Registry,
+    /// The group's own Kafka login (its principal is named after the group).
+    pub login: outflow_service::settings::KafkaLogin,
 }
 
 /// What a handler did with an event.
@@ -116,7 +118,7 @@ pub async fn run(settings: ConsumerSettings, handler: Handler, shutdown: impl Fu
 pub async fn run_with_lanes(settings: ConsumerSettings, lanes: usize, handler: Handler, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
     let lanes = lanes.max(1);
     let dead_letter_topics: Vec<String> = settings.topics.iter().map(|t| format!("{t}.dlq")).collect();
-    topics::ensure(&settings.brokers, &settings.topics, &dead_letter_topics).await?;
+    topics::ensure(settings.login.client_config(&settings.brokers), &settings.topics, &dead_letter_topics).await?;
     let worker = Arc::new(process::Worker::new(&settings, handler)?);
     let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
     tokio::pin!(shutdown);
@@ -176,9 +178,8 @@ impl Drop for StopOnDrop {
 }
 
 fn consumer_config(settings: &ConsumerSettings) -> ClientConfig {
-    let mut config = ClientConfig::new();
+    let mut config = settings.login.client_config(&settings.brokers);
     config
-        .set("bootstrap.servers", &settings.brokers)
         .set("group.id", &settings.group_id)
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "1000")

@@ -19,6 +19,8 @@ pub struct ServiceSettings {
     pub registry_user: Option<String>,
     #[serde(default)]
     pub registry_password: Option<secrecy::SecretString>,
+    #[serde(flatten)]
+    pub kafka_login: outflow_service::settings::KafkaLogin,
     pub http: outflow_service::settings::HttpSettings,
     #[serde(default)]
     pub database: Option<DatabaseSettings>,
@@ -60,6 +62,12 @@ pub async fn serve(
     let address = format!("{}:{}", settings.http.host, settings.http.port);
     let listener = tokio::net::TcpListener::bind(&address).await.with_context(|| format!("{name}: binding {address}"))?;
     tokio::spawn(async move { axum::serve(listener, ops).await });
-    let consumer = ConsumerSettings { brokers: settings.kafka_brokers.clone(), group_id: group_id.to_owned(), topics, registry: settings.registry() };
+    let consumer = ConsumerSettings {
+        brokers: settings.kafka_brokers.clone(),
+        group_id: group_id.to_owned(),
+        topics,
+        registry: settings.registry(),
+        login: settings.kafka_login.clone(),
+    };
     run_with_lanes(consumer, settings.lanes, handler, shutdown).await
 }

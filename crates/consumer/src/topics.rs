@@ -11,8 +11,8 @@ use rdkafka::{
     ClientConfig,
 };
 
-pub async fn ensure(brokers: &str, event_topics: &[String], dead_letter_topics: &[String]) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+pub async fn ensure(client: ClientConfig, event_topics: &[String], dead_letter_topics: &[String]) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = client.create()?;
     let forever = [("retention.ms", "-1"), ("cleanup.policy", "delete")];
     let mut wanted: Vec<NewTopic<'_>> = Vec::new();
     for topic in event_topics {

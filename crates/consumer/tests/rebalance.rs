@@ -24,12 +24,13 @@ use anyhow::{bail, ensure, Context, Result};
 use outflow_consumer::{runtime::run_with_lanes, ConsumerSettings, Delivery, Handler, HandlerError, Outcome};
 use outflow_events::{payment::PaymentFailed, DomainEvent, Event, TimestampMillis};
 use outflow_outbox::Registry;
+use outflow_service::settings::KafkaLogin;
 use rdkafka::{
     admin::{AdminClient, AdminOptions},
     client::DefaultClientContext,
     consumer::{BaseConsumer, Consumer},
     producer::{FutureProducer, FutureRecord},
-    ClientConfig, Offset, TopicPartitionList,
+    Offset, TopicPartitionList,
 };
 use schema_registry_converter::{
     async_impl::avro::AvroEncoder,
@@ -102,7 +103,7 @@ impl metrics::Recorder for ProbeRecorder {
     }
 }
 
-fn endpoints() -> (String, Registry) {
+fn endpoints() -> (String, Registry, KafkaLogin) {
     let port = |name: &str, default: u16| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let brokers = std::env::var("OUTFLOW_KAFKA_BROKERS").unwrap_or_else(|_| format!("127.0.0.1:{}", port("OUTFLOW_KAFKA_PORT", 59092)));
     // The registry's login as the scripts give it: the environment, then infra/dev.env.
@@ -114,7 +115,8 @@ fn endpoints() -> (String, Registry) {
         var("OUTFLOW_REGISTRY_USER"),
         var("OUTFLOW_REGISTRY_PASSWORD").map(Into::into),
     );
-    (brokers, registry)
+    let login = KafkaLogin::new(var("OUTFLOW_KAFKA_ADMIN_USER").unwrap_or_default(), var("OUTFLOW_KAFKA_ADMIN_PASSWORD").unwrap_or_default());
+    (brokers, registry, login)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -237,8 +239,8 @@ struct Source {
 }
 
 impl Source {
-    fn new(brokers: &str, registry: &Registry, topic: &str) -> Result<Self> {
-        let producer = ClientConfig::new().set("bootstrap.servers", brokers).set("enable.idempotence", "true").set("acks", "all").create()?;
+    fn new(brokers: &str, login: &KafkaLogin, registry: &Registry, topic: &str) -> Result<Self> {
+        let producer = login.client_config(brokers).set("enable.idempotence", "true").set("acks", "all").create()?;
         let strategy = SubjectNameStrategy::TopicRecordNameStrategyWithSchema(
             topic.to_owned(),
             SuppliedSchema::new(Some(PaymentFailed::full_name()), SchemaType::Avro, PaymentFailed::SCHEMA.to_owned()),
@@ -358,23 +360,24 @@ async fn wait_for(what: &str, deadline: Duration, condition: impl Fn() -> bool) 
 async fn revokes_hand_partitions_over_in_order_and_a_stuck_partition_blocks_no_other() -> Result<()> {
     // The only recorder of this test binary (one test): set once.
     let _ = metrics::set_global_recorder(ProbeRecorder);
-    let (brokers, registry) = endpoints();
+    let (brokers, registry, login) = endpoints();
     let topic = format!("test.rebalance.{}", uuid::Uuid::new_v4().simple());
     let settings = ConsumerSettings {
         brokers: brokers.clone(),
         group_id: format!("test-rebalance-{}", uuid::Uuid::new_v4().simple()),
         topics: vec![topic.clone()],
         registry: registry.clone(),
+        login: login.clone(),
     };
-    outflow_consumer::topics::ensure(&brokers, &settings.topics, &[format!("{topic}.dlq")]).await?;
+    outflow_consumer::topics::ensure(login.client_config(&brokers), &settings.topics, &[format!("{topic}.dlq")]).await?;
     let lab = Arc::new(Lab::default());
     let mut group = Group { settings: settings.clone(), lab: lab.clone(), running: Vec::new(), started: 0 };
-    let outcome = match Source::new(&brokers, &registry, &topic) {
+    let outcome = match Source::new(&brokers, &login, &registry, &topic) {
         Ok(source) => scenario(&lab, &mut group, source).await,
         Err(e) => Err(e),
     };
     let stopped = group.stop_all().await;
-    let cleaned = clean_up(&brokers, &topic, &settings.group_id).await;
+    let cleaned = clean_up(&brokers, &login, &topic, &settings.group_id).await;
     outcome.and(stopped).and(cleaned)
 }
 
@@ -476,7 +479,7 @@ fn verdict(lab: &Lab, source: &Source) -> Result<()> {
 
 /// Every partition's committed offset is its end, and nothing was dead-lettered.
 fn everything_committed(settings: &ConsumerSettings, topic: &str) -> Result<()> {
-    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &settings.brokers).set("group.id", &settings.group_id).create()?;
+    let consumer: BaseConsumer = settings.login.client_config(&settings.brokers).set("group.id", &settings.group_id).create()?;
     let mut wanted = TopicPartitionList::new();
     for partition in 0..PARTITIONS {
         wanted.add_partition(topic, partition);
@@ -492,8 +495,8 @@ fn everything_committed(settings: &ConsumerSettings, topic: &str) -> Result<()> 
     Ok(())
 }
 
-async fn clean_up(brokers: &str, topic: &str, group: &str) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+async fn clean_up(brokers: &str, login: &KafkaLogin, topic: &str, group: &str) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = login.client_config(brokers).create()?;
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let dead_letters = format!("{topic}.dlq");
     for result in admin.delete_topics(&[topic, &dead_letters], &options).await? {

@@ -19,6 +19,9 @@ pub struct Settings {
     pub pg_user: String,
     pub pg_password: String,
     pub kafka_brokers: String,
+    /// `OUTFLOW_KAFKA_USER`/`_PASSWORD`: a reader of every outflow topic and group.
+    pub kafka_user: Option<String>,
+    pub kafka_password: Option<String>,
     pub registry_url: String,
     pub registry_user: Option<String>,
     pub registry_password: Option<String>,
@@ -43,6 +46,8 @@ impl Settings {
             pg_user: or("OUTFLOW_PG_USER", "outflow".into()),
             pg_password: or("OUTFLOW_PG_PASSWORD", String::new()),
             kafka_brokers: or("OUTFLOW_KAFKA_BROKERS", format!("127.0.0.1:{}", port("OUTFLOW_KAFKA_PORT", 59092))),
+            kafka_user: var("OUTFLOW_KAFKA_USER"),
+            kafka_password: var("OUTFLOW_KAFKA_PASSWORD"),
             registry_url: or("OUTFLOW_REGISTRY_URL", format!("http://127.0.0.1:{}", port("OUTFLOW_REGISTRY_PORT", 58081))),
             registry_user: var("OUTFLOW_REGISTRY_USER"),
             registry_password: var("OUTFLOW_REGISTRY_PASSWORD"),
@@ -120,8 +125,12 @@ impl Sources {
     }
 
     pub(crate) fn kafka(&self) -> ClientConfig {
-        let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", &self.settings.kafka_brokers).set("client.id", "outflow-invariants");
+        let login = outflow_service::settings::KafkaLogin {
+            kafka_user: self.settings.kafka_user.clone(),
+            kafka_password: self.settings.kafka_password.clone().map(Into::into),
+        };
+        let mut config = login.client_config(&self.settings.kafka_brokers);
+        config.set("client.id", "outflow-invariants");
         config
     }
 

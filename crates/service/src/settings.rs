@@ -190,3 +190,38 @@ pub async fn mongo_client(url: &str, user: &str, password: &SecretString) -> any
     options.credential = Some(credential);
     Ok(mongodb::Client::with_options(options)?)
 }
+
+/// A Kafka client's login (`OUTFLOW_KAFKA_USER`, `OUTFLOW_KAFKA_PASSWORD`):
+/// SASL/SCRAM-SHA-512 over the broker's client listener. Flattened into a
+/// service's settings.
+#[cfg(feature = "kafka")]
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct KafkaLogin {
+    #[serde(default)]
+    pub kafka_user: Option<String>,
+    #[serde(default)]
+    pub kafka_password: Option<SecretString>,
+}
+
+#[cfg(feature = "kafka")]
+impl KafkaLogin {
+    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Self {
+        KafkaLogin { kafka_user: Some(user.into()), kafka_password: Some(SecretString::from(password.into())) }
+    }
+
+    /// A client of `brokers` logged in (when a user is set; a broker without
+    /// authentication takes a client without one).
+    pub fn client_config(&self, brokers: &str) -> rdkafka::ClientConfig {
+        use secrecy::ExposeSecret;
+        let mut config = rdkafka::ClientConfig::new();
+        config.set("bootstrap.servers", brokers);
+        if let Some(user) = self.kafka_user.as_deref().filter(|u| !u.is_empty()) {
+            config
+                .set("security.protocol", "SASL_PLAINTEXT")
+                .set("sasl.mechanisms", "SCRAM-SHA-512")
+                .set("sasl.username", user)
+                .set("sasl.password", self.kafka_password.as_ref().map(|p| p.expose_secret()).unwrap_or_default());
+        }
+        config
+    }
+}

@@ -11,7 +11,6 @@ use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use rdkafka::{
     message::{Header, Headers, Message, OwnedHeaders, OwnedMessage},
     producer::{FutureProducer, FutureRecord},
-    ClientConfig,
 };
 use tracing::{error, warn, Instrument};
 
@@ -34,8 +33,7 @@ pub(crate) struct Worker {
 
 impl Worker {
     pub(crate) fn new(settings: &ConsumerSettings, handler: Handler) -> anyhow::Result<Self> {
-        let producer: FutureProducer =
-            ClientConfig::new().set("bootstrap.servers", &settings.brokers).set("enable.idempotence", "true").set("acks", "all").create()?;
+        let producer: FutureProducer = settings.login.client_config(&settings.brokers).set("enable.idempotence", "true").set("acks", "all").create()?;
         Ok(Worker {
             kill_after_effect: std::env::var("OUTFLOW_FAILPOINT_KILL_AFTER_EFFECT").ok().filter(|v| !v.is_empty()),
             producer,
