@@ -67,20 +67,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(args.rate > 0.0, "--rate must be positive");
     let stack = Stack::from_env();
     let keys = JwtKeys::new(&SecretString::from(stack.jwt_secret.clone()));
-    let admin = keys.mint("demo-admin", Role::Admin, 7 * 24 * 3600);
+    // Tokens live at most a day (the services refuse longer ones) and the
+    // demo runs until stopped: each request gets a fresh one-hour token, and
+    // the tokens printed for people to use live 12 hours.
     let http = reqwest::Client::new();
-    create_products(&http, &admin).await?;
+    create_products(&http, &keys.mint("demo-admin", Role::Admin, 3600)).await?;
     let sandbox_before = set_sandbox(&http, &args).await?;
     let observer = Observer::start(&stack).await?;
-    let customers: Vec<(String, String)> = CUSTOMERS.iter().map(|c| (c.to_string(), keys.mint(c, Role::Customer, 7 * 24 * 3600))).collect();
-    let first = place_first(&customers[0].1).await?;
-    print_where_to_look(&args, &first, &customers[0].1, &keys.mint("demo-operator", Role::Admin, 7 * 24 * 3600));
-    let restocker = tokio::spawn(restock_poster(http.clone(), admin));
+    let first = place_first(&keys.mint(CUSTOMERS[0], Role::Customer, 3600)).await?;
+    print_where_to_look(&args, &first, &keys.mint(CUSTOMERS[0], Role::Customer, 12 * 3600), &keys.mint("demo-operator", Role::Admin, 12 * 3600));
+    let restocker = tokio::spawn(restock_poster(http.clone(), keys.clone()));
     let stream = Arc::new(OrderStream {
         tally: Tally::default(),
         observer,
         connections: (0..8).map(|_| Connection::new(ORDERS)).collect(),
-        customers,
+        keys,
         run_id: chrono::Utc::now().timestamp_millis(),
     });
     stream.clone().run_until_stopped(args.rate).await;
@@ -137,11 +138,12 @@ fn print_where_to_look(args: &Args, first: &str, token: &str, admin: &str) {
 }
 
 /// The poster comes back in small batches, so its availability moves.
-async fn restock_poster(http: reqwest::Client, admin: String) {
+async fn restock_poster(http: reqwest::Client, keys: JwtKeys) {
     let mut every = tokio::time::interval(Duration::from_secs(30));
     every.tick().await;
     loop {
         every.tick().await;
+        let admin = keys.mint("demo-admin", Role::Admin, 3600);
         let _ = http.post(format!("{INVENTORY}/v1/products/DEMO-POSTER/restock")).bearer_auth(&admin).json(&json!({"quantity": 5})).send().await;
     }
 }
@@ -151,8 +153,8 @@ struct OrderStream {
     tally: Tally,
     observer: Observer,
     connections: Vec<Connection>,
-    /// (name, token)
-    customers: Vec<(String, String)>,
+    /// Mints each order's customer token.
+    keys: JwtKeys,
     run_id: i64,
 }
 
@@ -184,7 +186,8 @@ impl OrderStream {
 
     /// Order `n` from a random customer, counted by how its saga ended.
     async fn place(self: Arc<Self>, n: u64) {
-        let (customer, token) = self.customers.choose(&mut rand::rng()).expect("customers").clone();
+        let customer = *CUSTOMERS.choose(&mut rand::rng()).expect("customers");
+        let token = self.keys.mint(customer, Role::Customer, 3600);
         let body = random_order();
         let connection = &self.connections[(n % self.connections.len() as u64) as usize];
         let tally = &self.tally;
