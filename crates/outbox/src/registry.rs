@@ -8,7 +8,7 @@ use std::time::Duration;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use secrecy::{ExposeSecret, SecretString};
 
-#[derive(Clone, Debug, serde::Deserialize)]
+#[derive(Clone, Debug)]
 pub struct Registry {
     pub url: String,
     /// HTTP basic authentication; none for a registry that asks for none.
@@ -19,11 +19,6 @@ pub struct Registry {
 impl Registry {
     pub fn new(url: impl Into<String>, user: Option<String>, password: Option<SecretString>) -> Self {
         Registry { url: url.into(), user: user.filter(|u| !u.is_empty()), password }
-    }
-
-    /// A registry at `url` that asks for no login (tests of the framing).
-    pub fn anonymous(url: impl Into<String>) -> Self {
-        Registry::new(url, None, None)
     }
 
     /// The encoder's and decoder's settings, each call bounded: a registry that
