@@ -10,6 +10,9 @@ DEBIAN_PACKAGES=(
   build-essential cmake pkg-config libssl-dev libcurl4-openssl-dev libsasl2-dev zlib1g-dev libzstd-dev
   # The monitor's page is tested in a real headless browser (tests/tests/monitor.rs).
   chromium
+  # promtool checks every /metrics page and the alerting rules; the test starts
+  # Prometheus itself against the running stack (tests/tests/prometheus.rs).
+  prometheus
 )
 
 ensure_prerequisites() {

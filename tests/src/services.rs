@@ -126,11 +126,24 @@ impl Instance {
 
     /// [`Instance::spawn`] with more environment (`NAME=value ...`).
     pub fn spawn_with(name: &str, port: u16, environment: &str) -> Result<Self> {
+        Self::spawn_from("", name, port, environment)
+    }
+
+    /// [`Instance::spawn_with`], from the build with the crash tests'
+    /// failpoint, which `scripts/test` puts in target/failpoints (release
+    /// builds leave the failpoint out).
+    pub fn spawn_armed(name: &str, port: u16, environment: &str) -> Result<Self> {
+        let binaries = repo().join("target/failpoints");
+        anyhow::ensure!(binaries.is_dir(), "{} is missing: scripts/test builds the consumers with their failpoint there", binaries.display());
+        Self::spawn_from(&format!("RELEASE={};", binaries.display()), name, port, environment)
+    }
+
+    fn spawn_from(prelude: &str, name: &str, port: u16, environment: &str) -> Result<Self> {
         let log = std::env::temp_dir().join(format!("outflow-{name}-{port}-{}.log", uuid::Uuid::new_v4().simple()));
         let out = std::fs::File::create(&log)?;
         // As start_service starts it (its own logins only), with `exec` so that
         // the child is the consumer itself.
-        let child = scripts(&format!(r#"mapfile -d '' command < <(service_command {name}); {environment} OUTFLOW_HTTP__PORT={port} exec "${{command[@]}}""#))
+        let child = scripts(&format!(r#"{prelude} mapfile -d '' command < <(service_command {name}); {environment} OUTFLOW_HTTP__PORT={port} exec "${{command[@]}}""#))
             .stdout(out.try_clone()?)
             .stderr(out)
             .spawn()

@@ -321,7 +321,7 @@ struct Armed {
 
 impl Armed {
     fn spawn(consumer: &'static Consumer) -> Result<Self> {
-        let instance = services::Instance::spawn_with(consumer.name, consumer.port, &format!("OUTFLOW_FAILPOINT_KILL_AFTER_EFFECT={}", consumer.failpoint))?;
+        let instance = services::Instance::spawn_armed(consumer.name, consumer.port, &format!("OUTFLOW_FAILPOINT_KILL_AFTER_EFFECT={}", consumer.failpoint))?;
         Ok(Armed { instance, consumer })
     }
 

@@ -327,11 +327,11 @@ async fn the_metrics_carry_the_snapshot() -> Result<()> {
         assert!(value("outflow_slot_lag_bytes", &[("slot", slot)]).is_some(), "{slot}");
     }
     for name in GROUPS {
-        assert!(value("outflow_consumer_group_lag", &[("group", name)]).is_some(), "{name}");
+        assert!(value("outflow_consumer_group_lag_records", &[("group", name)]).is_some(), "{name}");
         for p in group(&after, name)?["partitions"].as_array().unwrap() {
             let partition = p["partition"].to_string();
             let labels = [("group", name), ("topic", p["topic"].as_str().unwrap()), ("partition", partition.as_str())];
-            assert!(value("outflow_consumer_lag", &labels).is_some(), "{labels:?}");
+            assert!(value("outflow_consumer_lag_records", &labels).is_some(), "{labels:?}");
         }
     }
     for topic in EVENT_TOPICS {
@@ -716,8 +716,8 @@ fn finds_every_metric_in_a_dumped_dom() {
 
 #[test]
 fn reads_every_series_of_the_metrics_text() {
-    let text = "# TYPE outflow_consumer_lag gauge
-outflow_consumer_lag{group=\"outflow-views\",topic=\"outflow.order.events\",partition=\"0\"} 7
+    let text = "# TYPE outflow_consumer_lag_records gauge
+outflow_consumer_lag_records{group=\"outflow-views\",topic=\"outflow.order.events\",partition=\"0\"} 7
 # TYPE outflow_sagas_stuck gauge
 outflow_sagas_stuck 0
 # TYPE http_request_duration_seconds histogram
@@ -729,7 +729,7 @@ http_request_duration_seconds_count{route=\"/metrics\"} 3
     let metrics = parse_metrics(text);
     let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> { pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
     let lag = labels(&[("group", "outflow-views"), ("topic", "outflow.order.events"), ("partition", "0")]);
-    assert_eq!(metrics.get(&("outflow_consumer_lag".into(), lag)), Some(&7.0));
+    assert_eq!(metrics.get(&("outflow_consumer_lag_records".into(), lag)), Some(&7.0));
     assert_eq!(metrics.get(&("outflow_sagas_stuck".into(), labels(&[]))), Some(&0.0));
     let bucket = |le| ("http_request_duration_seconds_bucket".to_owned(), labels(&[("route", "/metrics"), ("le", le)]));
     assert_eq!((metrics.get(&bucket("0.5")), metrics.get(&bucket("+Inf"))), (Some(&2.0), Some(&3.0)));

@@ -15,10 +15,12 @@ use crate::model::{Connectors, DeadLetters, LagReport, Latency, Sagas, Slots, Sn
 
 pub fn install(interval: Duration) -> anyhow::Result<PrometheusHandle> {
     let idle = (interval * 3).max(Duration::from_secs(10));
-    Ok(PrometheusBuilder::new()
+    let handle = PrometheusBuilder::new()
         .set_buckets(&[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])?
         .idle_timeout(MetricKindMask::GAUGE, Some(idle))
-        .install_recorder()?)
+        .install_recorder()?;
+    outflow_service::metrics_catalog::describe();
+    Ok(handle)
 }
 
 fn up(source: &'static str, ok: bool) {
@@ -64,15 +66,15 @@ pub fn record(snapshot: &Snapshot) {
 
 fn record_lag(lag: &LagReport) {
     for group in &lag.groups {
-        gauge!("outflow_consumer_group_lag", "group" => group.group.clone()).set(group.total as f64);
+        gauge!("outflow_consumer_group_lag_records", "group" => group.group.clone()).set(group.total as f64);
         gauge!("outflow_consumer_group_members", "group" => group.group.clone()).set(group.members as f64);
         for p in &group.partitions {
             let labels = [("group", group.group.clone()), ("topic", p.topic.clone()), ("partition", p.partition.to_string())];
-            gauge!("outflow_consumer_lag", &labels).set(p.lag as f64);
+            gauge!("outflow_consumer_lag_records", &labels).set(p.lag as f64);
             if let Some(committed) = p.committed {
                 gauge!("outflow_consumer_committed_offset", &labels).set(committed as f64);
             }
-            gauge!("outflow_partition_high_watermark", "topic" => p.topic.clone(), "partition" => p.partition.to_string()).set(p.high as f64);
+            gauge!("outflow_partition_high_watermark_offset", "topic" => p.topic.clone(), "partition" => p.partition.to_string()).set(p.high as f64);
         }
     }
 }

@@ -11,7 +11,7 @@
 //! - [`latency`]: commit-to-view percentiles from the view consumer's histogram;
 //! - [`sampler`]: samples every source each interval into the latest
 //!   [`model::Snapshot`] and a ring buffer of history, with trends;
-//! - [`exporter`]: the snapshot as Prometheus gauges (`outflow_consumer_lag`, ...);
+//! - [`exporter`]: the snapshot as Prometheus gauges (`outflow_consumer_lag_records`, ...);
 //! - [`api`]: `GET /` (the page, `page.html`), `/api/overview[?at=ms]`, `/api/lag`,
 //!   `/api/connectors`, `/api/slots`, `/api/dlq`, `/api/sagas`, `/api/latency`,
 //!   `/api/history?since=`, `/metrics`, `/healthz`, `/readyz`;

@@ -22,6 +22,7 @@ pub mod app;
 pub mod auth;
 pub mod edge;
 pub mod environment;
+pub mod metrics_catalog;
 pub mod error;
 pub mod openapi;
 pub mod ops;

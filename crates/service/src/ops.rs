@@ -34,12 +34,14 @@ pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
                 // Up to a minute: a consumer working off a backlog lags by seconds or more.
                 .set_buckets(&[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0])
                 .expect("static buckets")
                 .install_recorder()
-                .expect("a metrics recorder is installed once per process")
+                .expect("a metrics recorder is installed once per process");
+            crate::metrics_catalog::describe();
+            handle
         })
         .clone()
 }

@@ -12,7 +12,7 @@ use rdkafka::{
     message::{Header, Headers, Message, OwnedHeaders, OwnedMessage},
     producer::{FutureProducer, FutureRecord},
 };
-use tracing::{error, warn, Instrument};
+use tracing::{warn, Instrument};
 
 use super::{lane::Control, ConsumerSettings, Handler, HandlerError, Outcome};
 use crate::decode::{DecodeFailure, Decoder};
@@ -21,9 +21,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// What every lane of the consumer shares.
 pub(crate) struct Worker {
-    /// Test failpoint: `OUTFLOW_FAILPOINT_KILL_AFTER_EFFECT=<EventType>` makes the
+    /// Test failpoint (the `failpoints` feature, which release builds leave
+    /// out): `OUTFLOW_FAILPOINT_KILL_AFTER_EFFECT=<EventType>` makes the
     /// process SIGKILL itself after that event's effect is durable and before
     /// its offset is stored, the window a crash test must cover.
+    #[cfg(feature = "failpoints")]
     kill_after_effect: Option<String>,
     producer: FutureProducer,
     decoder: Decoder,
@@ -35,6 +37,7 @@ impl Worker {
     pub(crate) fn new(settings: &ConsumerSettings, handler: Handler) -> anyhow::Result<Self> {
         let producer: FutureProducer = settings.login.client_config(&settings.brokers).set("enable.idempotence", "true").set("acks", "all").create()?;
         Ok(Worker {
+            #[cfg(feature = "failpoints")]
             kill_after_effect: std::env::var("OUTFLOW_FAILPOINT_KILL_AFTER_EFFECT").ok().filter(|v| !v.is_empty()),
             producer,
             decoder: Decoder::new(&settings.registry),
@@ -113,8 +116,9 @@ fn record_outcome(worker: &Worker, event_type: &'static str, outcome: Outcome, s
         // can tell which event came twice.
         tracing::info!("{}", crate::REDELIVERED);
     }
+    #[cfg(feature = "failpoints")]
     if outcome == Outcome::Applied && worker.kill_after_effect.as_deref() == Some(event_type) {
-        error!("failpoint: killing the process after the effect, before the offset");
+        tracing::error!("failpoint: killing the process after the effect, before the offset");
         // SAFETY: raising a signal on ourselves has no memory-safety preconditions.
         unsafe { libc::raise(libc::SIGKILL) };
     }
