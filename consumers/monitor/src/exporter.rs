@@ -118,10 +118,11 @@ fn record_sagas(sagas: &Sagas) {
 
 fn record_latency(latency: &Latency) {
     for (window, quantiles) in [("recent", &latency.recent), ("since_start", &latency.since_start)] {
-        for (quantile, value) in [("0.5", quantiles.p50), ("0.9", quantiles.p90), ("0.99", quantiles.p99)] {
+        // `percentile`, not `quantile`: Prometheus keeps that label for summaries.
+        for (percentile, value) in [("50", quantiles.p50), ("90", quantiles.p90), ("99", quantiles.p99)] {
             // A window without observations has no percentiles: no series rather than a 0.
             if let Some(value) = value {
-                gauge!("outflow_commit_to_view_seconds", "quantile" => quantile, "window" => window).set(value);
+                gauge!("outflow_commit_to_view_seconds", "percentile" => percentile, "window" => window).set(value);
             }
         }
     }

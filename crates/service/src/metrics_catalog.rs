@@ -55,5 +55,5 @@ fn describe_monitor() {
     describe_gauge!("outflow_sagas", Unit::Count, "Orders by saga state.");
     describe_gauge!("outflow_sagas_stuck", Unit::Count, "Orders still PENDING after the stuck threshold.");
     describe_gauge!("outflow_sagas_oldest_in_flight_seconds", Unit::Seconds, "Age of the oldest PENDING order.");
-    describe_gauge!("outflow_commit_to_view_seconds", Unit::Seconds, "Commit-to-view latency quantiles, read from the views consumer, by quantile and window.");
+    describe_gauge!("outflow_commit_to_view_seconds", Unit::Seconds, "Commit-to-view latency percentiles (50, 90, 99), read from the views consumer's histogram, by percentile and window (recent: the last minute; since_start).");
 }
