@@ -307,3 +307,31 @@ start_mongo() {
 }
 
 healthy_mongo() { curl -sf --max-time 2 "http://127.0.0.1:$OUTFLOW_MONGO_DEBUG_PORT/debug/readyz" >/dev/null; }
+
+# ---------------------------------------------------------------- jaeger
+
+install_jaeger() {
+  go_build jaeger "$JAEGER_MODULE" "$JAEGER_VERSION"
+  mkdir -p "$OUTFLOW_STATE/jaeger"
+}
+
+# In memory, bounded: traces are for looking at one order now, not for keeping.
+start_jaeger() {
+  local clean; mapfile -d '' clean < <(env_without_secrets)
+  start_detached jaeger "${clean[@]}" SPAN_STORAGE_TYPE=memory "$BIN/jaeger-$JAEGER_VERSION" \
+    --memory.max-traces="${OUTFLOW_JAEGER_MAX_TRACES:-50000}" \
+    --collector.otlp.grpc.host-port="127.0.0.1:$OUTFLOW_JAEGER_OTLP_PORT" \
+    --collector.otlp.http.host-port="127.0.0.1:$((OUTFLOW_JAEGER_OTLP_PORT + 1))" \
+    --query.http-server.host-port="127.0.0.1:$OUTFLOW_JAEGER_QUERY_PORT" \
+    --query.grpc-server.host-port="127.0.0.1:$((OUTFLOW_JAEGER_QUERY_PORT - 1))" \
+    --admin.http.host-port="127.0.0.1:$((OUTFLOW_JAEGER_QUERY_PORT + 1))" \
+    --collector.grpc-server.host-port="127.0.0.1:$((OUTFLOW_JAEGER_OTLP_PORT - 67))" \
+    --collector.http-server.host-port="127.0.0.1:$((OUTFLOW_JAEGER_OTLP_PORT - 49))" \
+    --log-level=warn
+  wait_healthy jaeger 60 healthy_jaeger
+}
+
+healthy_jaeger() {
+  curl -sf --max-time 2 "http://127.0.0.1:$((OUTFLOW_JAEGER_QUERY_PORT + 1))/" >/dev/null \
+    && curl -sf --max-time 2 "$OUTFLOW_JAEGER_URL/api/services" >/dev/null
+}

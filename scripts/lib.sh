@@ -63,6 +63,10 @@ export OUTFLOW_CONNECT_PORT="${OUTFLOW_CONNECT_PORT:-58083}"
 export OUTFLOW_REGISTRY_PORT="${OUTFLOW_REGISTRY_PORT:-58081}"
 export OUTFLOW_MONGO_PORT="${OUTFLOW_MONGO_PORT:-57017}"
 export OUTFLOW_MONGO_DEBUG_PORT="${OUTFLOW_MONGO_DEBUG_PORT:-57018}"
+# Jaeger: OTLP in over gRPC, the query API and UI; its other servers on ports
+# of the same range (HTTP OTLP, admin/health, query gRPC, legacy collectors).
+export OUTFLOW_JAEGER_OTLP_PORT="${OUTFLOW_JAEGER_OTLP_PORT:-54317}"
+export OUTFLOW_JAEGER_QUERY_PORT="${OUTFLOW_JAEGER_QUERY_PORT:-56686}"
 
 # JVM heaps for a 2-core, 24 GiB machine that also runs PostgreSQL, the Go servers
 # and every Outflow service: the broker holds little (page cache does the work),
@@ -84,9 +88,13 @@ export OUTFLOW_CONNECT_EXACTLY_ONCE="${OUTFLOW_CONNECT_EXACTLY_ONCE:-disabled}"
 export OUTFLOW_CONNECT_URL="http://127.0.0.1:$OUTFLOW_CONNECT_PORT"
 export OUTFLOW_REGISTRY_URL="http://127.0.0.1:$OUTFLOW_REGISTRY_PORT"
 export OUTFLOW_MONGO_URL="mongodb://127.0.0.1:$OUTFLOW_MONGO_PORT/"
+export OUTFLOW_JAEGER_URL="http://127.0.0.1:$OUTFLOW_JAEGER_QUERY_PORT"
+# Every service exports its spans here (the OpenTelemetry SDK's own variable);
+# an empty value turns the export off.
+export OTEL_EXPORTER_OTLP_ENDPOINT="${OTEL_EXPORTER_OTLP_ENDPOINT-http://127.0.0.1:$OUTFLOW_JAEGER_OTLP_PORT}"
 
 # The infrastructure in start order; down stops it in reverse.
-INFRA_COMPONENTS=(postgres kafka connect registry mongo)
+INFRA_COMPONENTS=(postgres kafka connect registry mongo jaeger)
 
 say() { printf '%s\n' "$*"; }
 
@@ -122,6 +130,7 @@ port_of() {
     connect) echo "$OUTFLOW_CONNECT_PORT" ;;
     registry) echo "$OUTFLOW_REGISTRY_PORT" ;;
     mongo) echo "$OUTFLOW_MONGO_PORT" ;;
+    jaeger) echo "$OUTFLOW_JAEGER_QUERY_PORT" ;;
     *) echo "" ;;
   esac
 }

@@ -198,8 +198,9 @@ async fn insert_order(tx: &mut sqlx::PgConnection, customer: &str, key: &str, sk
     let currency = prices.first().map_or("EUR", |p| p.2.as_str());
     let order_id = Uuid::now_v7();
     let total: i64 = unit_prices.iter().zip(quantities).map(|(p, q)| p * i64::from(*q)).sum();
-    // The writer binds a SHA-256 of the body in hex: a string of the same length.
-    sqlx::query(INSERT_ORDER).bind(order_id).bind(customer).bind(total).bind(currency).bind(key).bind("0".repeat(64)).execute(&mut *tx).await?;
+    // The writer binds a SHA-256 of the body in hex and a traceparent: strings of the same lengths.
+    let trace = outflow_outbox::TraceContext::new_root().to_header();
+    sqlx::query(INSERT_ORDER).bind(order_id).bind(customer).bind(total).bind(currency).bind(key).bind("0".repeat(64)).bind(trace).execute(&mut *tx).await?;
     let line_nos: Vec<i32> = (1..=skus.len() as i32).collect();
     sqlx::query(INSERT_ITEMS).bind(order_id).bind(&line_nos).bind(skus).bind(quantities).bind(&unit_prices).execute(&mut *tx).await?;
     Ok(order_id)

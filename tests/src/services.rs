@@ -143,11 +143,12 @@ impl Instance {
         let out = std::fs::File::create(&log)?;
         // As start_service starts it (its own logins only), with `exec` so that
         // the child is the consumer itself.
-        let child = scripts(&format!(r#"{prelude} mapfile -d '' command < <(service_command {name}); {environment} OUTFLOW_HTTP__PORT={port} exec "${{command[@]}}""#))
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()
-            .with_context(|| format!("starting a second {name}"))?;
+        let child =
+            scripts(&format!(r#"{prelude} mapfile -d '' command < <(service_command {name}); {environment} OUTFLOW_HTTP__PORT={port} exec "${{command[@]}}""#))
+                .stdout(out.try_clone()?)
+                .stderr(out)
+                .spawn()
+                .with_context(|| format!("starting a second {name}"))?;
         Ok(Instance { name: name.to_owned(), port, child, log })
     }
 

@@ -198,6 +198,8 @@ pub struct StuckSaga {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub age_secs: f64,
+    /// The order's trace in Jaeger's UI, when the monitor knows where that is.
+    pub trace_url: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]

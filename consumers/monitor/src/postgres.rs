@@ -24,13 +24,21 @@ pub struct PostgresSource {
     database: String,
     stuck_after_secs: u64,
     stuck_limit: i64,
+    /// Jaeger's UI, where a stuck saga's trace is shown (`OUTFLOW_JAEGER_URL`).
+    trace_ui: Option<String>,
 }
 
 impl PostgresSource {
     pub fn new(options: PgConnectOptions, database: &str, stuck_after_secs: u64, stuck_limit: i64) -> Self {
         // Lazy: the monitor starts (and reports the error) while PostgreSQL is down.
         let pool = PgPoolOptions::new().max_connections(2).acquire_timeout(std::time::Duration::from_secs(3)).connect_lazy_with(options.clone());
-        PostgresSource { pool, options, database: database.to_owned(), stuck_after_secs, stuck_limit }
+        PostgresSource { pool, options, database: database.to_owned(), stuck_after_secs, stuck_limit, trace_ui: None }
+    }
+
+    /// Links each stuck saga to its trace in the Jaeger UI at `url`.
+    pub fn with_trace_ui(mut self, url: Option<String>) -> Self {
+        self.trace_ui = url.filter(|u| !u.is_empty()).map(|u| u.trim_end_matches('/').to_owned());
+        self
     }
 
     /// A pool that cannot connect only says it timed out; one direct
@@ -125,7 +133,8 @@ impl PostgresSource {
     async fn stuck(&self, db: &mut PgConnection, terminal: &[String]) -> sqlx::Result<Vec<StuckSaga>> {
         sqlx::query(
             "select id::text, customer_id, status, total_minor, currency, created_at, updated_at,
-                    extract(epoch from now() - created_at)::float8 as age
+                    extract(epoch from now() - created_at)::float8 as age,
+                    nullif(split_part(traceparent, '-', 2), '') as trace_id
              from orders
              where status <> all($1) and created_at < now() - make_interval(secs => $2)
              order by created_at limit $3",
@@ -146,6 +155,7 @@ impl PostgresSource {
                 created_at: row.try_get::<DateTime<Utc>, _>("created_at")?,
                 updated_at: row.try_get::<DateTime<Utc>, _>("updated_at")?,
                 age_secs: row.try_get("age")?,
+                trace_url: row.try_get::<Option<String>, _>("trace_id")?.and_then(|id| Some(format!("{}/trace/{id}", self.trace_ui.as_ref()?))),
             })
         })
         .collect()

@@ -93,7 +93,8 @@ impl Sources {
                 &settings.orders_database,
                 monitor.stuck_after_secs,
                 monitor.stuck_limit,
-            ),
+            )
+            .with_trace_ui(settings.jaeger_url.clone()),
             latency: LatencySource::new(&settings.views_metrics_url, Duration::from_secs(monitor.latency_window_secs), timeout)?,
             timeout,
             interval: monitor.interval(),

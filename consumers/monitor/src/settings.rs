@@ -22,6 +22,9 @@ pub struct Settings {
     #[serde(flatten)]
     pub kafka_login: outflow_service::settings::KafkaLogin,
     pub connect_url: String,
+    /// Jaeger's UI (`OUTFLOW_JAEGER_URL`): each stuck saga links to its trace there.
+    #[serde(default)]
+    pub jaeger_url: Option<String>,
     /// Kafka Connect's REST login (`OUTFLOW_CONNECT_USER`, `OUTFLOW_CONNECT_PASSWORD`).
     pub connect_user: String,
     pub connect_password: SecretString,

@@ -12,6 +12,8 @@
 
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use outflow_outbox::{Outbox, TraceContext};
 use outflow_payments::{
     events, refund,
@@ -118,36 +120,43 @@ async fn ask_provider(provider: &ProviderClient, order_id: Uuid) -> Option<Verdi
 /// capture recorded as its notification would have been.
 async fn expire(pool: &PgPool, outbox: &Outbox, order_id: Uuid, verdict: Verdict) -> anyhow::Result<bool> {
     let mut tx = pool.begin().await?;
-    let version: Option<i64> = sqlx::query_scalar("select version from payments where order_id = $1 and status = 'PENDING' for update skip locked")
-        .bind(order_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some(version) = version else { return Ok(false) };
-    match &verdict {
-        Verdict::Unpaid => {
-            sqlx::query("update payments set status = 'FAILED', failure_reason = 'expired', version = $2, updated_at = now() where order_id = $1")
-                .bind(order_id)
-                .bind(version + 1)
-                .execute(&mut *tx)
-                .await?;
+    let payment: Option<(i64, Option<String>)> =
+        sqlx::query_as("select version, traceparent from payments where order_id = $1 and status = 'PENDING' for update skip locked")
+            .bind(order_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((version, traceparent)) = payment else { return Ok(false) };
+    // The expiry is a step of the order's saga: its span joins the order's trace.
+    let span = outflow_service::telemetry::continuing("payment expired", traceparent.as_deref());
+    async move {
+        match &verdict {
+            Verdict::Unpaid => {
+                sqlx::query("update payments set status = 'FAILED', failure_reason = 'expired', version = $2, updated_at = now() where order_id = $1")
+                    .bind(order_id)
+                    .bind(version + 1)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Verdict::Paid { transaction_id, transaction_status } => {
+                sqlx::query("insert into provider_notifications (transaction_id, transaction_status, order_id) values ($1, $2, $3) on conflict do nothing")
+                    .bind(transaction_id)
+                    .bind(transaction_status)
+                    .bind(order_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("update payments set status = 'REFUNDING', transaction_id = $3, failure_reason = 'late_capture', version = $2, updated_at = now() where order_id = $1")
+                    .bind(order_id)
+                    .bind(version + 1)
+                    .bind(transaction_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
-        Verdict::Paid { transaction_id, transaction_status } => {
-            sqlx::query("insert into provider_notifications (transaction_id, transaction_status, order_id) values ($1, $2, $3) on conflict do nothing")
-                .bind(transaction_id)
-                .bind(transaction_status)
-                .bind(order_id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("update payments set status = 'REFUNDING', transaction_id = $3, failure_reason = 'late_capture', version = $2, updated_at = now() where order_id = $1")
-                .bind(order_id)
-                .bind(version + 1)
-                .bind(transaction_id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let failed = events::given_up(order_id, version + 1, "expired");
+        outbox.append(&mut tx, &failed, &TraceContext::child_of(traceparent.as_deref())).await?;
+        tx.commit().await?;
+        Ok(true)
     }
-    let failed = events::given_up(order_id, version + 1, "expired");
-    outbox.append(&mut tx, &failed, &TraceContext::new_root()).await?;
-    tx.commit().await?;
-    Ok(true)
+    .instrument(span)
+    .await
 }

@@ -69,5 +69,7 @@ pub async fn serve(
         registry: settings.registry(),
         login: settings.kafka_login.clone(),
     };
-    run_with_lanes(consumer, settings.lanes, handler, shutdown).await
+    let consumed = run_with_lanes(consumer, settings.lanes, handler, shutdown).await;
+    outflow_service::telemetry::flush().await;
+    consumed
 }

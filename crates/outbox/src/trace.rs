@@ -1,8 +1,11 @@
 //! The W3C `traceparent` that an outbox row carries. A write starts a trace; a
-//! consumer that reacts to an event continues the event's trace with a new span
-//! id, so every step of one order shares one trace id.
+//! consumer that reacts to an event continues the event's trace, so every step
+//! of one order shares one trace id. With spans exported (OpenTelemetry), the
+//! row names the span that wrote it, so the next step's span is its child.
 
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use rand::Rng;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceContext {
@@ -17,12 +20,39 @@ impl TraceContext {
         TraceContext { trace_id: rng.random(), span_id: rng.random() }
     }
 
-    /// Continues the trace of a `traceparent` header; a missing or malformed
-    /// header starts a new trace instead of failing the step.
+    /// The context to store with a step's event: the current span's, when
+    /// spans are recorded (it already continues the step's `traceparent`);
+    /// otherwise the trace of `traceparent` with a new span id. A missing or
+    /// malformed header starts a new trace instead of failing the step.
     pub fn child_of(traceparent: Option<&str>) -> Self {
-        match traceparent.and_then(parse_trace_id) {
-            Some(trace_id) => TraceContext { trace_id, span_id: rand::rng().random() },
+        if let Some(current) = Self::current_span() {
+            return current;
+        }
+        match traceparent.and_then(parse) {
+            Some((trace_id, _)) => TraceContext { trace_id, span_id: rand::rng().random() },
             None => Self::new_root(),
+        }
+    }
+
+    fn current_span() -> Option<Self> {
+        let context = tracing::Span::current().context();
+        let span = context.span();
+        let ids = span.span_context();
+        ids.is_valid().then(|| TraceContext { trace_id: ids.trace_id().to_bytes(), span_id: ids.span_id().to_bytes() })
+    }
+
+    /// The OpenTelemetry context a `traceparent` names, for a span that
+    /// continues it (`set_parent`); the empty context when there is none.
+    pub fn remote_context(traceparent: Option<&str>) -> opentelemetry::Context {
+        match traceparent.and_then(parse) {
+            Some((trace_id, span_id)) => opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+                TraceId::from_bytes(trace_id),
+                SpanId::from_bytes(span_id),
+                TraceFlags::SAMPLED,
+                true,
+                TraceState::default(),
+            )),
+            None => opentelemetry::Context::new(),
         }
     }
 
@@ -35,17 +65,25 @@ impl TraceContext {
     }
 }
 
-fn parse_trace_id(header: &str) -> Option<[u8; 16]> {
+/// The trace and parent span ids of a `traceparent`; None unless well formed.
+fn parse(header: &str) -> Option<([u8; 16], [u8; 8])> {
     let mut parts = header.trim().split('-');
     let (version, trace, span) = (parts.next()?, parts.next()?, parts.next()?);
-    if version.len() != 2 || trace.len() != 32 || span.len() != 16 || trace.chars().all(|c| c == '0') {
+    if version.len() != 2 || trace.chars().all(|c| c == '0') || span.chars().all(|c| c == '0') {
         return None;
     }
-    let mut id = [0u8; 16];
-    for (i, byte) in id.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(trace.get(2 * i..2 * i + 2)?, 16).ok()?;
+    Some((unhex::<16>(trace)?, unhex::<8>(span)?))
+}
+
+fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    if text.len() != 2 * N {
+        return None;
     }
-    Some(id)
+    let mut bytes = [0u8; N];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(bytes)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -66,10 +104,26 @@ mod tests {
 
     #[test]
     fn a_malformed_header_starts_a_new_trace() {
-        for bad in ["", "00-xyz-00f067aa0ba902b7-01", "00-00000000000000000000000000000000-00f067aa0ba902b7-01"] {
+        for bad in [
+            "",
+            "00-xyz-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+        ] {
             let context = TraceContext::child_of(Some(bad));
             assert_eq!(context.to_header().len(), 55, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_remote_context_names_the_header_s_trace_and_span() {
+        let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let context = TraceContext::remote_context(Some(header));
+        let ids = context.span().span_context().clone();
+        assert_eq!(format!("{}", ids.trace_id()), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(format!("{}", ids.span_id()), "00f067aa0ba902b7");
+        assert!(ids.is_remote());
+        assert!(!TraceContext::remote_context(Some("garbage")).has_active_span());
     }
 
     #[test]

@@ -63,7 +63,9 @@ pub async fn run(name: &'static str, application: impl Future<Output = anyhow::R
     crate::telemetry::init(name);
     let application = application.await?;
     tracing::info!(port = application.port(), "{name} listening");
-    application.run_until_stopped(ops::shutdown_signal()).await
+    let served = application.run_until_stopped(ops::shutdown_signal()).await;
+    crate::telemetry::flush().await;
+    served
 }
 
 #[derive(Clone)]

@@ -16,18 +16,34 @@ pub fn describe() {
 fn describe_http() {
     describe_counter!("http_requests_total", Unit::Count, "HTTP requests answered, by service, route, method and status.");
     describe_histogram!("http_request_duration_seconds", Unit::Seconds, "Time from a request's arrival to its response, by service, route, method and status.");
-    describe_counter!("http_connections_refused_total", Unit::Count, "Connections closed at once because the service already held its maximum of open connections.");
+    describe_counter!(
+        "http_connections_refused_total",
+        Unit::Count,
+        "Connections closed at once because the service already held its maximum of open connections."
+    );
     describe_counter!("http_rate_limited_total", Unit::Count, "Requests refused with 429 by a rate limit, by whose limit (customer or client).");
     describe_counter!("orders_placed_total", Unit::Count, "Orders placed by the orders writer (a replayed idempotency key is not counted again).");
 }
 
 fn describe_consumers() {
-    describe_counter!("consumer_events_total", Unit::Count, "Events a consumer group finished, by group, event type and outcome (applied, duplicate, skipped).");
-    describe_histogram!("consumer_handle_seconds", Unit::Seconds, "Time from decoding an event to its handler's end, retries included, by group and event type.");
+    describe_counter!(
+        "consumer_events_total",
+        Unit::Count,
+        "Events a consumer group finished, by group, event type and outcome (applied, duplicate, skipped)."
+    );
+    describe_histogram!(
+        "consumer_handle_seconds",
+        Unit::Seconds,
+        "Time from decoding an event to its handler's end, retries included, by group and event type."
+    );
     describe_counter!("consumer_retries_total", Unit::Count, "Transient failures of a handler or the registry that were retried after a backoff, by group.");
     describe_counter!("consumer_dead_letters_total", Unit::Count, "Records copied to a dead-letter topic, by group, source topic and kind of failure.");
     describe_counter!("consumer_rebalances_total", Unit::Count, "Partition assignments and revocations a consumer went through, by group and kind.");
-    describe_counter!("consumer_client_restarts_total", Unit::Count, "Times a consumer replaced its Kafka client after being out of its group too long, by group.");
+    describe_counter!(
+        "consumer_client_restarts_total",
+        Unit::Count,
+        "Times a consumer replaced its Kafka client after being out of its group too long, by group."
+    );
     describe_gauge!("consumer_paused_partitions", Unit::Count, "Partitions a consumer paused because their queue of records was full, by group.");
 }
 
@@ -40,8 +56,15 @@ fn describe_views() {
 
 fn describe_monitor() {
     describe_gauge!("outflow_monitor_sample_seconds", Unit::Seconds, "How long the monitor's last sample of every source took.");
-    describe_gauge!("outflow_monitor_source_up", "1 when the monitor's last sample of this source (kafka, connect, postgres, sagas, latency) succeeded, else 0.");
-    describe_gauge!("outflow_consumer_group_lag_records", Unit::Count, "Records a consumer group has yet to consume: the high watermarks minus its committed offsets, summed over its partitions.");
+    describe_gauge!(
+        "outflow_monitor_source_up",
+        "1 when the monitor's last sample of this source (kafka, connect, postgres, sagas, latency) succeeded, else 0."
+    );
+    describe_gauge!(
+        "outflow_consumer_group_lag_records",
+        Unit::Count,
+        "Records a consumer group has yet to consume: the high watermarks minus its committed offsets, summed over its partitions."
+    );
     describe_gauge!("outflow_consumer_group_members", Unit::Count, "Members of a consumer group.");
     describe_gauge!("outflow_consumer_lag_records", Unit::Count, "Records a consumer group has yet to consume on one partition.");
     describe_gauge!("outflow_consumer_committed_offset", "The offset a consumer group committed on one partition.");
@@ -50,8 +73,16 @@ fn describe_monitor() {
     describe_gauge!("outflow_connector_running", "1 when the Kafka Connect connector is RUNNING, else 0.");
     describe_gauge!("outflow_connector_task_running", "1 when the connector's task is RUNNING, else 0.");
     describe_gauge!("outflow_slot_active", "1 when a walsender is attached to the replication slot, else 0.");
-    describe_gauge!("outflow_slot_retained_wal_bytes", Unit::Bytes, "WAL the replication slot keeps from being removed (current WAL position minus its restart_lsn).");
-    describe_gauge!("outflow_slot_lag_bytes", Unit::Bytes, "WAL written but not yet confirmed by the slot's consumer (current WAL position minus its confirmed_flush_lsn).");
+    describe_gauge!(
+        "outflow_slot_retained_wal_bytes",
+        Unit::Bytes,
+        "WAL the replication slot keeps from being removed (current WAL position minus its restart_lsn)."
+    );
+    describe_gauge!(
+        "outflow_slot_lag_bytes",
+        Unit::Bytes,
+        "WAL written but not yet confirmed by the slot's consumer (current WAL position minus its confirmed_flush_lsn)."
+    );
     describe_gauge!("outflow_sagas", Unit::Count, "Orders by saga state.");
     describe_gauge!("outflow_sagas_stuck", Unit::Count, "Orders still PENDING after the stuck threshold.");
     describe_gauge!("outflow_sagas_oldest_in_flight_seconds", Unit::Seconds, "Age of the oldest PENDING order.");

@@ -71,9 +71,26 @@ fn not_ready(reason: String) -> Response {
 pub fn with_common_layers(router: Router, service: &'static str) -> Router {
     router
         .layer(middleware::from_fn(move |request, next| track_request(service, request, next)))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+}
+
+/// A request's span, named after its route (`POST /v1/orders`), continuing the
+/// trace of the caller's `traceparent` header when it sends one.
+fn request_span(request: &Request) -> tracing::Span {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str());
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format!("{} {route}", request.method()),
+        otel.kind = "server",
+        http.request.method = %request.method(),
+        http.route = route,
+    );
+    let traceparent = request.headers().get("traceparent").and_then(|v| v.to_str().ok());
+    let _ = span.set_parent(crate::telemetry::remote_parent(traceparent));
+    span
 }
 
 async fn track_request(service: &'static str, request: Request, next: Next) -> Response {

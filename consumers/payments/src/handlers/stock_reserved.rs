@@ -68,13 +68,14 @@ pub async fn record(steps: &Steps, delivery: &Delivery, event: &StockReserved, o
         return Ok(Recorded::GivenUp);
     }
     sqlx::query(
-        "insert into payments (order_id, customer_id, status, amount_minor, currency, version)
-         values ($1, $2, 'PENDING', $3, $4, 1) on conflict (order_id) do nothing",
+        "insert into payments (order_id, customer_id, status, amount_minor, currency, version, traceparent)
+         values ($1, $2, 'PENDING', $3, $4, 1, $5) on conflict (order_id) do nothing",
     )
     .bind(order_id)
     .bind(&event.customer_id)
     .bind(event.total_minor)
     .bind(&event.currency)
+    .bind(TraceContext::child_of(delivery.traceparent.as_deref()).to_header())
     .execute(&mut *tx)
     .await
     .map_err(db)?;

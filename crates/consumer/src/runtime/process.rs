@@ -13,6 +13,7 @@ use rdkafka::{
     producer::{FutureProducer, FutureRecord},
 };
 use tracing::{warn, Instrument};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::{lane::Control, ConsumerSettings, Handler, HandlerError, Outcome};
 use crate::decode::{DecodeFailure, Decoder};
@@ -50,14 +51,24 @@ impl Worker {
 /// Handles one record in its own span; false when a revoke or shutdown
 /// interrupted it (not finished: it must not be stored).
 pub(crate) async fn handle(worker: &Worker, message: &OwnedMessage, control: &mut Control) -> bool {
+    // Named at creation (the exporter takes the name then): the outbox
+    // router's eventType header, before the record is decoded.
+    let name = crate::decode::header(message, "eventType").unwrap_or_else(|| format!("consume {}", message.topic()));
     let span = tracing::info_span!(
         "event",
+        otel.name = %format!("{} {name}", worker.group),
+        otel.kind = "consumer",
+        group = %worker.group,
         topic = message.topic(),
         partition = message.partition(),
         offset = message.offset(),
         event_id = tracing::field::Empty,
         event_type = tracing::field::Empty
     );
+    // The span continues the trace of the step that wrote the event, so that
+    // the handler's own event (TraceContext::child_of) names this span.
+    let traceparent = crate::decode::header(message, "traceparent");
+    let _ = span.set_parent(outflow_outbox::TraceContext::remote_context(traceparent.as_deref()));
     process(worker, message, control).instrument(span).await
 }
 

@@ -144,7 +144,16 @@ pub async fn place(
     let PricedLines { lines, currency, total_minor } = price_lines(&mut tx, items).await?;
     let order_id = Uuid::now_v7();
     Span::current().record("order_id", tracing::field::display(order_id));
-    let inserted = sqlx::query(INSERT_ORDER).bind(order_id).bind(customer_id).bind(total_minor).bind(&currency).bind(key).bind(&hash).execute(&mut *tx).await?;
+    let inserted = sqlx::query(INSERT_ORDER)
+        .bind(order_id)
+        .bind(customer_id)
+        .bind(total_minor)
+        .bind(&currency)
+        .bind(key)
+        .bind(&hash)
+        .bind(trace.to_header())
+        .execute(&mut *tx)
+        .await?;
     if inserted.rows_affected() == 0 {
         // A concurrent request with the same key won the race: answer as it did.
         tx.rollback().await?;
@@ -175,9 +184,9 @@ pub async fn place(
 pub const FIND_BY_KEY: &str = "select id, status, request_hash from orders where customer_id = $1 and idempotency_key = $2";
 /// (skus) → each one's price and currency.
 pub const CATALOG_PRICES: &str = "select sku, price_minor, currency from catalog where sku = any($1)";
-/// (id, customer id, total, currency, key, request hash); no row when the key was taken meanwhile.
-pub const INSERT_ORDER: &str = "insert into orders (id, customer_id, status, total_minor, currency, version, idempotency_key, request_hash)
-     values ($1, $2, 'PENDING', $3, $4, 1, $5, $6)
+/// (id, customer id, total, currency, key, request hash, traceparent); no row when the key was taken meanwhile.
+pub const INSERT_ORDER: &str = "insert into orders (id, customer_id, status, total_minor, currency, version, idempotency_key, request_hash, traceparent)
+     values ($1, $2, 'PENDING', $3, $4, 1, $5, $6, $7)
      on conflict (customer_id, idempotency_key) do nothing";
 /// (order id, line numbers, skus, quantities, unit prices).
 pub const INSERT_ITEMS: &str = "insert into order_items (order_id, line_no, sku, quantity, unit_price_minor)

@@ -18,7 +18,7 @@ use outflow_service::error::{ApiError, ApiJson};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
-use tracing::{instrument, warn};
+use tracing::{instrument, warn, Instrument};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -56,6 +56,8 @@ struct Payment {
     status: String,
     amount_minor: i64,
     version: i64,
+    /// The order's trace, which the webhook's change continues.
+    traceparent: Option<String>,
 }
 
 #[utoipa::path(
@@ -188,11 +190,13 @@ pub async fn apply_once(state: &AppState, body: &Notification, order_id: Uuid, w
         .bind(&body.transaction_id)
         .execute(&mut *tx)
         .await?;
-    let payment: Payment = sqlx::query_as::<_, (String, i64, i64)>("select status, amount_minor, version from payments where order_id = $1 for update")
-        .bind(order_id)
-        .fetch_one(&mut *tx)
-        .await
-        .map(|(status, amount_minor, version)| Payment { status, amount_minor, version })?;
+    let payment: Payment = sqlx::query_as::<_, (String, i64, i64, Option<String>)>(
+        "select status, amount_minor, version, traceparent from payments where order_id = $1 for update",
+    )
+    .bind(order_id)
+    .fetch_one(&mut *tx)
+    .await
+    .map(|(status, amount_minor, version, traceparent)| Payment { status, amount_minor, version, traceparent })?;
     let first_time =
         sqlx::query("insert into provider_notifications (transaction_id, transaction_status, order_id) values ($1, $2, $3) on conflict do nothing")
             .bind(&body.transaction_id)
@@ -207,7 +211,10 @@ pub async fn apply_once(state: &AppState, body: &Notification, order_id: Uuid, w
     }
     let outcome = match (wanted, payment.status.as_str()) {
         (Transition::None, _) => NotificationOutcome { result: "no_change", payment_status: payment.status },
-        (_, "PENDING") => apply(state, &mut tx, body, order_id, &payment, wanted == Transition::Capture).await?,
+        (_, "PENDING") => {
+            let span = outflow_service::telemetry::continuing("payment notification", payment.traceparent.as_deref());
+            apply(state, &mut tx, body, order_id, &payment, wanted == Transition::Capture).instrument(span).await?
+        }
         // Money taken after the payment was given up (expired, or its order
         // cancelled): it is owed back; recorded now, refunded after the commit.
         (Transition::Capture, "FAILED") => {
@@ -270,7 +277,7 @@ async fn apply(
         .bind(version)
         .execute(&mut *tx)
         .await?;
-    let trace = TraceContext::new_root();
+    let trace = TraceContext::child_of(payment.traceparent.as_deref());
     let (event_id, occurred_at, aggregate_id) = (new_event_id(), now_millis(), order_id.to_string());
     let appended = if captured {
         let event = PaymentCaptured {
