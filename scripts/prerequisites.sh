@@ -6,6 +6,8 @@ DEBIAN_PACKAGES=(
   "postgresql-$POSTGRES_MAJOR" postgresql-client
   openjdk-17-jdk-headless maven
   curl iproute2 python3 util-linux procps
+  # scripts/check-k8s keeps kubernetes-validate in a virtualenv of its own.
+  python3-venv
   # rdkafka's bundled librdkafka: cmake and the libraries it links.
   build-essential cmake pkg-config libssl-dev libcurl4-openssl-dev libsasl2-dev zlib1g-dev libzstd-dev
   # The monitor's page is tested in a real headless browser (tests/tests/monitor.rs).
