@@ -103,6 +103,10 @@ sees the whole URL.
   value: {{ $root.Values.log.format | quote }}
 - name: RUST_LOG
   value: {{ $root.Values.log.level | quote }}
+{{- if $root.Values.tracing.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ $root.Values.tracing.otlpEndpoint | quote }}
+{{- end }}
 {{- /* The services bind 127.0.0.1 unless told otherwise; probes come from the node. */}}
 - name: OUTFLOW_HTTP__HOST
   value: "0.0.0.0"
