@@ -335,3 +335,19 @@ healthy_jaeger() {
   curl -sf --max-time 2 "http://127.0.0.1:$((OUTFLOW_JAEGER_QUERY_PORT + 1))/" >/dev/null \
     && curl -sf --max-time 2 "$OUTFLOW_JAEGER_URL/api/services" >/dev/null
 }
+
+# ---------------------------------------------------------------- Python tools
+
+# A PyPI program in a virtualenv of its own, installed once per version:
+# python_tool DIST VERSION; the venv's folder is in $PYTHON_TOOL afterwards.
+python_tool() {
+  local dist="$1" version="$2" venv="$OUTFLOW_STATE/tools/$1-$2"
+  PYTHON_TOOL="$venv"
+  [ -f "$venv/.complete" ] && return 0
+  say "$dist: installing $version from PyPI"
+  rm -rf "$venv"; mkdir -p "$(dirname "$venv")"
+  python3 -m venv "$venv" || die "python3 -m venv failed (apt-get install -y python3-venv)"
+  "$venv/bin/pip" install -q "$dist==$version" >"$venv.log" 2>&1 \
+    || { tail -n 20 "$venv.log" >&2; rm -rf "$venv"; die "pip could not install $dist==$version (log: $venv.log)"; }
+  touch "$venv/.complete"
+}

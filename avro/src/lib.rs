@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod order;
 pub mod payment;
 pub mod registry;
+pub mod sku;
 
 use std::collections::HashSet;
 

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use axum::{
-    extract::{Query, Request, State},
+    extract::{rejection::QueryRejection, Query, Request, State},
     http::{header, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -41,8 +41,10 @@ pub fn router(board: Arc<Board>, handle: PrometheusHandle, keys: JwtKeys) -> Rou
         .route("/api/latency", get(|s: State<Arc<Board>>| section(s, "latency")))
         .route("/api/history", get(history))
         .route_layer(middleware::from_fn_with_state(keys, admins_only));
+    let document = <crate::openapi::ApiDoc as utoipa::OpenApi>::openapi();
     let api = data
         .route("/", get(page))
+        .route("/openapi.json", get(move || std::future::ready(Json(document.clone()))))
         .route("/readyz", get(readyz))
         .with_state(board)
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
@@ -76,7 +78,16 @@ struct At {
     at: Option<i64>,
 }
 
-async fn overview(State(board): State<Arc<Board>>, Query(at): Query<At>) -> Response {
+/// A query string that does not parse is a 400 with the error body, like every other refusal.
+fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query.map(|Query(q)| q).map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+}
+
+async fn overview(State(board): State<Arc<Board>>, at: Result<Query<At>, QueryRejection>) -> Response {
+    let at = match query(at) {
+        Ok(at) => at,
+        Err(refused) => return refused.into_response(),
+    };
     match at.at {
         None => match board.latest() {
             Some(snapshot) => Json(&*snapshot).into_response(),
@@ -106,13 +117,18 @@ struct Since {
     since: Option<i64>,
 }
 
-async fn history(State(board): State<Arc<Board>>, Query(since): Query<Since>) -> Json<Value> {
+async fn history(State(board): State<Arc<Board>>, since: Result<Query<Since>, QueryRejection>) -> Response {
+    let since = match query(since) {
+        Ok(since) => since,
+        Err(refused) => return refused.into_response(),
+    };
     let settings = &board.settings;
     Json(json!({
         "interval_ms": settings.interval_ms,
         "history_secs": settings.history_secs,
         "points": board.history(since.since.unwrap_or(i64::MIN)),
     }))
+    .into_response()
 }
 
 async fn readyz(State(board): State<Arc<Board>>) -> Response {

@@ -25,6 +25,7 @@ pub mod exporter;
 pub mod kafka;
 pub mod latency;
 pub mod model;
+pub mod openapi;
 pub mod postgres;
 pub mod sampler;
 pub mod settings;

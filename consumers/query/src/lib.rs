@@ -6,7 +6,9 @@
 //! - `GET /v1/customers/{id}/orders?page=&per_page=`: a customer's orders,
 //!   newest first (that customer or an admin);
 //! - `GET /v1/products/{sku}/availability`: on hand, reserved, available;
-//! - `/healthz`, `/readyz` (MongoDB answers), `/metrics`.
+//! - `/healthz`, `/readyz` (MongoDB answers), `/metrics`, `/openapi.json`.
+
+pub mod openapi;
 
 use std::{future::Future, time::Duration};
 
@@ -50,8 +52,10 @@ pub fn router(state: AppState, limits: &EdgeLimits) -> Router {
         .route("/v1/orders/{id}", get(order))
         .route("/v1/customers/{id}/orders", get(customer_orders))
         .route("/v1/products/{sku}/availability", get(availability));
+    let document = <openapi::ApiDoc as utoipa::OpenApi>::openapi();
     let api = edge::limit_clients(reads, RateLimit::per_client(limits))
         .route("/readyz", get(readyz))
+        .route("/openapi.json", get(move || std::future::ready(Json(document.clone()))))
         .with_state(state)
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(move || std::future::ready(handle.render())));
@@ -88,6 +92,15 @@ fn to_json(mut document: Document, id_name: &str) -> Value {
     Bson::Document(document).into_relaxed_extjson()
 }
 
+#[utoipa::path(
+    get, path = "/v1/orders/{id}", params(("id" = uuid::Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, body = openapi::OrderView),
+        (status = 403, description = "Another customer's order"),
+        (status = 404, description = "No view of this order (yet)"),
+    ),
+    security(("bearer" = []))
+)]
 async fn order(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let view = state.db.collection::<Document>("order_views").find_one(doc! { "_id": &id }).await.map_err(mongo)?;
     let view = view.filter(|v| v.contains_key("customer_id")).ok_or_else(|| ApiError::not_found(format!("no order view {id}")))?;
@@ -97,13 +110,30 @@ async fn order(State(state): State<AppState>, caller: Caller, Path(id): Path<Str
     Ok(Json(to_json(view, "order_id")))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct Page {
+    /// 1 for the newest orders (the default).
+    #[param(minimum = 1, maximum = 1_000_000)]
     page: Option<u64>,
+    /// 20 by default.
+    #[param(minimum = 1, maximum = 100)]
     per_page: Option<i64>,
 }
 
+const MAX_PAGE: u64 = 1_000_000;
+
+#[utoipa::path(
+    get, path = "/v1/customers/{id}/orders", params(("id" = String, Path, description = "Customer id"), Page),
+    responses(
+        (status = 200, body = openapi::CustomerOrders),
+        (status = 400, description = "A query parameter that is not a number, or one this endpoint does not take"),
+        (status = 403, description = "Another customer's orders"),
+        (status = 422, description = "page or per_page out of range"),
+    ),
+    security(("bearer" = []))
+)]
 async fn customer_orders(
     State(state): State<AppState>,
     caller: Caller,
@@ -114,9 +144,9 @@ async fn customer_orders(
     if !caller.may_see(&id) {
         return Err(ApiError::forbidden("these are another customer's orders"));
     }
-    let (number, per_page) = (page.page.unwrap_or(1).max(1), page.per_page.unwrap_or(20));
-    if !(1..=100).contains(&per_page) {
-        return Err(ApiError::unprocessable("invalid_page", "per_page is 1 to 100"));
+    let (number, per_page) = (page.page.unwrap_or(1), page.per_page.unwrap_or(20));
+    if !(1..=MAX_PAGE).contains(&number) || !(1..=100).contains(&per_page) {
+        return Err(ApiError::unprocessable("invalid_page", format!("page is 1 to {MAX_PAGE}, per_page 1 to 100")));
     }
     let collection = state.db.collection::<Document>("customer_orders");
     let filter = doc! { "customer_id": &id };
@@ -137,6 +167,10 @@ async fn customer_orders(
     Ok(Json(json!({ "customer_id": id, "page": number, "per_page": per_page, "total": total, "orders": orders })))
 }
 
+#[utoipa::path(
+    get, path = "/v1/products/{sku}/availability", params(("sku" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$")),
+    responses((status = 200, body = openapi::Availability), (status = 404, description = "No view of this product (yet)"))
+)]
 async fn availability(State(state): State<AppState>, Path(sku): Path<String>) -> Result<Json<Value>, ApiError> {
     let view = state.db.collection::<Document>("product_availability").find_one(doc! { "_id": &sku }).await.map_err(mongo)?;
     view.map(|v| Json(to_json(v, "sku"))).ok_or_else(|| ApiError::not_found(format!("no product {sku}")))

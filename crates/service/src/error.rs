@@ -97,3 +97,47 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         other => ApiError::bad_request("invalid_body", other.body_text()),
     }
 }
+
+/// An integer field of a JSON body as JSON Schema defines one: `5` and `5.0`
+/// alike (a client's JSON library may write either); `5.5`, or a number out of
+/// i64's range, is refused. Use with `#[serde(deserialize_with = ...)]`.
+pub fn json_integer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    use serde::{
+        de::{Error, Unexpected},
+        Deserialize,
+    };
+    match serde_json::Number::deserialize(deserializer)? {
+        n if n.is_i64() => Ok(n.as_i64().expect("checked")),
+        n => match n.as_f64() {
+            // 2^63 itself is out of range; every float below it converts exactly.
+            Some(f) if f.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) => Ok(f as i64),
+            Some(f) => Err(D::Error::invalid_value(Unexpected::Float(f), &"an integer")),
+            None => Err(D::Error::invalid_value(Unexpected::Other(&n.to_string()), &"an integer")),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        #[serde(deserialize_with = "super::json_integer")]
+        quantity: i64,
+    }
+
+    fn quantity(json: &str) -> Option<i64> {
+        serde_json::from_str::<Line>(&format!(r#"{{"quantity": {json}}}"#)).ok().map(|l| l.quantity)
+    }
+
+    #[test]
+    fn an_integer_may_be_written_with_a_zero_fraction_and_nothing_else() {
+        assert_eq!(quantity("5"), Some(5));
+        assert_eq!(quantity("5.0"), Some(5));
+        assert_eq!(quantity("-3"), Some(-3));
+        assert_eq!(quantity("1e3"), Some(1000));
+        assert_eq!(quantity("5.5"), None);
+        assert_eq!(quantity("9223372036854775808"), None);
+        assert_eq!(quantity("1e19"), None);
+        assert_eq!(quantity("\"5\""), None);
+    }
+}

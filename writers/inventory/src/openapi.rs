@@ -1,7 +1,7 @@
 //! The OpenAPI document of the inventory writer, served at `/openapi.json` and
 //! checked in as `writers/inventory/openapi.json` (a test keeps the two equal).
 
-use outflow_service::openapi::BearerAuth;
+use outflow_service::openapi::{BearerAuth, WRITER_ERRORS};
 use utoipa::OpenApi;
 
 use crate::routes::{create_product, get_product, restock};
@@ -10,7 +10,7 @@ use crate::routes::{create_product, get_product, restock};
 #[openapi(
     info(title = "Outflow inventory writer", description = "Creates and restocks products; every change commits its outbox event in the same transaction."),
     paths(create_product::create_product, get_product::get_product, restock::restock),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &WRITER_ERRORS)
 )]
 pub struct ApiDoc;
 

@@ -11,10 +11,20 @@ pub const MAX_PRICE_MINOR: i64 = 1_000_000_000_000;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProduct {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", min_length = 1, max_length = 64)]
     pub sku: String,
+    /// Up to 200 characters, not only spaces.
+    #[schema(pattern = "[^ \t\r\n]", min_length = 1, max_length = 200)]
     pub name: String,
+    /// The unit price in the currency's minor unit (cents).
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
+    #[serde(deserialize_with = "outflow_service::error::json_integer")]
     pub price_minor: i64,
+    /// An ISO 4217 code.
+    #[schema(pattern = "^[A-Z]{3}$", min_length = 3, max_length = 3)]
     pub currency: String,
+    #[schema(minimum = 0, maximum = 1_000_000)]
+    #[serde(deserialize_with = "outflow_service::error::json_integer")]
     pub stock: i64,
 }
 
@@ -32,16 +42,15 @@ pub enum InvalidProduct {
     Quantity { min: i64 },
 }
 
-pub fn valid_sku(sku: &str) -> bool {
-    (1..=64).contains(&sku.len()) && sku.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-}
+pub use outflow_events::sku::is_valid as valid_sku;
 
 impl NewProduct {
     pub fn validate(&self) -> Result<(), InvalidProduct> {
         if !valid_sku(&self.sku) {
             return Err(InvalidProduct::Sku);
         }
-        if self.name.trim().is_empty() || self.name.chars().count() > 200 {
+        // The OpenAPI pattern says the same: some character that is not a space, tab or line break.
+        if self.name.chars().all(|c| matches!(c, ' ' | '\t' | '\r' | '\n')) || self.name.chars().count() > 200 {
             return Err(InvalidProduct::Name);
         }
         if !(0..=MAX_PRICE_MINOR).contains(&self.price_minor) {

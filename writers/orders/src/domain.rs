@@ -41,7 +41,12 @@ impl OrderStatus {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestedLine {
+    /// A product's SKU; one line per SKU in an order.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", min_length = 1, max_length = 64)]
     pub sku: String,
+    /// At most `orders.max_quantity` (1,000 by default).
+    #[schema(minimum = 1, maximum = 1000)]
+    #[serde(deserialize_with = "outflow_service::error::json_integer")]
     pub quantity: i64,
 }
 
@@ -56,7 +61,7 @@ pub enum InvalidOrder {
     Quantity { sku: String, max: i64 },
     #[error("{0} appears more than once; send one line per SKU")]
     DuplicateSku(String),
-    #[error("a SKU is 1 to 64 characters")]
+    #[error("a SKU is 1 to 64 ASCII letters, digits, dots, underscores or hyphens")]
     BadSku,
 }
 
@@ -81,7 +86,7 @@ pub fn validate(lines: &[RequestedLine], limits: OrderLimits) -> Result<(), Inva
     }
     let mut seen = HashSet::new();
     for line in lines {
-        if line.sku.is_empty() || line.sku.len() > 64 {
+        if !outflow_events::sku::is_valid(&line.sku) {
             return Err(InvalidOrder::BadSku);
         }
         if !(1..=limits.max_quantity).contains(&line.quantity) {

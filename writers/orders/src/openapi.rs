@@ -1,7 +1,7 @@
 //! The OpenAPI document of the orders writer, served at `/openapi.json` and
 //! checked in as `writers/orders/openapi.json` (a test keeps the two equal).
 
-use outflow_service::openapi::BearerAuth;
+use outflow_service::openapi::{BearerAuth, WRITER_ERRORS};
 use utoipa::OpenApi;
 
 use crate::routes::{cancel_order, get_order, place_order};
@@ -10,7 +10,7 @@ use crate::routes::{cancel_order, get_order, place_order};
 #[openapi(
     info(title = "Outflow orders writer", description = "Places and cancels orders; every change commits its outbox event in the same transaction."),
     paths(place_order::place_order, get_order::get_order, cancel_order::cancel_order),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &WRITER_ERRORS)
 )]
 pub struct ApiDoc;
 

@@ -1,7 +1,7 @@
 //! The OpenAPI document of the payments writer, served at `/openapi.json` and
 //! checked in as `writers/payments/openapi.json` (a test keeps the two equal).
 
-use outflow_service::openapi::BearerAuth;
+use outflow_service::openapi::{BearerAuth, WRITER_ERRORS};
 use utoipa::OpenApi;
 
 use crate::routes::{get_payment, notification};
@@ -10,7 +10,7 @@ use crate::routes::{get_payment, notification};
 #[openapi(
     info(title = "Outflow payments writer", description = "Payments and the provider webhook; every change commits its outbox event in the same transaction."),
     paths(notification::notification, get_payment::get_payment),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &WRITER_ERRORS)
 )]
 pub struct ApiDoc;
 

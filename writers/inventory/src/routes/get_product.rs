@@ -12,7 +12,7 @@ use crate::{
 };
 
 #[utoipa::path(
-    get, path = "/v1/products/{sku}", params(("sku" = String, Path)),
+    get, path = "/v1/products/{sku}", params(("sku" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$")),
     responses((status = 200, body = Product), (status = 404, description = "No such product"))
 )]
 pub async fn get_product(State(state): State<AppState>, Path(sku): Path<String>) -> Result<Json<Product>, ApiError> {

@@ -23,12 +23,15 @@ use crate::{
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Restock {
+    /// Units added to stock on hand; on hand may not pass 1,000,000.
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    #[serde(deserialize_with = "outflow_service::error::json_integer")]
     pub quantity: i64,
 }
 
 #[utoipa::path(
     post, path = "/v1/products/{sku}/restock", request_body = Restock,
-    params(("sku" = String, Path)),
+    params(("sku" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$")),
     responses(
         (status = 200, body = Product),
         (status = 401, description = "No valid bearer token"),

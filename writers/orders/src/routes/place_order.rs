@@ -28,7 +28,19 @@ use crate::{
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrder {
+    /// At most `orders.max_lines` lines (100 by default), each SKU once.
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<RequestedLine>,
+}
+
+/// The `Idempotency-Key` header: the same key and body return the same order.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct IdempotencyKey {
+    /// 1 to 128 visible ASCII characters, chosen by the client per order.
+    #[param(rename = "Idempotency-Key", pattern = "^[!-~]{1,128}$", min_length = 1, max_length = 128)]
+    idempotency_key: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,14 +96,14 @@ impl From<sqlx::Error> for PlaceOrderError {
 
 #[utoipa::path(
     post, path = "/v1/orders", request_body = PlaceOrder,
-    params(("Idempotency-Key" = String, Header, description = "Makes a retry return the same order")),
+    params(IdempotencyKey),
     responses(
         (status = 202, body = OrderAccepted, description = "Accepted; the saga runs on"),
-        (status = 400, description = "Malformed JSON or no Idempotency-Key"),
-        (status = 401, description = "No valid bearer token"),
+        (status = 400, description = "Malformed JSON, or no valid Idempotency-Key"),
+        (status = 403, description = "Not a customer's token"),
         (status = 409, description = "Idempotency-Key reused with another body"),
         (status = 413, description = "Body over 64 KiB"),
-        (status = 422, description = "Invalid items or unknown SKU"),
+        (status = 422, description = "Invalid items, a SKU twice, an unknown SKU, or lines in several currencies"),
     ),
     security(("bearer" = []))
 )]
