@@ -11,13 +11,16 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 pub struct TraceContext {
     trace_id: [u8; 16],
     span_id: [u8; 8],
+    /// The W3C sampled flag: a trace the first service chose not to record
+    /// (OTEL_TRACES_SAMPLER) stays unrecorded in every service after it.
+    sampled: bool,
 }
 
 impl TraceContext {
     /// A new trace, for a request that arrives without one.
     pub fn new_root() -> Self {
         let mut rng = rand::rng();
-        TraceContext { trace_id: rng.random(), span_id: rng.random() }
+        TraceContext { trace_id: rng.random(), span_id: rng.random(), sampled: true }
     }
 
     /// The context to store with a step's event: the current span's, when
@@ -29,7 +32,7 @@ impl TraceContext {
             return current;
         }
         match traceparent.and_then(parse) {
-            Some((trace_id, _)) => TraceContext { trace_id, span_id: rand::rng().random() },
+            Some((trace_id, _, sampled)) => TraceContext { trace_id, span_id: rand::rng().random(), sampled },
             None => Self::new_root(),
         }
     }
@@ -38,17 +41,17 @@ impl TraceContext {
         let context = tracing::Span::current().context();
         let span = context.span();
         let ids = span.span_context();
-        ids.is_valid().then(|| TraceContext { trace_id: ids.trace_id().to_bytes(), span_id: ids.span_id().to_bytes() })
+        ids.is_valid().then(|| TraceContext { trace_id: ids.trace_id().to_bytes(), span_id: ids.span_id().to_bytes(), sampled: ids.is_sampled() })
     }
 
     /// The OpenTelemetry context a `traceparent` names, for a span that
     /// continues it (`set_parent`); the empty context when there is none.
     pub fn remote_context(traceparent: Option<&str>) -> opentelemetry::Context {
         match traceparent.and_then(parse) {
-            Some((trace_id, span_id)) => opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+            Some((trace_id, span_id, sampled)) => opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
                 TraceId::from_bytes(trace_id),
                 SpanId::from_bytes(span_id),
-                TraceFlags::SAMPLED,
+                if sampled { TraceFlags::SAMPLED } else { TraceFlags::default() },
                 true,
                 TraceState::default(),
             )),
@@ -61,18 +64,23 @@ impl TraceContext {
     }
 
     pub fn to_header(&self) -> String {
-        format!("00-{}-{}-01", hex(&self.trace_id), hex(&self.span_id))
+        format!("00-{}-{}-{}", hex(&self.trace_id), hex(&self.span_id), if self.sampled { "01" } else { "00" })
     }
 }
 
-/// The trace and parent span ids of a `traceparent`; None unless well formed.
-fn parse(header: &str) -> Option<([u8; 16], [u8; 8])> {
+/// The trace and parent span ids of a `traceparent` and its sampled flag
+/// (sampled when the flags are missing); None unless well formed.
+fn parse(header: &str) -> Option<([u8; 16], [u8; 8], bool)> {
     let mut parts = header.trim().split('-');
     let (version, trace, span) = (parts.next()?, parts.next()?, parts.next()?);
     if version.len() != 2 || trace.chars().all(|c| c == '0') || span.chars().all(|c| c == '0') {
         return None;
     }
-    Some((unhex::<16>(trace)?, unhex::<8>(span)?))
+    let sampled = match parts.next() {
+        Some(flags) => unhex::<1>(flags)?[0] & 1 == 1,
+        None => true,
+    };
+    Some((unhex::<16>(trace)?, unhex::<8>(span)?, sampled))
 }
 
 fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
@@ -123,6 +131,11 @@ mod tests {
         assert_eq!(format!("{}", ids.trace_id()), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(format!("{}", ids.span_id()), "00f067aa0ba902b7");
         assert!(ids.is_remote());
+        assert!(ids.is_sampled());
+        let unsampled = TraceContext::remote_context(Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"));
+        assert!(!unsampled.span().span_context().is_sampled());
+        let child = TraceContext::child_of(Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"));
+        assert!(child.to_header().ends_with("-00"), "an unsampled trace stays unsampled: {}", child.to_header());
         assert!(!TraceContext::remote_context(Some("garbage")).has_active_span());
     }
 
