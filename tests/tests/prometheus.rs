@@ -161,9 +161,10 @@ async fn prometheus_scrapes_every_target_and_every_dashboard_query_has_data() ->
     // Orders that end both ways, so that every saga state the dashboard charts exists.
     let shop = shop::Shop::new().await;
     let sku = shop.product(1).await;
+    // One after the other: orders on different partitions race for the last unit.
     let confirmed = shop.place("prometheus-dashboard", &[(&sku, 1)]).await;
-    let rejected = shop.place("prometheus-dashboard", &[(&sku, 1)]).await;
     shop.wait_order(&confirmed, "CONFIRMED").await;
+    let rejected = shop.place("prometheus-dashboard", &[(&sku, 1)]).await;
     shop.wait_order(&rejected, "CANCELLED").await;
 
     let mut prometheus = Prometheus::start()?;

@@ -102,6 +102,11 @@ fn to_json(mut document: Document, id_name: &str) -> Value {
     security(("bearer" = []))
 )]
 async fn order(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    // Views are keyed by order ids; anything else (a NUL, which the views'
+    // store cannot even hold) names no view.
+    if uuid::Uuid::parse_str(&id).is_err() {
+        return Err(ApiError::not_found(format!("no order view {}", id.escape_debug())));
+    }
     let view = state.db.collection::<Document>("order_views").find_one(doc! { "_id": &id }).await.map_err(mongo)?;
     let view = view.filter(|v| v.contains_key("customer_id")).ok_or_else(|| ApiError::not_found(format!("no order view {id}")))?;
     if !caller.may_see(view.get_str("customer_id").unwrap_or_default()) {
@@ -130,6 +135,7 @@ const MAX_PAGE: u64 = 1_000_000;
         (status = 200, body = openapi::CustomerOrders),
         (status = 400, description = "A query parameter that is not a number, or one this endpoint does not take"),
         (status = 403, description = "Another customer's orders"),
+        (status = 404, description = "An id no customer can have"),
         (status = 422, description = "page or per_page out of range"),
     ),
     security(("bearer" = []))
@@ -143,6 +149,9 @@ async fn customer_orders(
     let Query(page) = page.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     if !caller.may_see(&id) {
         return Err(ApiError::forbidden("these are another customer's orders"));
+    }
+    if id.contains('\0') {
+        return Err(ApiError::not_found("no customer id holds a NUL"));
     }
     let (number, per_page) = (page.page.unwrap_or(1), page.per_page.unwrap_or(20));
     if !(1..=MAX_PAGE).contains(&number) || !(1..=100).contains(&per_page) {
@@ -172,6 +181,9 @@ async fn customer_orders(
     responses((status = 200, body = openapi::Availability), (status = 404, description = "No view of this product (yet)"))
 )]
 async fn availability(State(state): State<AppState>, Path(sku): Path<String>) -> Result<Json<Value>, ApiError> {
+    if !outflow_events::sku::is_valid(&sku) {
+        return Err(ApiError::not_found(format!("no product {}", sku.escape_debug())));
+    }
     let view = state.db.collection::<Document>("product_availability").find_one(doc! { "_id": &sku }).await.map_err(mongo)?;
     view.map(|v| Json(to_json(v, "sku"))).ok_or_else(|| ApiError::not_found(format!("no product {sku}")))
 }

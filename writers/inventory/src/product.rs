@@ -13,8 +13,8 @@ pub const MAX_PRICE_MINOR: i64 = 1_000_000_000_000;
 pub struct NewProduct {
     #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", min_length = 1, max_length = 64)]
     pub sku: String,
-    /// Up to 200 characters, not only spaces.
-    #[schema(pattern = "[^ \t\r\n]", min_length = 1, max_length = 200)]
+    /// Up to 200 characters, not only spaces, and no NUL (PostgreSQL text cannot hold one).
+    #[schema(pattern = "^[^\\u0000]*[^ \t\r\n\\u0000][^\\u0000]*$", min_length = 1, max_length = 200)]
     pub name: String,
     /// The unit price in the currency's minor unit (cents).
     #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
@@ -32,7 +32,7 @@ pub struct NewProduct {
 pub enum InvalidProduct {
     #[error("a SKU is 1 to 64 of A-Z, a-z, 0-9, '.', '_' and '-'")]
     Sku,
-    #[error("a name is 1 to 200 characters")]
+    #[error("a name is 1 to 200 characters, not only spaces, without NUL")]
     Name,
     #[error("price_minor must be between 0 and {MAX_PRICE_MINOR}")]
     Price,
@@ -50,7 +50,8 @@ impl NewProduct {
             return Err(InvalidProduct::Sku);
         }
         // The OpenAPI pattern says the same: some character that is not a space, tab or line break.
-        if self.name.chars().all(|c| matches!(c, ' ' | '\t' | '\r' | '\n')) || self.name.chars().count() > 200 {
+        let blank = self.name.chars().all(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
+        if blank || self.name.contains('\0') || self.name.chars().count() > 200 {
             return Err(InvalidProduct::Name);
         }
         if !(0..=MAX_PRICE_MINOR).contains(&self.price_minor) {
@@ -117,10 +118,12 @@ mod tests {
     #[test]
     fn each_invalid_field_has_its_reason() {
         assert_eq!(product().validate(), Ok(()));
-        let cases: [Spoiled; 7] = [
+        let cases: [Spoiled; 9] = [
             (|p| p.sku = "".into(), InvalidProduct::Sku),
             (|p| p.sku = "has space".into(), InvalidProduct::Sku),
             (|p| p.name = " ".into(), InvalidProduct::Name),
+            (|p| p.name = "Mu\0g".into(), InvalidProduct::Name),
+            (|p| p.name = " \t".into(), InvalidProduct::Name),
             (|p| p.price_minor = -1, InvalidProduct::Price),
             (|p| p.currency = "eur".into(), InvalidProduct::Currency),
             (|p| p.stock = -1, InvalidProduct::Quantity { min: 0 }),

@@ -16,6 +16,10 @@ use crate::{
     responses((status = 200, body = Product), (status = 404, description = "No such product"))
 )]
 pub async fn get_product(State(state): State<AppState>, Path(sku): Path<String>) -> Result<Json<Product>, ApiError> {
+    // No product has a SKU outside the rule (and PostgreSQL refuses some, NUL).
+    if !crate::product::valid_sku(&sku) {
+        return Err(ApiError::not_found(format!("no product {}", sku.escape_debug())));
+    }
     sqlx::query(&format!("select {PRODUCT_COLUMNS} from products where sku = $1"))
         .bind(&sku)
         .fetch_optional(&state.base.pool)

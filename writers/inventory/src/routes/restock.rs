@@ -50,6 +50,9 @@ pub async fn restock(
     ApiJson(body): ApiJson<Restock>,
 ) -> Result<Json<Product>, ApiError> {
     caller.require(Role::Admin)?;
+    if !crate::product::valid_sku(&sku) {
+        return Err(ApiError::not_found(format!("no product {}", sku.escape_debug())));
+    }
     validate_quantity(body.quantity, 1)?;
     let mut tx = state.base.pool.begin().await?;
     let row = sqlx::query(&format!(
