@@ -133,6 +133,7 @@ fn print_where_to_look(args: &Args, first: &str, token: &str, admin: &str) {
     println!("  dashboard     http://127.0.0.1:7190/#token={admin}");
     println!("  an order view curl -s http://127.0.0.1:7110/v1/orders/{first} -H 'authorization: Bearer {token}'");
     println!("  availability  curl -s http://127.0.0.1:7110/v1/products/DEMO-LIMITED/availability");
+    println!("  traces        http://127.0.0.1:56686/search?service=outflow-orders (Jaeger: one trace per order)");
     println!("  a new order   curl -s -X POST http://127.0.0.1:7101/v1/orders -H 'authorization: Bearer {token}' -H 'Idempotency-Key: try-1' -H 'content-type: application/json' -d '{{\"items\":[{{\"sku\":\"DEMO-MUG\",\"quantity\":1}}]}}'");
     println!("  Ctrl-C or scripts/down ends it.\n");
 }
