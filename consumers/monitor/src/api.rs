@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use axum::{
-    extract::{rejection::QueryRejection, Query, Request, State},
+    extract::{Request, State},
     http::{header, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -21,7 +21,7 @@ use axum::{
 use metrics_exporter_prometheus::PrometheusHandle;
 use outflow_service::{
     auth::{bearer_token, JwtKeys, Role},
-    error::ApiError,
+    error::{ApiError, ApiQuery},
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -78,16 +78,7 @@ struct At {
     at: Option<i64>,
 }
 
-/// A query string that does not parse is a 400 with the error body, like every other refusal.
-fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    query.map(|Query(q)| q).map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
-}
-
-async fn overview(State(board): State<Arc<Board>>, at: Result<Query<At>, QueryRejection>) -> Response {
-    let at = match query(at) {
-        Ok(at) => at,
-        Err(refused) => return refused.into_response(),
-    };
+async fn overview(State(board): State<Arc<Board>>, ApiQuery(at): ApiQuery<At>) -> Response {
     match at.at {
         None => match board.latest() {
             Some(snapshot) => Json(&*snapshot).into_response(),
@@ -117,18 +108,13 @@ struct Since {
     since: Option<i64>,
 }
 
-async fn history(State(board): State<Arc<Board>>, since: Result<Query<Since>, QueryRejection>) -> Response {
-    let since = match query(since) {
-        Ok(since) => since,
-        Err(refused) => return refused.into_response(),
-    };
+async fn history(State(board): State<Arc<Board>>, ApiQuery(since): ApiQuery<Since>) -> Json<Value> {
     let settings = &board.settings;
     Json(json!({
         "interval_ms": settings.interval_ms,
         "history_secs": settings.history_secs,
         "points": board.history(since.since.unwrap_or(i64::MIN)),
     }))
-    .into_response()
 }
 
 async fn readyz(State(board): State<Arc<Board>>) -> Response {

@@ -14,7 +14,7 @@ use std::{future::Future, time::Duration};
 
 use anyhow::Context;
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     routing::get,
@@ -28,7 +28,7 @@ use mongodb::{
 use outflow_service::{
     auth::{Caller, HasJwtKeys, JwtKeys},
     edge::{self, EdgeLimits, RateLimit},
-    error::ApiError,
+    error::{ApiError, ApiQuery},
     ops,
 };
 use serde::Deserialize;
@@ -144,9 +144,8 @@ async fn customer_orders(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(page) = page.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     if !caller.may_see(&id) {
         return Err(ApiError::forbidden("these are another customer's orders"));
     }

@@ -3,7 +3,8 @@
 //! generic message.
 
 use axum::{
-    extract::{rejection::JsonRejection, FromRequest, Request},
+    extract::{rejection::JsonRejection, FromRequest, FromRequestParts, Query, Request},
+    http::request::Parts,
     http::StatusCode,
     response::{IntoResponse, Response},
     Json,
@@ -82,6 +83,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         match Json::<T>::from_request(request, state).await {
             Ok(Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+/// `Query<T>` whose rejection is an [`ApiError`]: a query string that does not
+/// parse into `T` is a 400 with the error body, like every other refusal.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(ApiError::bad_request("invalid_query", rejection.body_text())),
         }
     }
 }
