@@ -89,7 +89,7 @@ fn request_span(request: &Request) -> tracing::Span {
         http.route = route,
     );
     let traceparent = request.headers().get("traceparent").and_then(|v| v.to_str().ok());
-    let _ = span.set_parent(crate::telemetry::remote_parent(traceparent));
+    let _ = span.set_parent(outflow_outbox::TraceContext::remote_context(traceparent));
     span
 }
 

@@ -9,7 +9,7 @@
 
 use std::sync::OnceLock;
 
-use opentelemetry::{trace::TracerProvider as _, Context};
+use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
 use opentelemetry_sdk::{
     runtime,
@@ -77,18 +77,12 @@ pub async fn flush() {
     }
 }
 
-/// The trace context a W3C `traceparent` names, to continue it; an absent or
-/// malformed header gives the empty context (the span starts a trace).
-pub fn remote_parent(traceparent: Option<&str>) -> Context {
-    outflow_outbox::TraceContext::remote_context(traceparent)
-}
-
 /// A span named `name` in the trace of a stored `traceparent`: for work that
 /// belongs to an order's trace but does not arrive with it (the provider's
 /// webhook, the expiry sweep).
 pub fn continuing(name: &str, traceparent: Option<&str>) -> tracing::Span {
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     let span = tracing::info_span!("continuing", otel.name = name);
-    let _ = span.set_parent(remote_parent(traceparent));
+    let _ = span.set_parent(outflow_outbox::TraceContext::remote_context(traceparent));
     span
 }
