@@ -32,6 +32,27 @@ pub fn check_in(document: &utoipa::openapi::OpenApi, path: &str) {
     assert!(checked_in == generated, "{path} is stale: run `UPDATE_OPENAPI=1 cargo test` and commit it");
 }
 
+/// Every `pattern` the document gives a field or parameter called `name`:
+/// for tests that hold a pattern spelled out in attributes to its one source.
+pub fn patterns_of(document: &utoipa::openapi::OpenApi, name: &str) -> Vec<String> {
+    fn walk(value: &serde_json::Value, name: &str, found: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(object) => {
+                let property = object.get("properties").and_then(|p| p.get(name)).and_then(|p| p.get("pattern"));
+                let parameter =
+                    (object.get("name").and_then(|n| n.as_str()) == Some(name)).then(|| object.get("schema").and_then(|s| s.get("pattern"))).flatten();
+                found.extend(property.into_iter().chain(parameter).filter_map(|p| p.as_str()).map(str::to_owned));
+                object.values().for_each(|v| walk(v, name, found));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, name, found)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    walk(&serde_json::to_value(document).expect("an OpenAPI document serializes"), name, &mut found);
+    found
+}
+
 /// The error body every 4xx and 5xx carries, the responses every operation can
 /// give besides its own, and `Retry-After` on a 429: added to each operation
 /// of the document, so that no service has to repeat them (and none forgets).

@@ -21,4 +21,12 @@ mod tests {
         use utoipa::OpenApi;
         outflow_service::openapi::check_in(&super::ApiDoc::openapi(), concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json"));
     }
+
+    #[test]
+    fn every_sku_pattern_is_the_one_rule() {
+        use utoipa::OpenApi;
+        let patterns = outflow_service::openapi::patterns_of(&super::ApiDoc::openapi(), "sku");
+        assert_eq!(patterns.len(), 1, "{patterns:?}");
+        assert!(patterns.iter().all(|p| p == outflow_events::sku::PATTERN), "{patterns:?}");
+    }
 }
