@@ -125,34 +125,109 @@ maven_copy() {
 KAFKA_LIB="$LIB/kafka-$KAFKA_VERSION"
 DEBEZIUM_LIB="$LIB/debezium-$DEBEZIUM_VERSION"
 
+# Each Kafka node's rendered configuration, data folder and pid file; node 1
+# is the component `kafka`, node N `kafka-N` (lib.sh).
+kafka_node_dir() { echo "$OUTFLOW_STATE/$(kafka_node_name "$1")"; }
+
+kafka_quorum_voters() {
+  local node voters=""
+  for node in "${KAFKA_NODES[@]}"; do voters+="${voters:+,}$node@127.0.0.1:$(kafka_controller_port "$node")"; done
+  echo "$voters"
+}
+
 install_kafka() {
   maven_copy "$INFRA/maven/kafka/pom.xml" "$KAFKA_LIB" \
     -Dkafka.version="$KAFKA_VERSION" -Dlog4j.version="$LOG4J_VERSION"
-  mkdir -p "$OUTFLOW_STATE/kafka/data"
-  # The rendered file holds the broker's password.
-  (umask 077 && render "$INFRA/kafka/server.properties" "$OUTFLOW_STATE/kafka/server.properties")
-  if [ ! -f "$OUTFLOW_STATE/kafka/data/meta.properties" ]; then
-    local id
-    id="$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
-    # The broker's and the administrator's logins exist from the first start
-    # (the others are made with the administrator's, kafka_logins); a
-    # password may not hold a comma here.
-    java -cp "$KAFKA_LIB/*" -Dlog4j2.configurationFile="$INFRA/kafka/log4j2.properties" \
-      kafka.tools.StorageTool format -t "$id" -c "$OUTFLOW_STATE/kafka/server.properties" \
-      --add-scram "SCRAM-SHA-512=[name=outflow-broker,password=$OUTFLOW_KAFKA_BROKER_PASSWORD]" \
-      --add-scram "SCRAM-SHA-512=[name=$OUTFLOW_KAFKA_ADMIN_USER,password=$OUTFLOW_KAFKA_ADMIN_PASSWORD]" \
-      >"$OUTFLOW_STATE/kafka/format.log" 2>&1 \
-      || { cat "$OUTFLOW_STATE/kafka/format.log" >&2; die "kafka: formatting the KRaft log failed"; }
-  fi
+  check_topology
+  local node
+  for node in "${KAFKA_NODES[@]}"; do install_kafka_node "$node"; done
 }
 
-start_kafka() {
-  local clean; mapfile -d '' clean < <(env_without_secrets)
-  start_detached kafka "${clean[@]}" java $KAFKA_HEAP_OPTS $JVM_OPTS \
-    -Dlog4j2.configurationFile="$INFRA/kafka/log4j2.properties" \
-    -cp "$KAFKA_LIB/*" kafka.Kafka "$OUTFLOW_STATE/kafka/server.properties"
-  wait_healthy kafka 60 healthy_kafka
+# The topology a state folder was made with stays its topology: a log formatted
+# for one voter cannot join a quorum of three, nor keep one replica per topic.
+check_topology() {
+  # A folder from before topologies were recorded holds a single node.
+  local recorded; recorded="$(cat "$TOPOLOGY_FILE" 2>/dev/null || echo single)"
+  if [ -f "$OUTFLOW_STATE/kafka/data/meta.properties" ] && [ "$recorded" != "$OUTFLOW_TOPOLOGY" ]; then
+    die "the state folder $OUTFLOW_STATE holds a $recorded Kafka, not a $OUTFLOW_TOPOLOGY one. Run scripts/down, then start the other topology in a state folder of its own (OUTFLOW_STATE=$OUTFLOW_STATE-$OUTFLOW_TOPOLOGY) or delete this one."
+  fi
+  echo "$OUTFLOW_TOPOLOGY" > "$TOPOLOGY_FILE"
 }
+
+install_kafka_node() {
+  local node="$1" dir; dir="$(kafka_node_dir "$1")"
+  mkdir -p "$dir/data"
+  local replicas=1 min_isr=1
+  [ "${#KAFKA_NODES[@]}" -ge 3 ] && replicas=3 min_isr=2
+  # The rendered file holds the broker's password.
+  (umask 077 && KAFKA_NODE_ID="$node" KAFKA_QUORUM_VOTERS="$(kafka_quorum_voters)" KAFKA_NODE_PORT="$(kafka_node_port "$node")" \
+    KAFKA_NODE_CONTROLLER_PORT="$(kafka_controller_port "$node")" KAFKA_NODE_DATA="$dir/data" KAFKA_REPLICAS="$replicas" KAFKA_MIN_ISR="$min_isr" \
+    render "$INFRA/kafka/server.properties" "$dir/server.properties")
+  [ -f "$dir/data/meta.properties" ] && return 0
+  # Every node of a cluster is formatted with the same cluster id.
+  local id_file="$OUTFLOW_STATE/kafka/cluster.id"
+  [ -s "$id_file" ] || python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))' > "$id_file"
+  # The broker's and the administrator's logins exist from the first start
+  # (the others are made with the administrator's, kafka_logins); a
+  # password may not hold a comma here.
+  java -cp "$KAFKA_LIB/*" -Dlog4j2.configurationFile="$INFRA/kafka/log4j2.properties" \
+    kafka.tools.StorageTool format -t "$(cat "$id_file")" -c "$dir/server.properties" \
+    --add-scram "SCRAM-SHA-512=[name=outflow-broker,password=$OUTFLOW_KAFKA_BROKER_PASSWORD]" \
+    --add-scram "SCRAM-SHA-512=[name=$OUTFLOW_KAFKA_ADMIN_USER,password=$OUTFLOW_KAFKA_ADMIN_PASSWORD]" \
+    >"$dir/format.log" 2>&1 \
+    || { cat "$dir/format.log" >&2; die "$(kafka_node_name "$node"): formatting the KRaft log failed"; }
+}
+
+# Starts every node that is not running, then waits for each: in the cluster a
+# node's broker is ready only once two of the three controllers elect a leader,
+# so the nodes cannot be started one after another, each waited for.
+start_kafka() {
+  local node
+  for node in "${KAFKA_NODES[@]}"; do
+    [ -n "$(live_pid "$(kafka_node_name "$node")")" ] || launch_kafka_node "$node"
+  done
+  for node in "${KAFKA_NODES[@]}"; do
+    wait_healthy "$(kafka_node_name "$node")" 90 healthy_kafka_node "$node"
+  done
+}
+
+launch_kafka_node() {
+  local clean; mapfile -d '' clean < <(env_without_secrets)
+  start_detached "$(kafka_node_name "$1")" "${clean[@]}" java $KAFKA_HEAP_OPTS $JVM_OPTS \
+    -Dlog4j2.configurationFile="$INFRA/kafka/log4j2.properties" \
+    -cp "$KAFKA_LIB/*" kafka.Kafka "$(kafka_node_dir "$1")/server.properties"
+}
+
+healthy_kafka_node() {
+  port_open "$(kafka_node_port "$1")" && grep -q "Kafka Server started" "$(log_file "$(kafka_node_name "$1")")"
+}
+
+healthy_kafka() { healthy_kafka_node 1; }
+
+# Stops every running node at once: one left alone would wait for a quorum
+# that its stopped peers no longer form.
+stop_kafka_nodes() {
+  local node name pid jobs=() stopped=()
+  for node in "${KAFKA_NODES[@]}"; do
+    name="$(kafka_node_name "$node")" pid="$(live_pid "$name")"
+    [ -n "$pid" ] || continue
+    stop_pid "$name" 60 &
+    jobs+=($!) stopped+=("$name: stopped (was pid $pid)")
+  done
+  for pid in "${jobs[@]}"; do wait "$pid" || true; done
+  for name in "${stopped[@]}"; do say "$name"; done
+}
+
+# Nodes 2 and 3 of the cluster, as components of their own (scripts/up,
+# status and chaos call NAME's hooks): each starts alone beside the running
+# others, which form the quorum it joins.
+for node in "${KAFKA_NODES[@]}"; do
+  [ "$node" = 1 ] && continue
+  eval "install_kafka-$node() { install_kafka; }
+        start_kafka-$node() { launch_kafka_node $node; wait_healthy kafka-$node 90 healthy_kafka_node $node; }
+        healthy_kafka-$node() { healthy_kafka_node $node; }"
+done
+unset node
 
 # Every principal's login and the ACLs of infra/kafka/acls.txt, made with the
 # administrator's login in one JVM (infra/kafka/Provision.java); idempotent.
@@ -193,7 +268,6 @@ install_connect() {
     rm -rf "$plugins"; mkdir -p "$plugins"
     ln -s "$DEBEZIUM_LIB" "$plugins/debezium-postgres"
   fi
-  (umask 077 && render "$INFRA/connect/connect-distributed.properties" "$OUTFLOW_STATE/connect/connect-distributed.properties")
   # The REST API's one login (basic authentication, JAAS PropertyFileLoginModule).
   # An empty credentials file would let everyone in: refuse to write one.
   [ -n "$OUTFLOW_CONNECT_USER" ] && [ -n "$OUTFLOW_CONNECT_PASSWORD" ] || die "connect: OUTFLOW_CONNECT_USER and OUTFLOW_CONNECT_PASSWORD must be set"
@@ -202,21 +276,39 @@ install_connect() {
     "$OUTFLOW_STATE/connect/rest-credentials.properties" > "$OUTFLOW_STATE/connect/rest-jaas.conf"
 }
 
-start_connect() {
+start_connect() { launch_connect_worker 1; }
+
+launch_connect_worker() {
+  local worker="$1" name dir; name="$(connect_worker_name "$1")"; dir="$OUTFLOW_STATE/$name"
+  mkdir -p "$dir"
+  (umask 077 && CONNECT_WORKER_PORT="$(connect_worker_port "$worker")" \
+    render "$INFRA/connect/connect-distributed.properties" "$dir/connect-distributed.properties")
   # The worker's env config provider resolves the connectors' ${env:...}
   # references: it holds Debezium's PostgreSQL password and no other secret.
   local clean; mapfile -d '' clean < <(env_without_secrets OUTFLOW_PG_DEBEZIUM_PASSWORD)
-  start_detached connect "${clean[@]}" java $CONNECT_HEAP_OPTS $JVM_OPTS \
+  start_detached "$name" "${clean[@]}" java $CONNECT_HEAP_OPTS $JVM_OPTS \
     -Djava.security.auth.login.config="$OUTFLOW_STATE/connect/rest-jaas.conf" \
     -Dlog4j2.configurationFile="$INFRA/kafka/log4j2.properties" \
     -cp "$KAFKA_LIB/*" org.apache.kafka.connect.cli.ConnectDistributed \
-    "$OUTFLOW_STATE/connect/connect-distributed.properties"
-  wait_healthy connect 120 healthy_connect
+    "$dir/connect-distributed.properties"
+  wait_healthy "$name" 120 healthy_connect_worker "$worker"
 }
 
-healthy_connect() {
-  connect_curl -sf --max-time 2 "$OUTFLOW_CONNECT_URL/health" >/dev/null && connect_curl -sf --max-time 2 "$OUTFLOW_CONNECT_URL/connector-plugins" | grep -q PostgresConnector
+healthy_connect_worker() {
+  local url="http://127.0.0.1:$(connect_worker_port "$1")"
+  connect_curl -sf --max-time 2 "$url/health" >/dev/null && connect_curl -sf --max-time 2 "$url/connector-plugins" | grep -q PostgresConnector
 }
+
+healthy_connect() { healthy_connect_worker 1; }
+
+# The second worker of the cluster, a component of its own.
+for worker in "${CONNECT_WORKERS[@]}"; do
+  [ "$worker" = 1 ] && continue
+  eval "install_connect-$worker() { install_connect; }
+        start_connect-$worker() { launch_connect_worker $worker; }
+        healthy_connect-$worker() { healthy_connect_worker $worker; }"
+done
+unset worker
 
 # ---------------------------------------------------------------- Go servers
 

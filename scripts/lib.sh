@@ -60,6 +60,41 @@ export OUTFLOW_PG_PORT="${OUTFLOW_PG_PORT:-55432}"
 export OUTFLOW_KAFKA_PORT="${OUTFLOW_KAFKA_PORT:-59092}"
 export OUTFLOW_KAFKA_CONTROLLER_PORT="${OUTFLOW_KAFKA_CONTROLLER_PORT:-59093}"
 export OUTFLOW_CONNECT_PORT="${OUTFLOW_CONNECT_PORT:-58083}"
+
+# The topology: `single` (one Kafka node, one Connect worker; the default) or
+# `cluster` (three KRaft nodes, each broker and controller, and two Connect
+# workers in one group). `scripts/up --cluster` records it in the state folder,
+# so that every later script (status, down, test, chaos) finds the same one.
+TOPOLOGY_FILE="$OUTFLOW_STATE/TOPOLOGY"
+RECORDED_TOPOLOGY="$(cat "$TOPOLOGY_FILE" 2>/dev/null || true)"
+OUTFLOW_TOPOLOGY="${OUTFLOW_TOPOLOGY:-${RECORDED_TOPOLOGY:-single}}"
+case "$OUTFLOW_TOPOLOGY" in
+  single) KAFKA_NODES=(1); CONNECT_WORKERS=(1) ;;
+  cluster) KAFKA_NODES=(1 2 3); CONNECT_WORKERS=(1 2) ;;
+  *) echo "outflow: OUTFLOW_TOPOLOGY must be single or cluster, not '$OUTFLOW_TOPOLOGY'" >&2; exit 1 ;;
+esac
+export OUTFLOW_TOPOLOGY
+# Node 1 is `kafka` on the ports above; node N is `kafka-N` with its client and
+# controller ports 100 × (N − 1) higher unless OUTFLOW_KAFKA_<N>_PORT and
+# OUTFLOW_KAFKA_<N>_CONTROLLER_PORT say otherwise. Connect worker N is
+# `connect-N`, on OUTFLOW_CONNECT_<N>_PORT (default: the next port up).
+kafka_node_name() { if [ "$1" = 1 ]; then echo kafka; else echo "kafka-$1"; fi; }
+connect_worker_name() { if [ "$1" = 1 ]; then echo connect; else echo "connect-$1"; fi; }
+for node in "${KAFKA_NODES[@]}"; do
+  [ "$node" = 1 ] && continue
+  port_var="OUTFLOW_KAFKA_${node}_PORT" controller_var="OUTFLOW_KAFKA_${node}_CONTROLLER_PORT"
+  export "$port_var=${!port_var:-$((OUTFLOW_KAFKA_PORT + 100 * (node - 1)))}"
+  export "$controller_var=${!controller_var:-$((OUTFLOW_KAFKA_CONTROLLER_PORT + 100 * (node - 1)))}"
+done
+for worker in "${CONNECT_WORKERS[@]}"; do
+  [ "$worker" = 1 ] && continue
+  port_var="OUTFLOW_CONNECT_${worker}_PORT"
+  export "$port_var=${!port_var:-$((OUTFLOW_CONNECT_PORT + worker - 1))}"
+done
+unset node worker port_var controller_var
+kafka_node_port() { if [ "$1" = 1 ]; then echo "$OUTFLOW_KAFKA_PORT"; else local v="OUTFLOW_KAFKA_${1}_PORT"; echo "${!v}"; fi; }
+kafka_controller_port() { if [ "$1" = 1 ]; then echo "$OUTFLOW_KAFKA_CONTROLLER_PORT"; else local v="OUTFLOW_KAFKA_${1}_CONTROLLER_PORT"; echo "${!v}"; fi; }
+connect_worker_port() { if [ "$1" = 1 ]; then echo "$OUTFLOW_CONNECT_PORT"; else local v="OUTFLOW_CONNECT_${1}_PORT"; echo "${!v}"; fi; }
 export OUTFLOW_REGISTRY_PORT="${OUTFLOW_REGISTRY_PORT:-58081}"
 export OUTFLOW_MONGO_PORT="${OUTFLOW_MONGO_PORT:-57017}"
 export OUTFLOW_MONGO_DEBUG_PORT="${OUTFLOW_MONGO_DEBUG_PORT:-57018}"
@@ -70,9 +105,15 @@ export OUTFLOW_JAEGER_QUERY_PORT="${OUTFLOW_JAEGER_QUERY_PORT:-56686}"
 
 # JVM heaps for a 2-core, 24 GiB machine that also runs PostgreSQL, the Go servers
 # and every Outflow service: the broker holds little (page cache does the work),
-# the Connect worker holds Debezium's queues.
-KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
-CONNECT_HEAP_OPTS="${CONNECT_HEAP_OPTS:--Xms256m -Xmx768m}"
+# the Connect worker holds Debezium's queues. The cluster's five JVMs get
+# smaller ones, so that the whole stack stays under 6 GiB.
+if [ "$OUTFLOW_TOPOLOGY" = cluster ]; then
+  KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms192m -Xmx384m}"
+  CONNECT_HEAP_OPTS="${CONNECT_HEAP_OPTS:--Xms192m -Xmx512m}"
+else
+  KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
+  CONNECT_HEAP_OPTS="${CONNECT_HEAP_OPTS:--Xms256m -Xmx768m}"
+fi
 JVM_OPTS="${OUTFLOW_JVM_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20} -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true"
 
 PG_BIN="/usr/lib/postgresql/$POSTGRES_MAJOR/bin"
@@ -81,11 +122,19 @@ LIB="$OUTFLOW_STATE/lib"
 BIN="$OUTFLOW_STATE/bin"
 
 export DATABASE_URL_BASE="postgres://$OUTFLOW_PG_USER:$OUTFLOW_PG_PASSWORD@127.0.0.1:$OUTFLOW_PG_PORT"
-export OUTFLOW_KAFKA_BROKERS="127.0.0.1:$OUTFLOW_KAFKA_PORT"
+# Every client gets every node: it finds the cluster through whichever answers.
+OUTFLOW_KAFKA_BROKERS=""
+for node in "${KAFKA_NODES[@]}"; do OUTFLOW_KAFKA_BROKERS+="${OUTFLOW_KAFKA_BROKERS:+,}127.0.0.1:$(kafka_node_port "$node")"; done
+export OUTFLOW_KAFKA_BROKERS
 # Kafka Connect's exactly-once source support: disabled or enabled (see
 # infra/connect/connect-distributed.properties for what it costs).
 export OUTFLOW_CONNECT_EXACTLY_ONCE="${OUTFLOW_CONNECT_EXACTLY_ONCE:-disabled}"
 export OUTFLOW_CONNECT_URL="http://127.0.0.1:$OUTFLOW_CONNECT_PORT"
+# Every worker's REST address; any of them answers for the whole group.
+OUTFLOW_CONNECT_URLS=""
+for worker in "${CONNECT_WORKERS[@]}"; do OUTFLOW_CONNECT_URLS+="${OUTFLOW_CONNECT_URLS:+,}http://127.0.0.1:$(connect_worker_port "$worker")"; done
+export OUTFLOW_CONNECT_URLS
+unset node worker
 export OUTFLOW_REGISTRY_URL="http://127.0.0.1:$OUTFLOW_REGISTRY_PORT"
 export OUTFLOW_MONGO_URL="mongodb://127.0.0.1:$OUTFLOW_MONGO_PORT/"
 export OUTFLOW_JAEGER_URL="http://127.0.0.1:$OUTFLOW_JAEGER_QUERY_PORT"
@@ -94,12 +143,26 @@ export OUTFLOW_JAEGER_URL="http://127.0.0.1:$OUTFLOW_JAEGER_QUERY_PORT"
 export OTEL_EXPORTER_OTLP_ENDPOINT="${OTEL_EXPORTER_OTLP_ENDPOINT-http://127.0.0.1:$OUTFLOW_JAEGER_OTLP_PORT}"
 
 # The infrastructure in start order; down stops it in reverse.
-INFRA_COMPONENTS=(postgres kafka connect registry mongo jaeger)
+INFRA_COMPONENTS=(postgres)
+for node in "${KAFKA_NODES[@]}"; do INFRA_COMPONENTS+=("$(kafka_node_name "$node")"); done
+for worker in "${CONNECT_WORKERS[@]}"; do INFRA_COMPONENTS+=("$(connect_worker_name "$worker")"); done
+INFRA_COMPONENTS+=(registry mongo jaeger)
+unset node worker
 
 say() { printf '%s\n' "$*"; }
 
 # curl with Kafka Connect's REST login, kept off the command line (ps).
 connect_curl() { curl --config <(printf 'user = "%s:%s"\n' "$OUTFLOW_CONNECT_USER" "$OUTFLOW_CONNECT_PASSWORD") "$@"; }
+# The first Connect worker that answers: any worker serves the whole group's
+# REST API (a follower forwards writes to the leader).
+connect_live_url() {
+  local url urls
+  IFS=, read -ra urls <<< "$OUTFLOW_CONNECT_URLS"
+  for url in "${urls[@]}"; do
+    connect_curl -sf --max-time 2 "$url/" >/dev/null && { echo "$url"; return 0; }
+  done
+  echo "$OUTFLOW_CONNECT_URL"
+}
 warn() { printf 'outflow: %s\n' "$*" >&2; }
 die() { warn "$*"; exit 1; }
 
@@ -127,7 +190,9 @@ port_of() {
   case "$1" in
     postgres) echo "$OUTFLOW_PG_PORT" ;;
     kafka) echo "$OUTFLOW_KAFKA_PORT" ;;
+    kafka-[0-9]*) kafka_node_port "${1#kafka-}" ;;
     connect) echo "$OUTFLOW_CONNECT_PORT" ;;
+    connect-[0-9]*) connect_worker_port "${1#connect-}" ;;
     registry) echo "$OUTFLOW_REGISTRY_PORT" ;;
     mongo) echo "$OUTFLOW_MONGO_PORT" ;;
     jaeger) echo "$OUTFLOW_JAEGER_QUERY_PORT" ;;
