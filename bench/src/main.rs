@@ -9,12 +9,15 @@
 //!   view consumer's apply rate ([`views_apply`]), CPU and memory
 //!   ([`resources`]); [`report`] prints the table and writes JSON and a chart;
 //! - [`demo`]: `scripts/demo`'s stream of orders with a progress line;
+//! - [`cdc`]: one Debezium task's drain rate and one partition's read rate,
+//!   for the scaling plan;
 //! - [`write_path`]: `POST /v1/orders` through the orders writer against the
 //!   same transaction (order + lines + outbox row) issued directly over SQL;
 //! - [`http1`]: a lean keep-alive HTTP/1.1 client, one connection per worker;
 //! - [`measure`]: the closed-loop driver (N workers, fixed duration), latency
 //!   percentiles and the result table.
 
+mod cdc;
 mod ceiling;
 mod demo;
 mod http1;
@@ -49,6 +52,8 @@ enum Command {
     },
     /// POST /v1/orders against its SQL ceiling.
     WritePath(write_path::Args),
+    /// One Debezium task's drain rate and one partition's read rate (scaling plan).
+    Cdc(cdc::Args),
 }
 
 #[tokio::main]
@@ -57,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Run(args) => run::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::WritePath(args) => write_path::run(args).await,
+        Command::Cdc(args) => cdc::run(args).await,
         Command::ViewsApply { max_seconds } => {
             let run_id = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
             let result = views_apply::measure(&outflow_stack_tests::Stack::from_env(), &run_id, max_seconds).await?;

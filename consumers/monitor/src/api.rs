@@ -34,6 +34,7 @@ pub fn router(board: Arc<Board>, handle: PrometheusHandle, keys: JwtKeys) -> Rou
     let data = Router::new()
         .route("/api/overview", get(overview))
         .route("/api/lag", get(|s: State<Arc<Board>>| section(s, "lag")))
+        .route("/api/cluster", get(|s: State<Arc<Board>>| section(s, "cluster")))
         .route("/api/connectors", get(|s: State<Arc<Board>>| section(s, "connectors")))
         .route("/api/slots", get(|s: State<Arc<Board>>| section(s, "slots")))
         .route("/api/dlq", get(|s: State<Arc<Board>>| section(s, "dlq")))

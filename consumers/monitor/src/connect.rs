@@ -1,5 +1,7 @@
 //! Each connector's and task's state, from Kafka Connect's REST API
-//! (`GET /connectors?expand=status`).
+//! (`GET /connectors?expand=status`), asked of the first worker that answers
+//! (any worker serves the whole group), and each configured worker's own
+//! `GET /`: whether it is up, and which connectors and tasks it runs.
 
 use secrecy::{ExposeSecret, SecretString};
 use std::{collections::BTreeMap, time::Duration};
@@ -7,10 +9,11 @@ use std::{collections::BTreeMap, time::Duration};
 use anyhow::Context;
 use serde::Deserialize;
 
-use crate::model::{Connector, Connectors, Task};
+use crate::model::{Connector, Connectors, Task, Worker};
 
 pub struct ConnectSource {
-    url: String,
+    /// Every worker's REST address.
+    urls: Vec<String>,
     http: reqwest::Client,
     /// The REST API's login (basic authentication).
     login: (String, SecretString),
@@ -49,20 +52,47 @@ struct TaskState {
 }
 
 impl ConnectSource {
-    pub fn new(url: &str, login: (String, SecretString), timeout: Duration) -> anyhow::Result<Self> {
+    /// `urls`: the workers' REST addresses, comma-separated.
+    pub fn new(urls: &str, login: (String, SecretString), timeout: Duration) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder().timeout(timeout).build()?;
-        Ok(ConnectSource { url: url.trim_end_matches('/').to_owned(), http, login })
+        let urls: Vec<String> = urls.split(',').map(|u| u.trim().trim_end_matches('/').to_owned()).filter(|u| !u.is_empty()).collect();
+        anyhow::ensure!(!urls.is_empty(), "no Kafka Connect worker URL is configured");
+        Ok(ConnectSource { urls, http, login })
     }
 
     pub async fn sample(&self) -> anyhow::Result<Connectors> {
-        let url = format!("{}/connectors?expand=status", self.url);
+        let (statuses, reachable) = tokio::join!(self.statuses(), futures::future::join_all(self.urls.iter().map(|url| self.answers(url))));
+        let connectors = statuses?;
+        let workers = self.urls.iter().zip(reachable).map(|(url, reachable)| worker(url, reachable, &connectors)).collect();
+        Ok(Connectors { connectors, workers })
+    }
+
+    async fn answers(&self, url: &str) -> bool {
+        let request = self.http.get(format!("{url}/")).basic_auth(&self.login.0, Some(self.login.1.expose_secret()));
+        request.send().await.is_ok_and(|r| r.status().is_success())
+    }
+
+    /// The statuses from the first worker that answers them.
+    async fn statuses(&self) -> anyhow::Result<Vec<Connector>> {
+        let mut failures = Vec::new();
+        for url in &self.urls {
+            match self.statuses_at(url).await {
+                Ok(connectors) => return Ok(connectors),
+                Err(e) => failures.push(format!("{e:#}")),
+            }
+        }
+        anyhow::bail!("no Kafka Connect worker answers: {}", failures.join("; "))
+    }
+
+    async fn statuses_at(&self, base: &str) -> anyhow::Result<Vec<Connector>> {
+        let url = format!("{base}/connectors?expand=status");
         let response = self
             .http
             .get(&url)
             .basic_auth(&self.login.0, Some(self.login.1.expose_secret()))
             .send()
             .await
-            .with_context(|| format!("Kafka Connect does not answer at {}", self.url))?;
+            .with_context(|| format!("Kafka Connect does not answer at {base}"))?;
         let status = response.status();
         if !status.is_success() {
             anyhow::bail!("GET {url}: {status}: {}", response.text().await.unwrap_or_default());
@@ -84,7 +114,19 @@ impl ConnectSource {
                 }
             })
             .collect();
-        Ok(Connectors { connectors })
+        Ok(connectors)
+    }
+}
+
+/// A worker's row: its id is the `host:port` of its URL, as Connect reports it.
+fn worker(url: &str, reachable: bool, connectors: &[Connector]) -> Worker {
+    let worker_id = url.split("://").nth(1).unwrap_or(url).to_owned();
+    Worker {
+        url: url.to_owned(),
+        reachable,
+        connectors: connectors.iter().filter(|c| c.worker_id == worker_id).map(|c| c.name.clone()).collect(),
+        tasks: connectors.iter().flat_map(|c| c.tasks.iter().filter(|t| t.worker_id == worker_id).map(move |t| format!("{}/{}", c.name, t.id))).collect(),
+        worker_id,
     }
 }
 

@@ -11,7 +11,7 @@ use metrics::gauge;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
 
-use crate::model::{Connectors, DeadLetters, LagReport, Latency, Sagas, Slots, Snapshot};
+use crate::model::{Cluster, Connectors, DeadLetters, LagReport, Latency, Sagas, Slots, Snapshot};
 
 pub fn install(interval: Duration) -> anyhow::Result<PrometheusHandle> {
     let idle = (interval * 3).max(Duration::from_secs(10));
@@ -45,6 +45,9 @@ pub fn record(snapshot: &Snapshot) {
     }
     if let Some(dlq) = snapshot.dlq.ok() {
         record_dead_letters(dlq);
+    }
+    if let Some(cluster) = snapshot.cluster.ok() {
+        record_cluster(cluster);
     }
     up("connect", snapshot.connectors.ok().is_some());
     if let Some(connectors) = snapshot.connectors.ok() {
@@ -85,7 +88,21 @@ fn record_dead_letters(dlq: &DeadLetters) {
     }
 }
 
+fn record_cluster(cluster: &Cluster) {
+    gauge!("outflow_kafka_brokers").set(cluster.brokers.len() as f64);
+    gauge!("outflow_kafka_brokers_expected").set(cluster.expected_brokers as f64);
+    gauge!("outflow_kafka_under_replicated_partitions").set(cluster.under_replicated.len() as f64);
+    gauge!("outflow_kafka_offline_partitions").set(cluster.offline.len() as f64);
+    for broker in &cluster.brokers {
+        gauge!("outflow_kafka_broker_leader_partitions", "broker" => broker.id.to_string()).set(broker.leader_of as f64);
+    }
+}
+
 fn record_connectors(connectors: &Connectors) {
+    for w in &connectors.workers {
+        gauge!("outflow_connect_worker_up", "worker" => w.worker_id.clone()).set(flag(w.reachable));
+        gauge!("outflow_connect_worker_tasks", "worker" => w.worker_id.clone()).set(w.tasks.len() as f64);
+    }
     for c in &connectors.connectors {
         gauge!("outflow_connector_running", "connector" => c.name.clone()).set(flag(c.state == "RUNNING"));
         for t in &c.tasks {

@@ -1,6 +1,8 @@
-//! Consumer lag and dead letters, from the broker: the group list (with each
-//! member's subscription), the groups' committed offsets, and the partitions'
-//! watermarks. Blocking librdkafka calls; the sampler runs them off the runtime.
+//! Consumer lag, dead letters and the cluster's health, from the brokers: the
+//! metadata (brokers, each partition's leader, replicas and in-sync replicas),
+//! the group list (with each member's subscription), the groups' committed
+//! offsets, and the partitions' watermarks. Blocking librdkafka calls; the
+//! sampler runs them off the runtime.
 //!
 //! Committed offsets are read by a `BaseConsumer` carrying the group's id that
 //! never subscribes: an OffsetFetch request, which does not join the group.
@@ -18,7 +20,14 @@ use rdkafka::{
     Offset, TopicPartitionList,
 };
 
-use crate::model::{DeadLetterTopic, DeadLetters, GroupLag, LagReport, PartitionLag, Trend};
+use crate::model::{Broker, Cluster, DeadLetterTopic, DeadLetters, GroupLag, LagReport, PartitionLag, PartitionReplicas, Trend};
+
+/// What one sample of the brokers answers.
+pub struct KafkaSample {
+    pub lag: LagReport,
+    pub dead_letters: DeadLetters,
+    pub cluster: Cluster,
+}
 
 pub struct KafkaSource {
     brokers: String,
@@ -36,9 +45,10 @@ impl KafkaSource {
         Ok(KafkaSource { brokers: brokers.to_owned(), login, group_prefix: group_prefix.to_owned(), timeout, cluster, readers: HashMap::new() })
     }
 
-    /// The lag of every watched group and the records in every `.dlq` topic.
-    /// Trends are left empty: the sampler fills them from the history.
-    pub fn sample(&mut self) -> anyhow::Result<(LagReport, DeadLetters)> {
+    /// The lag of every watched group, the records in every `.dlq` topic and
+    /// the cluster's health. Trends are left empty: the sampler fills them
+    /// from the history.
+    pub fn sample(&mut self) -> anyhow::Result<KafkaSample> {
         let sampled = self.sample_once();
         if sampled.is_err() {
             // A client that lost the broker (killed, or frozen past its
@@ -53,8 +63,12 @@ impl KafkaSource {
         sampled
     }
 
-    fn sample_once(&mut self) -> anyhow::Result<(LagReport, DeadLetters)> {
-        let partitions = self.partitions()?;
+    fn sample_once(&mut self) -> anyhow::Result<KafkaSample> {
+        let metadata = self.cluster.fetch_metadata(None, self.timeout).context("fetching the cluster's metadata")?;
+        let cluster = cluster(&metadata, self.brokers.split(',').filter(|b| !b.trim().is_empty()).count());
+        // Every topic with its partition ids; one the broker reports an error for is left out.
+        let partitions: HashMap<String, Vec<i32>> =
+            metadata.topics().iter().filter(|t| t.error().is_none()).map(|t| (t.name().to_owned(), t.partitions().iter().map(|p| p.id()).collect())).collect();
         let mut watermarks = Watermarks { consumer: &self.cluster, timeout: self.timeout, known: HashMap::new() };
 
         let list = self.cluster.fetch_group_list(None, self.timeout).context("listing the consumer groups")?;
@@ -74,14 +88,42 @@ impl KafkaSource {
         self.readers.retain(|name, _| names.contains(name));
 
         let dead_letters = dead_letters(&partitions, &mut watermarks)?;
-        Ok((LagReport { total: groups.iter().map(|g| g.total).sum(), groups }, dead_letters))
+        Ok(KafkaSample { lag: LagReport { total: groups.iter().map(|g| g.total).sum(), groups }, dead_letters, cluster })
     }
+}
 
-    /// Every topic with its partition ids; one the broker reports an error for is left out.
-    fn partitions(&self) -> anyhow::Result<HashMap<String, Vec<i32>>> {
-        let metadata = self.cluster.fetch_metadata(None, self.timeout).context("fetching the cluster's metadata")?;
-        Ok(metadata.topics().iter().filter(|t| t.error().is_none()).map(|t| (t.name().to_owned(), t.partitions().iter().map(|p| p.id()).collect())).collect())
+/// The brokers that are up, what each leads and holds, and every partition
+/// that is under-replicated or offline.
+fn cluster(metadata: &rdkafka::metadata::Metadata, expected_brokers: usize) -> Cluster {
+    let mut brokers: Vec<Broker> = metadata
+        .brokers()
+        .iter()
+        .map(|b| Broker { id: b.id(), address: format!("{}:{}", b.host(), b.port()), leader_of: 0, replica_of: 0 })
+        .collect();
+    brokers.sort_by_key(|b| b.id);
+    let (mut under_replicated, mut offline) = (Vec::new(), Vec::new());
+    for topic in metadata.topics().iter().filter(|t| t.error().is_none()) {
+        for p in topic.partitions() {
+            for broker in brokers.iter_mut() {
+                broker.leader_of += usize::from(p.leader() == broker.id);
+                broker.replica_of += usize::from(p.replicas().contains(&broker.id));
+            }
+            let row = || PartitionReplicas {
+                topic: topic.name().to_owned(),
+                partition: p.id(),
+                leader: p.leader(),
+                replicas: p.replicas().to_vec(),
+                isr: p.isr().to_vec(),
+            };
+            if p.leader() < 0 {
+                offline.push(row());
+            }
+            if p.isr().len() < p.replicas().len() {
+                under_replicated.push(row());
+            }
+        }
     }
+    Cluster { expected_brokers, brokers, under_replicated, offline }
 }
 
 /// One group's lag on every partition it reads.

@@ -48,6 +48,7 @@ pub struct Snapshot {
     pub sample_ms: u64,
     pub interval_ms: u64,
     pub lag: Section<LagReport>,
+    pub cluster: Section<Cluster>,
     pub connectors: Section<Connectors>,
     pub slots: Section<Slots>,
     pub dlq: Section<DeadLetters>,
@@ -110,9 +111,56 @@ pub struct PartitionLag {
     pub trend: Trend,
 }
 
+/// The Kafka cluster as its metadata describes it: the brokers that are up
+/// and every partition not fully replicated.
+#[derive(Clone, Debug, Serialize)]
+pub struct Cluster {
+    /// Brokers in the monitor's bootstrap list (`OUTFLOW_KAFKA_BROKERS`).
+    pub expected_brokers: usize,
+    /// Brokers registered with the controller, that is, up.
+    pub brokers: Vec<Broker>,
+    /// Partitions with fewer replicas in sync than assigned.
+    pub under_replicated: Vec<PartitionReplicas>,
+    /// Partitions without a leader: nobody can read or write them.
+    pub offline: Vec<PartitionReplicas>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Broker {
+    pub id: i32,
+    pub address: String,
+    /// Partitions this broker leads.
+    pub leader_of: usize,
+    /// Partitions this broker holds a replica of.
+    pub replica_of: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PartitionReplicas {
+    pub topic: String,
+    pub partition: i32,
+    /// -1: no leader.
+    pub leader: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Connectors {
     pub connectors: Vec<Connector>,
+    /// Each configured worker, whether its REST API answers, and what it runs.
+    pub workers: Vec<Worker>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Worker {
+    pub url: String,
+    /// `host:port` of its REST listener: the `worker_id` of what it runs.
+    pub worker_id: String,
+    pub reachable: bool,
+    pub connectors: Vec<String>,
+    /// `connector/task id`.
+    pub tasks: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]

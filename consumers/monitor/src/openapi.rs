@@ -8,8 +8,8 @@ use utoipa::{OpenApi, ToSchema};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Outflow monitor", description = "Consumer lag, connectors, replication slots, dead letters, sagas and commit-to-view latency: the latest sample of each source, a recent one, and the time series of the last minutes."),
-    paths(overview, lag, connectors, slots, dlq, sagas, latency, history),
+    info(title = "Outflow monitor", description = "Consumer lag, the Kafka cluster, connectors and workers, replication slots, dead letters, sagas and commit-to-view latency: the latest sample of each source, a recent one, and the time series of the last minutes."),
+    paths(overview, lag, cluster, connectors, slots, dlq, sagas, latency, history),
     modifiers(&BearerAuth, &WRITER_ERRORS)
 )]
 pub struct ApiDoc;
@@ -24,6 +24,7 @@ pub struct Snapshot {
     sample_ms: u64,
     interval_ms: u64,
     lag: serde_json::Value,
+    cluster: serde_json::Value,
     connectors: serde_json::Value,
     slots: serde_json::Value,
     dlq: serde_json::Value,
@@ -82,7 +83,8 @@ macro_rules! section {
 }
 
 section!(lag, "/api/lag", "Lag per consumer group and partition (`lag`).");
-section!(connectors, "/api/connectors", "Each connector's and task's state (`connectors`).");
+section!(cluster, "/api/cluster", "The Kafka brokers that are up, what each leads, and every under-replicated or offline partition (`cluster`).");
+section!(connectors, "/api/connectors", "Each connector's and task's state, and each Connect worker with what it runs (`connectors`).");
 section!(slots, "/api/slots", "Each replication slot's retained WAL and lag (`slots`).");
 section!(dlq, "/api/dlq", "Records on each dead-letter topic (`dlq`).");
 section!(sagas, "/api/sagas", "Orders per status and the stuck ones, each with its trace (`sagas`).");

@@ -87,7 +87,7 @@ impl Sources {
         let timeout = monitor.source_timeout();
         Ok(Sources {
             kafka: Arc::new(Mutex::new(KafkaSource::new(&settings.kafka_brokers, settings.kafka_login.clone(), &monitor.group_prefix, timeout)?)),
-            connect: ConnectSource::new(&settings.connect_url, (settings.connect_user.clone(), settings.connect_password.clone()), timeout)?,
+            connect: ConnectSource::new(settings.connect_workers(), (settings.connect_user.clone(), settings.connect_password.clone()), timeout)?,
             postgres: PostgresSource::new(
                 settings.connect_options(&settings.orders_database),
                 &settings.orders_database,
@@ -123,9 +123,12 @@ impl Sources {
             within(timeout, "PostgreSQL", self.postgres.sagas()),
             within(timeout, "the view consumer", self.latency.sample()),
         );
-        let (lag, dlq) = match kafka {
-            Ok((lag, dlq)) => (Section::Ok(lag), Section::Ok(dlq)),
-            Err(e) => (Section::from_result(Err(anyhow::anyhow!("{e:#}"))), Section::from_result(Err(e))),
+        let (lag, dlq, cluster) = match kafka {
+            Ok(sample) => (Section::Ok(sample.lag), Section::Ok(sample.dead_letters), Section::Ok(sample.cluster)),
+            Err(e) => {
+                let error = format!("{e:#}");
+                (Section::Failed { error: error.clone() }, Section::Failed { error: error.clone() }, Section::Failed { error })
+            }
         };
         Snapshot {
             sampled_at,
@@ -133,6 +136,7 @@ impl Sources {
             sample_ms: started.elapsed().as_millis() as u64,
             interval_ms: self.interval.as_millis() as u64,
             lag,
+            cluster,
             connectors: Section::from_result(connectors),
             slots: Section::from_result(slots),
             dlq,

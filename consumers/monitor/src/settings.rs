@@ -1,7 +1,7 @@
 //! The monitor's settings, in the same layers as every Outflow service
 //! (defaults below, `OUTFLOW_CONFIG` file, `OUTFLOW_*` environment). The
 //! addresses are the ones `scripts/lib.sh` exports (`OUTFLOW_KAFKA_BROKERS`,
-//! `OUTFLOW_CONNECT_URL`, `OUTFLOW_PG_PORT`, `OUTFLOW_PG_USER`,
+//! `OUTFLOW_CONNECT_URL` and `OUTFLOW_CONNECT_URLS`, `OUTFLOW_PG_PORT`, `OUTFLOW_PG_USER`,
 //! `OUTFLOW_PG_PASSWORD`); the sampling knobs are `OUTFLOW_MONITOR__*`.
 
 use std::time::Duration;
@@ -22,6 +22,10 @@ pub struct Settings {
     #[serde(flatten)]
     pub kafka_login: outflow_service::settings::KafkaLogin,
     pub connect_url: String,
+    /// Every Connect worker's REST address, comma-separated
+    /// (`OUTFLOW_CONNECT_URLS`); empty: `connect_url` alone.
+    #[serde(default)]
+    pub connect_urls: String,
     /// Jaeger's UI (`OUTFLOW_JAEGER_URL`): each stuck saga links to its trace there.
     #[serde(default)]
     pub jaeger_url: Option<String>,
@@ -101,6 +105,15 @@ impl Settings {
             anyhow::bail!("OUTFLOW_MONITOR__INTERVAL_MS must be positive");
         }
         Ok(settings)
+    }
+
+    /// The Connect workers the monitor asks and shows.
+    pub fn connect_workers(&self) -> &str {
+        if self.connect_urls.trim().is_empty() {
+            &self.connect_url
+        } else {
+            &self.connect_urls
+        }
     }
 
     /// Connection options for one database (no URL: a password needs no escaping).

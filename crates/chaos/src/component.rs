@@ -13,7 +13,12 @@ use serde::Serialize;
 pub enum Component {
     Postgres,
     Kafka,
+    /// The cluster topology's second and third Kafka nodes.
+    Kafka2,
+    Kafka3,
     Connect,
+    /// The cluster topology's second Connect worker.
+    Connect2,
     Registry,
     Mongo,
     Orders,
@@ -30,10 +35,13 @@ pub enum Component {
 }
 
 impl Component {
-    pub const ALL: [Component; 16] = [
+    pub const ALL: [Component; 19] = [
         Component::Postgres,
         Component::Kafka,
+        Component::Kafka2,
+        Component::Kafka3,
         Component::Connect,
+        Component::Connect2,
         Component::Registry,
         Component::Mongo,
         Component::Orders,
@@ -50,13 +58,35 @@ impl Component {
     ];
 
     /// The infrastructure, as opposed to Outflow's own services.
-    pub const INFRASTRUCTURE: [Component; 5] = [Component::Postgres, Component::Kafka, Component::Connect, Component::Registry, Component::Mongo];
+    pub const INFRASTRUCTURE: [Component; 8] =
+        [Component::Postgres, Component::Kafka, Component::Kafka2, Component::Kafka3, Component::Connect, Component::Connect2, Component::Registry, Component::Mongo];
+
+    /// The Kafka nodes and Connect workers that only the cluster topology runs.
+    const CLUSTER_ONLY: [Component; 3] = [Component::Kafka2, Component::Kafka3, Component::Connect2];
+
+    /// The components of the topology the stack runs: the state folder records
+    /// it (`scripts/up --cluster`), and `OUTFLOW_TOPOLOGY` names it in the
+    /// scripts' environment.
+    pub fn deployed() -> Vec<Component> {
+        let topology = std::env::var("OUTFLOW_TOPOLOGY").ok().filter(|t| !t.is_empty());
+        let topology = topology.or_else(|| std::fs::read_to_string(services::state().join("TOPOLOGY")).ok());
+        let cluster = topology.is_some_and(|t| t.trim() == "cluster");
+        Component::ALL.into_iter().filter(|c| cluster || !Component::CLUSTER_ONLY.contains(c)).collect()
+    }
+
+    /// The Kafka nodes, in node id order (node 1 is `kafka`).
+    pub const KAFKA_NODES: [Component; 3] = [Component::Kafka, Component::Kafka2, Component::Kafka3];
+    /// The Connect workers, in worker order.
+    pub const CONNECT_WORKERS: [Component; 2] = [Component::Connect, Component::Connect2];
 
     pub fn name(self) -> &'static str {
         match self {
             Component::Postgres => "postgres",
             Component::Kafka => "kafka",
+            Component::Kafka2 => "kafka-2",
+            Component::Kafka3 => "kafka-3",
             Component::Connect => "connect",
+            Component::Connect2 => "connect-2",
             Component::Registry => "registry",
             Component::Mongo => "mongo",
             Component::Orders => "orders",

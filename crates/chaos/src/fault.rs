@@ -61,7 +61,7 @@ pub async fn inject(fault: &Fault, run_started: Instant) -> Result<Injected> {
     })
 }
 
-fn signal(pids: &[u32], signal: libc::c_int) {
+pub(crate) fn signal(pids: &[u32], signal: libc::c_int) {
     for pid in pids {
         // SAFETY: kill(2) has no memory-safety preconditions; a pid that has
         // exited meanwhile only makes it return ESRCH.
@@ -69,7 +69,7 @@ fn signal(pids: &[u32], signal: libc::c_int) {
     }
 }
 
-async fn wait_gone(pid: u32) -> Result<()> {
+pub(crate) async fn wait_gone(pid: u32) -> Result<()> {
     let until = Instant::now() + Duration::from_secs(20);
     while services::running(pid) {
         anyhow::ensure!(Instant::now() < until, "pid {pid} still runs 20 s after SIGKILL");

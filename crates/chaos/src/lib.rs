@@ -18,9 +18,18 @@
 //!   slots caught up, every order ended, every group caught up;
 //! - [`report`]: what a run found, printed and as JSON;
 //! - [`run`]: the whole run.
+//!
+//! And failover on the cluster topology (`scripts/failover`):
+//!
+//! - [`cluster`]: which Kafka node leads the most event partitions, whether
+//!   every replica is in sync, which Connect worker runs which task;
+//! - [`failover`]: one scenario (a node killed or frozen under load) with its
+//!   own orders, recovery and check.
 
+pub mod cluster;
 pub mod completion;
 pub mod component;
+pub mod failover;
 pub mod fault;
 pub mod load;
 pub mod plan;

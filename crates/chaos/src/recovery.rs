@@ -24,7 +24,7 @@ pub struct Intervention {
 /// Starts every component that is not running (its death is an intervention)
 /// and waits until each is healthy.
 pub async fn components(interventions: &mut Vec<Intervention>) -> Result<()> {
-    for component in Component::ALL {
+    for component in Component::deployed() {
         if services::recorded(component.name()).is_err() {
             interventions.push(Intervention { what: component.name().into(), why: "was not running after the faults: started again".into() });
             component.start().await?;

@@ -26,7 +26,7 @@ use crate::{
 };
 
 /// The payment deadline of the stack the run drives (expired orders end after it).
-fn payment_deadline() -> Duration {
+pub(crate) fn payment_deadline() -> Duration {
     Duration::from_millis(std::env::var("OUTFLOW_PAYMENT_DEADLINE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000))
 }
 
@@ -62,12 +62,12 @@ async fn stages(config: &Config, partial: &mut Partial, started: Instant) -> Res
     let started_at = SystemTime::now();
     let stack = Stack::from_env();
     let plan = Plan::new(config);
-    for component in Component::ALL {
+    for component in Component::deployed() {
         ensure!(component.healthy().await, "{} is not healthy before the run: start the stack with scripts/up", component.name());
     }
     let orders_db = PgPoolOptions::new().max_connections(2).connect(&stack.database_url("orders")).await.context("the orders database")?;
     let client = load::Client::new(&stack, partial.progress.clone());
-    let skus = products(&client, &orders_db, config).await?;
+    let skus = products(&client, &orders_db, config.orders, config.seed).await?;
     let rate = config.rate.unwrap_or(config.orders as f64 / plan.estimated().as_secs_f64().max(1.0));
     eprintln!("chaos: seed {}, {} orders at {rate:.1}/s, {} faults over about {} s", config.seed, config.orders, plan.faults.len(), plan.estimated().as_secs());
     let load = tokio::spawn(load::run(client, skus.clone(), config.orders, rate, config.seed));
@@ -108,8 +108,8 @@ async fn stages(config: &Config, partial: &mut Partial, started: Instant) -> Res
 
 /// The run's products, once the orders writer's catalog replica knows them
 /// (before the first fault: a placement of an unknown SKU is refused).
-async fn products(client: &load::Client, orders_db: &PgPool, config: &Config) -> Result<Vec<String>> {
-    let products = load::products(config.seed, config.orders);
+pub(crate) async fn products(client: &load::Client, orders_db: &PgPool, orders: usize, seed: u64) -> Result<Vec<String>> {
+    let products = load::products(seed, orders);
     for (sku, stock) in &products {
         client.product(sku, *stock).await?;
     }
@@ -158,7 +158,7 @@ async fn faults(plan: &Plan, progress: &Arc<Progress>, orders: usize, started: I
     Ok(())
 }
 
-async fn outcomes(orders_db: &PgPool, ids: &[Uuid]) -> Result<BTreeMap<String, i64>> {
+pub(crate) async fn outcomes(orders_db: &PgPool, ids: &[Uuid]) -> Result<BTreeMap<String, i64>> {
     let rows: Vec<(String, i64)> =
         sqlx::query_as("select status || coalesce(' (' || cancel_reason || ')', ''), count(*) from orders where id = any($1) group by 1")
             .bind(ids)

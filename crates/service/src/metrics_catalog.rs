@@ -72,6 +72,13 @@ fn describe_monitor() {
     describe_gauge!("outflow_dlq_records", Unit::Count, "Records kept on a dead-letter topic.");
     describe_gauge!("outflow_connector_running", "1 when the Kafka Connect connector is RUNNING, else 0.");
     describe_gauge!("outflow_connector_task_running", "1 when the connector's task is RUNNING, else 0.");
+    describe_gauge!("outflow_connect_worker_up", "1 when the Kafka Connect worker's REST API answers, else 0.");
+    describe_gauge!("outflow_connect_worker_tasks", Unit::Count, "Connector tasks the Kafka Connect worker runs.");
+    describe_gauge!("outflow_kafka_brokers", Unit::Count, "Kafka brokers registered with the controller (up).");
+    describe_gauge!("outflow_kafka_brokers_expected", Unit::Count, "Kafka brokers in the monitor's bootstrap list.");
+    describe_gauge!("outflow_kafka_under_replicated_partitions", Unit::Count, "Partitions with fewer in-sync replicas than assigned replicas.");
+    describe_gauge!("outflow_kafka_offline_partitions", Unit::Count, "Partitions without a leader.");
+    describe_gauge!("outflow_kafka_broker_leader_partitions", Unit::Count, "Partitions the broker leads.");
     describe_gauge!("outflow_slot_active", "1 when a walsender is attached to the replication slot, else 0.");
     describe_gauge!(
         "outflow_slot_retained_wal_bytes",

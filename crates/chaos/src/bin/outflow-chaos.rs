@@ -51,7 +51,7 @@ async fn main() {
         faults: args.kills.max(required.len()),
         seed: args.seed,
         required,
-        pool: if only.is_empty() { Component::ALL.to_vec() } else { only },
+        pool: if only.is_empty() { Component::deployed() } else { only },
         freeze: (Duration::from_secs(5), Duration::from_secs(args.max_freeze.max(5))),
         gap: (Duration::from_secs(2), Duration::from_secs(6)),
     };
