@@ -10,7 +10,7 @@
 //!   ([`resources`]); [`report`] prints the table and writes JSON and a chart;
 //! - [`demo`]: `scripts/demo`'s stream of orders with a progress line;
 //! - [`cdc`]: one Debezium task's drain rate and one partition's read rate,
-//!   for the scaling plan;
+//!   for the scaling plan; [`drain`]: one consumer instance's rate on a backlog;
 //! - [`write_path`]: `POST /v1/orders` through the orders writer against the
 //!   same transaction (order + lines + outbox row) issued directly over SQL;
 //! - [`http1`]: a lean keep-alive HTTP/1.1 client, one connection per worker;
@@ -20,6 +20,7 @@
 mod cdc;
 mod ceiling;
 mod demo;
+mod drain;
 mod http1;
 mod measure;
 mod observer;
@@ -54,6 +55,8 @@ enum Command {
     WritePath(write_path::Args),
     /// One Debezium task's drain rate and one partition's read rate (scaling plan).
     Cdc(cdc::Args),
+    /// One inventory consumer instance draining a backlog (scaling plan).
+    Drain(drain::Args),
 }
 
 #[tokio::main]
@@ -63,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args).await,
         Command::WritePath(args) => write_path::run(args).await,
         Command::Cdc(args) => cdc::run(args).await,
+        Command::Drain(args) => drain::run(args).await,
         Command::ViewsApply { max_seconds } => {
             let run_id = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
             let result = views_apply::measure(&outflow_stack_tests::Stack::from_env(), &run_id, max_seconds).await?;
