@@ -95,11 +95,8 @@ impl KafkaSource {
 /// The brokers that are up, what each leads and holds, and every partition
 /// that is under-replicated or offline.
 fn cluster(metadata: &rdkafka::metadata::Metadata, expected_brokers: usize) -> Cluster {
-    let mut brokers: Vec<Broker> = metadata
-        .brokers()
-        .iter()
-        .map(|b| Broker { id: b.id(), address: format!("{}:{}", b.host(), b.port()), leader_of: 0, replica_of: 0 })
-        .collect();
+    let mut brokers: Vec<Broker> =
+        metadata.brokers().iter().map(|b| Broker { id: b.id(), address: format!("{}:{}", b.host(), b.port()), leader_of: 0, replica_of: 0 }).collect();
     brokers.sort_by_key(|b| b.id);
     let (mut under_replicated, mut offline) = (Vec::new(), Vec::new());
     for topic in metadata.topics().iter().filter(|t| t.error().is_none()) {

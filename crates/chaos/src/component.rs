@@ -58,8 +58,16 @@ impl Component {
     ];
 
     /// The infrastructure, as opposed to Outflow's own services.
-    pub const INFRASTRUCTURE: [Component; 8] =
-        [Component::Postgres, Component::Kafka, Component::Kafka2, Component::Kafka3, Component::Connect, Component::Connect2, Component::Registry, Component::Mongo];
+    pub const INFRASTRUCTURE: [Component; 8] = [
+        Component::Postgres,
+        Component::Kafka,
+        Component::Kafka2,
+        Component::Kafka3,
+        Component::Connect,
+        Component::Connect2,
+        Component::Registry,
+        Component::Mongo,
+    ];
 
     /// The Kafka nodes and Connect workers that only the cluster topology runs.
     const CLUSTER_ONLY: [Component; 3] = [Component::Kafka2, Component::Kafka3, Component::Connect2];

@@ -199,12 +199,11 @@ async fn tasks_moved(stack: &Stack, gone: Component, since: Instant) -> Result<u
 async fn confirms_again(orders_db: &PgPool, at: f64) -> Result<u64> {
     let until = tokio::time::Instant::now() + PATIENCE;
     loop {
-        let first: Option<f64> = sqlx::query_scalar(
-            "select extract(epoch from min(updated_at))::float8 from orders where status = 'CONFIRMED' and created_at >= to_timestamp($1)",
-        )
-        .bind(at)
-        .fetch_one(orders_db)
-        .await?;
+        let first: Option<f64> =
+            sqlx::query_scalar("select extract(epoch from min(updated_at))::float8 from orders where status = 'CONFIRMED' and created_at >= to_timestamp($1)")
+                .bind(at)
+                .fetch_one(orders_db)
+                .await?;
         if let Some(t) = first {
             return Ok(((t - at) * 1000.0).max(0.0) as u64);
         }
