@@ -208,13 +208,23 @@ proc_started() { sed -E 's/^.*\) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f2
 
 record_pid() { printf '%s\n%s\n' "$2" "$(proc_started "$2")" > "$(pid_file "$1")"; }
 
+# Whether a process still runs. `kill -0` also answers for a zombie, and a
+# SIGKILLed JVM is one (its main thread) while its other threads still hold its
+# ports: it runs until its last thread is gone, and an unreaped zombie after
+# that does not.
+process_alive() {
+  local state; state="$(sed -E 's/^.*\) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)"
+  [ -n "$state" ] || return 1
+  [ "$state" != Z ] || [ "$(find "/proc/$1/task" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)" -gt 1 ]
+}
+
 # The pid recorded for a component if that very process is still alive, else nothing.
 live_pid() {
   local file pid started
   file="$(pid_file "$1")"
   [ -f "$file" ] || return 0
   pid="$(sed -n 1p "$file")"; started="$(sed -n 2p "$file")"
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ "$(proc_started "$pid")" = "$started" ]; then
+  if [ -n "$pid" ] && process_alive "$pid" && [ "$(proc_started "$pid")" = "$started" ]; then
     echo "$pid"
   fi
 }
@@ -294,7 +304,7 @@ stop_pid() {
   if [ -z "$pid" ]; then rm -f "$(pid_file "$name")"; return 0; fi
   kill -TERM "$pid" 2>/dev/null || true
   local until=$((SECONDS + grace))
-  while kill -0 "$pid" 2>/dev/null; do
+  while process_alive "$pid"; do
     if [ "$SECONDS" -ge "$until" ]; then
       warn "$name (pid $pid) did not stop within ${grace}s; killing it"
       kill -KILL "$pid" 2>/dev/null || true

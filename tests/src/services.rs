@@ -31,8 +31,16 @@ fn proc_stat(pid: u32) -> Option<procfs::process::Stat> {
     procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?.stat().ok()
 }
 
+/// Whether the process runs. A SIGKILLed JVM's main thread is a zombie while
+/// its other threads still exit and hold its ports: it runs until the last
+/// one is gone; an unreaped zombie after that does not.
 pub fn running(pid: u32) -> bool {
-    proc_stat(pid).is_some_and(|stat| stat.state != 'Z')
+    let Some(process) = i32::try_from(pid).ok().and_then(|pid| procfs::process::Process::new(pid).ok()) else { return false };
+    match process.stat() {
+        Ok(stat) if stat.state != 'Z' => true,
+        Ok(_) => process.tasks().is_ok_and(|tasks| tasks.count() > 1),
+        Err(_) => false,
+    }
 }
 
 /// The pid the scripts recorded for the component `name`, if that very process
