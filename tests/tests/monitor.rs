@@ -31,7 +31,7 @@ const CONNECTORS: [(&str, &str); 3] =
     [("outflow-orders", "outflow_orders"), ("outflow-inventory", "outflow_inventory"), ("outflow-payments", "outflow_payments")];
 const GROUPS: [&str; 5] = ["outflow-inventory", "outflow-payments", "outflow-orders", "outflow-views", "outflow-notifications"];
 const EVENT_TOPICS: [&str; 3] = ["outflow.order.events", "outflow.inventory.events", "outflow.payment.events"];
-const SECTIONS: [&str; 6] = ["lag", "connectors", "slots", "dlq", "sagas", "latency"];
+const SECTIONS: [&str; 7] = ["lag", "cluster", "connectors", "slots", "dlq", "sagas", "latency"];
 
 struct Monitor {
     base: String,
@@ -191,6 +191,21 @@ async fn the_overview_holds_every_connector_group_slot_and_dead_letter_topic() -
     }
     assert_eq!(dlq["total"].as_i64(), Some(topics.iter().map(|t| t["records"].as_i64().unwrap()).sum()));
 
+    // Every broker of the bootstrap list is up and leads its share; every
+    // connector's task runs on a worker that answers.
+    let cluster = section(&overview, "cluster")?;
+    let brokers = cluster["brokers"].as_array().context("brokers")?;
+    assert_eq!(Some(brokers.len() as u64), cluster["expected_brokers"].as_u64(), "{cluster}");
+    assert_eq!(cluster["offline"].as_array().map(Vec::len), Some(0), "no partition without a leader: {cluster}");
+    let led: u64 = brokers.iter().filter_map(|b| b["leader_of"].as_u64()).sum();
+    assert!(led >= 9, "the brokers lead at least the event topics' 9 partitions: {cluster}");
+    let workers = section(&overview, "connectors")?["workers"].as_array().context("workers")?.clone();
+    for (connector, _) in CONNECTORS {
+        let task = format!("{connector}/0");
+        let runs = |w: &&Value| w["reachable"] == true && w["tasks"].as_array().is_some_and(|t| t.iter().any(|t| t == task.as_str()));
+        assert!(workers.iter().any(|w| runs(&w)), "{task} runs on no reachable worker: {workers:?}");
+    }
+
     let latency = section(&overview, "latency")?;
     for window in ["since_start", "recent"] {
         let q = &latency[window];
@@ -348,6 +363,25 @@ async fn the_metrics_carry_the_snapshot() -> Result<()> {
     Ok(())
 }
 
+/// The names on `/metrics` once the view consumer has written a view since it
+/// started: the commit-to-view series exist only from then on, and on a stack
+/// just started nothing may have been written yet. A new product is one write.
+async fn metrics_after_a_view_write(monitor: &Monitor) -> Result<BTreeSet<String>> {
+    let admin = outflow_service::auth::JwtKeys::new(&Stack::from_env().jwt_secret.into()).mint("monitor-test", outflow_service::auth::Role::Admin, 3600);
+    let sku = format!("MONITOR-{}", uuid::Uuid::new_v4().simple());
+    let body = serde_json::json!({"sku": sku, "name": "Monitor test item", "price_minor": 100, "currency": "EUR", "stock": 1});
+    let created = monitor.http.post("http://127.0.0.1:7102/v1/products").bearer_auth(admin).json(&body).send().await?;
+    ensure!(created.status() == reqwest::StatusCode::CREATED, "creating {sku}: {}", created.status());
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let names: BTreeSet<String> = parse_metrics(&monitor.text("/metrics").await?.1).into_keys().map(|(name, _)| name).collect();
+        if names.contains("outflow_commit_to_view_seconds") || Instant::now() > until {
+            return Ok(names);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 #[tokio::test]
 #[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
 async fn the_grafana_dashboard_asks_only_for_metrics_the_monitor_exports() -> Result<()> {
@@ -356,7 +390,7 @@ async fn the_grafana_dashboard_asks_only_for_metrics_the_monitor_exports() -> Re
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/grafana/outflow-dashboard.json");
     let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
     assert!(dashboard["templating"]["list"].as_array().unwrap().iter().any(|v| v["type"] == "datasource"), "a data source variable");
-    let exported: BTreeSet<String> = parse_metrics(&monitor.text("/metrics").await?.1).into_keys().map(|(name, _)| name).collect();
+    let exported = metrics_after_a_view_write(&monitor).await?;
     let mut asked = BTreeSet::new();
     for panel in dashboard["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().into_iter().flatten() {
@@ -637,7 +671,21 @@ fn expectations(o: &Value) -> BTreeMap<String, Expect> {
             e.insert(format!("dlq.{}", t["topic"].as_str().unwrap()), Number(num(&t["records"])));
         }
     }
+    if ok("cluster") {
+        let c = &o["cluster"];
+        let count = |key: &str| Number(c[key].as_array().map(|list| list.len() as f64));
+        e.insert("cluster.brokers".into(), count("brokers"));
+        e.insert("cluster.under_replicated".into(), count("under_replicated"));
+        e.insert("cluster.offline".into(), count("offline"));
+        for b in c["brokers"].as_array().unwrap() {
+            e.insert(format!("cluster.broker.{}.leader_of", b["id"]), Number(num(&b["leader_of"])));
+        }
+    }
     if ok("connectors") {
+        for w in o["connectors"]["workers"].as_array().unwrap() {
+            let up = if w["reachable"] == true { "RUNNING" } else { "UNREACHABLE" };
+            e.insert(format!("worker.{}.up", w["worker_id"].as_str().unwrap()), Word(Some(up.into())));
+        }
         for c in o["connectors"]["connectors"].as_array().unwrap() {
             let name = c["name"].as_str().unwrap();
             e.insert(format!("connector.{name}.state"), Word(word(&c["state"])));
