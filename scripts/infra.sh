@@ -178,13 +178,18 @@ install_kafka_node() {
     || { cat "$dir/format.log" >&2; die "$(kafka_node_name "$node"): formatting the KRaft log failed"; }
 }
 
-# Starts every node that is not running, then waits for each: in the cluster a
-# node's broker is ready only once two of the three controllers elect a leader,
-# so the nodes cannot be started one after another, each waited for.
+# Starts node 1 (the component `kafka`, which its callers found not running:
+# scripts/up, or a fault that killed it) and every other node that is not
+# running, then waits for each: in the cluster a node's broker is ready only
+# once two of the three controllers elect a leader, so the nodes cannot be
+# started one after another, each waited for. Node 1 is started whatever its
+# pid file says: a killed broker whose threads still exit looks alive there,
+# and a start beside it fails on its port and is retried by the caller.
 start_kafka() {
   local node
+  launch_kafka_node 1
   for node in "${KAFKA_NODES[@]}"; do
-    [ -n "$(live_pid "$(kafka_node_name "$node")")" ] || launch_kafka_node "$node"
+    [ "$node" = 1 ] || [ -n "$(live_pid "$(kafka_node_name "$node")")" ] || launch_kafka_node "$node"
   done
   for node in "${KAFKA_NODES[@]}"; do
     wait_healthy "$(kafka_node_name "$node")" 90 healthy_kafka_node "$node"
