@@ -189,8 +189,9 @@ fn consumer_config(settings: &ConsumerSettings) -> ClientConfig {
         // The broker answers a fetch as soon as a record arrives (fetch.min.bytes
         // is 1), so this bounds only how often an idle consumer asks again: at
         // 10 ms, the five consumers kept the broker at a fifth of a core when
-        // nothing happened, with no gain in latency.
-        .set("fetch.wait.max.ms", "100")
+        // nothing happened, with no gain in latency. 500 is Kafka's default;
+        // a partition resumed after a pause may wait out one such fetch.
+        .set("fetch.wait.max.ms", "500")
         .set("session.timeout.ms", "10000");
     config
 }

@@ -28,7 +28,11 @@ pub(crate) struct Worker {
     /// its offset is stored, the window a crash test must cover.
     #[cfg(feature = "failpoints")]
     kill_after_effect: Option<String>,
-    producer: FutureProducer,
+    /// The dead-letter producer, made at the first dead letter: an idle
+    /// rdkafka producer's polling thread costs about 1% of a core (its
+    /// 100 ms poll spins out the last sub-millisecond of every wait).
+    producer: std::sync::OnceLock<FutureProducer>,
+    producer_config: rdkafka::ClientConfig,
     decoder: Decoder,
     handler: Handler,
     pub(crate) group: String,
@@ -36,15 +40,27 @@ pub(crate) struct Worker {
 
 impl Worker {
     pub(crate) fn new(settings: &ConsumerSettings, handler: Handler) -> anyhow::Result<Self> {
-        let producer: FutureProducer = settings.login.client_config(&settings.brokers).set("enable.idempotence", "true").set("acks", "all").create()?;
+        let mut producer_config = settings.login.client_config(&settings.brokers);
+        producer_config.set("enable.idempotence", "true").set("acks", "all");
         Ok(Worker {
             #[cfg(feature = "failpoints")]
             kill_after_effect: std::env::var("OUTFLOW_FAILPOINT_KILL_AFTER_EFFECT").ok().filter(|v| !v.is_empty()),
-            producer,
+            producer: std::sync::OnceLock::new(),
+            producer_config,
             decoder: Decoder::new(&settings.registry),
             handler,
             group: settings.group_id.clone(),
         })
+    }
+}
+
+impl Worker {
+    fn dead_letter_producer(&self) -> rdkafka::error::KafkaResult<&FutureProducer> {
+        if let Some(producer) = self.producer.get() {
+            return Ok(producer);
+        }
+        let producer: FutureProducer = self.producer_config.create()?;
+        Ok(self.producer.get_or_init(|| producer))
     }
 }
 
@@ -174,7 +190,16 @@ async fn dead_letter(worker: &Worker, message: &OwnedMessage, kind: &str, reason
         if let Some(payload) = message.payload() {
             record = record.payload(payload);
         }
-        match worker.producer.send(record, Duration::from_secs(10)).await {
+        let producer = match worker.dead_letter_producer() {
+            Ok(producer) => producer,
+            Err(e) => {
+                if !back_off(worker, &mut retries, &format!("dead-letter producer: {e}"), control).await {
+                    return false;
+                }
+                continue;
+            }
+        };
+        match producer.send(record, Duration::from_secs(10)).await {
             Ok(_) => {
                 metrics::counter!("consumer_dead_letters_total", "group" => worker.group.clone(), "topic" => message.topic().to_owned(), "kind" => kind.to_owned()).increment(1);
                 return true;
