@@ -11,12 +11,17 @@
 //! - [`demo`]: `scripts/demo`'s stream of orders with a progress line;
 //! - [`cdc`]: one Debezium task's drain rate and one partition's read rate,
 //!   for the scaling plan; [`drain`]: one consumer instance's rate on a backlog;
+//! - [`scale`]: the sustained rate and commit → view before and after 500,000
+//!   more orders in the views and on the topics; [`backlog`]: whether every
+//!   group keeps up with the sustained saga; [`wrk`]: the write path driven
+//!   by an external load generator;
 //! - [`write_path`]: `POST /v1/orders` through the orders writer against the
 //!   same transaction (order + lines + outbox row) issued directly over SQL;
 //! - [`http1`]: a lean keep-alive HTTP/1.1 client, one connection per worker;
 //! - [`measure`]: the closed-loop driver (N workers, fixed duration), latency
 //!   percentiles and the result table.
 
+mod backlog;
 mod cdc;
 mod ceiling;
 mod demo;
@@ -28,8 +33,10 @@ mod report;
 mod resources;
 mod run;
 mod saga;
+mod scale;
 mod views_apply;
 mod write_path;
+mod wrk;
 
 use clap::{Parser, Subcommand};
 
@@ -57,6 +64,8 @@ enum Command {
     Cdc(cdc::Args),
     /// One inventory consumer instance draining a backlog (scaling plan).
     Drain(drain::Args),
+    /// The sustained rate and commit → view with 500,000 more orders in the views and on the topics.
+    Scale(scale::Args),
 }
 
 #[tokio::main]
@@ -67,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
         Command::WritePath(args) => write_path::run(args).await,
         Command::Cdc(args) => cdc::run(args).await,
         Command::Drain(args) => drain::run(args).await,
+        Command::Scale(args) => scale::run(args).await,
         Command::ViewsApply { max_seconds } => {
             let run_id = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
             let result = views_apply::measure(&outflow_stack_tests::Stack::from_env(), &run_id, max_seconds).await?;

@@ -30,6 +30,11 @@ impl Row {
         Row { section, what: what.into(), value, unit, ceiling: Some(ceiling), ratio: Some(ratio), goal: format!("ratio >= {goal}"), met: Some(ratio >= goal) }
     }
 
+    /// A figure with a goal of its own, judged by the caller.
+    pub fn judged(section: &'static str, what: impl Into<String>, value: f64, unit: &'static str, goal: &str, met: bool) -> Row {
+        Row { goal: goal.to_owned(), met: Some(met), ..Row::info(section, what, value, unit) }
+    }
+
     /// A latency with an upper bound.
     pub fn at_most(section: &'static str, what: impl Into<String>, value: f64, bound: f64) -> Row {
         Row { section, what: what.into(), value, unit: "ms", ceiling: None, ratio: None, goal: format!("<= {bound} ms"), met: Some(value <= bound) }

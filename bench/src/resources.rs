@@ -94,3 +94,11 @@ fn postgres_role(process: Option<&Process>) -> String {
 fn pss_bytes(process: &Process) -> u64 {
     process.smaps_rollup().ok().and_then(|r| r.memory_map_rollup.0.first()?.extension.map.get("Pss").copied()).unwrap_or(0)
 }
+
+/// CPU ms so far of what the SQL ceiling runs on: every PostgreSQL process
+/// and this process (the consumers' step functions run in it).
+pub fn ceiling_cpu_ms(state: &Path) -> f64 {
+    let postgres: f64 = snapshot(state).iter().filter(|(name, _)| name.starts_with("postgres/")).map(|(_, u)| u.cpu_ms).sum();
+    let own = Process::myself().and_then(|p| p.stat()).map_or(0, |s| s.utime + s.stime);
+    postgres + own as f64 * 1000.0 / procfs::ticks_per_second() as f64
+}

@@ -402,6 +402,21 @@ pub const GROUPS: [&str; 5] = ["outflow-inventory", "outflow-payments", "outflow
 /// Each group's backlog: records on the event topics it reads that it has
 /// not committed yet (a group has no offsets on a topic it does not read).
 pub fn backlog(stack: &Stack) -> anyhow::Result<Vec<(String, i64)>> {
+    Ok(groups(stack)?.into_iter().map(|g| (g.group, g.lag)).collect())
+}
+
+/// A consumer group's position on the topics it reads.
+#[derive(Clone, Debug)]
+pub struct GroupBacklog {
+    pub group: String,
+    /// Records written to its topics and not committed by it.
+    pub lag: i64,
+    /// Records ever written to its topics (the sum of their end offsets).
+    pub written: i64,
+}
+
+/// Every partition of the event topics with its end offset.
+pub fn partition_ends(stack: &Stack) -> anyhow::Result<Vec<(String, i32, i64)>> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let probe: BaseConsumer = stack.kafka_config().create()?;
     let mut highs = Vec::new();
@@ -412,24 +427,31 @@ pub fn backlog(stack: &Stack) -> anyhow::Result<Vec<(String, i64)>> {
             highs.push((topic.clone(), partition, probe.fetch_watermarks(&topic, partition, Duration::from_secs(10))?.1));
         }
     }
-    let mut lags = Vec::new();
+    Ok(highs)
+}
+
+/// Every group's backlog and how much its topics hold.
+pub fn groups(stack: &Stack) -> anyhow::Result<Vec<GroupBacklog>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let highs = partition_ends(stack)?;
+    let mut wanted = rdkafka::TopicPartitionList::new();
+    for (topic, partition, _) in &highs {
+        wanted.add_partition(topic, *partition);
+    }
+    let mut all = Vec::new();
     for group in GROUPS {
         let consumer: BaseConsumer = stack.kafka_config().set("group.id", group).create()?;
-        let mut wanted = rdkafka::TopicPartitionList::new();
-        for (topic, partition, _) in &highs {
-            wanted.add_partition(topic, *partition);
-        }
-        let committed = consumer.committed_offsets(wanted, Duration::from_secs(10))?;
-        let lag: i64 = highs
+        let committed = consumer.committed_offsets(wanted.clone(), Duration::from_secs(10))?;
+        let read: Vec<(i64, i64)> = highs
             .iter()
             .filter_map(|(topic, partition, high)| match committed.find_partition(topic, *partition).map(|e| e.offset()) {
-                Some(rdkafka::Offset::Offset(o)) => Some((high - o).max(0)),
+                Some(rdkafka::Offset::Offset(o)) => Some(((high - o).max(0), *high)),
                 _ => None,
             })
-            .sum();
-        lags.push((group.to_owned(), lag));
+            .collect();
+        all.push(GroupBacklog { group: group.to_owned(), lag: read.iter().map(|r| r.0).sum(), written: read.iter().map(|r| r.1).sum() });
     }
-    Ok(lags)
+    Ok(all)
 }
 
 /// Waits until no group has a backlog; returns how long it took.

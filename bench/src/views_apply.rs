@@ -1,7 +1,7 @@
 //! The view consumer's apply rate against a raw batched-upsert ceiling on the
 //! same MongoDB API server.
 //!
-//! - apply rate: the view consumer's own code (runtime with its 8 lanes per
+//! - apply rate: the view consumer's own code (runtime with its lanes per
 //!   partition + fold), in process,
 //!   replays the event topics from offset 0 under a fresh group into a scratch
 //!   database; events applied per second while it works;
@@ -74,8 +74,8 @@ async fn apply_rate(stack: &Stack, database: &mongodb::Database, run_id: &str, m
         login: stack.kafka_login(),
     };
     let group = settings.group_id.clone();
-    // As many lanes per partition as the view consumer's default (consumers/views/src/main.rs).
-    outflow_consumer::runtime::run_with_lanes(settings, 8, handler, caught_up(applied.clone(), max_seconds)).await?;
+    // As many lanes per partition as the view consumer has by default.
+    outflow_consumer::runtime::run_with_lanes(settings, outflow_views_consumer::LANES, handler, caught_up(applied.clone(), max_seconds)).await?;
     // The scratch group goes, so that dashboards do not list it.
     let admin: rdkafka::admin::AdminClient<_> = stack.kafka_config().create()?;
     admin.delete_groups(&[group.as_str()], &rdkafka::admin::AdminOptions::new()).await?;

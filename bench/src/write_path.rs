@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::{
     http1::Connection,
     measure::{closed_loop, median, print_table, Measurement},
+    wrk,
 };
 
 #[derive(clap::Args)]
@@ -29,7 +30,7 @@ pub struct Args {
     concurrency: usize,
     #[arg(long, default_value_t = 15)]
     seconds: u64,
-    /// Rounds of (ceiling, writer); the medians are compared.
+    /// Rounds of (ceiling, writer, writer driven by wrk); the medians are compared.
     #[arg(long, default_value_t = 2)]
     rounds: usize,
     #[arg(long, default_value = "bench/results")]
@@ -42,8 +43,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let result = compare(&Stack::from_env(), args.concurrency, args.seconds, args.rounds).await?;
     print_table(&result.rounds);
     println!(
-        "\nwrite path: {:.1}/s against the SQL ceiling {:.1}/s = {:.2} (goal >= 0.80), concurrency {}",
-        result.writer_per_second, result.ceiling_per_second, result.ratio, args.concurrency
+        "\nwrite path: {:.1}/s against the SQL ceiling {:.1}/s = {:.2} (goal >= 0.80), wrk {:.1}/s, concurrency {}",
+        result.writer_per_second, result.ceiling_per_second, result.ratio, result.wrk_per_second, args.concurrency
     );
     std::fs::create_dir_all(&args.results)?;
     let file = args.results.join(format!("write-path-{}.json", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")));
@@ -59,9 +60,12 @@ pub struct WritePath {
     pub ceiling_per_second: f64,
     pub writer_per_second: f64,
     pub ratio: f64,
+    /// The same endpoint driven by wrk, a load generator outside this process.
+    pub wrk_per_second: f64,
 }
 
-/// Alternating rounds of (SQL ceiling, writer); the medians are compared.
+/// Alternating rounds of (SQL ceiling, writer, writer driven by wrk); the
+/// medians are compared.
 pub async fn compare(stack: &Stack, concurrency: usize, seconds: u64, rounds: usize) -> anyhow::Result<WritePath> {
     let (database, pool) = stack.fresh_database("bench_write").await?;
     startup::MIGRATOR.run(&pool).await?;
@@ -108,15 +112,18 @@ pub async fn compare(stack: &Stack, concurrency: usize, seconds: u64, rounds: us
             })
             .await,
         );
+        rows.push(wrk::post_orders(&format!("POST /v1/orders, wrk ({round})"), &address, &customer_tokens(&jwt, "bench-wrk"), concurrency, seconds).await?);
     }
-    let mut ceiling: Vec<f64> = rows.iter().step_by(2).map(|r| r.per_second).collect();
-    let mut writer: Vec<f64> = rows.iter().skip(1).step_by(2).map(|r| r.per_second).collect();
-    let (ceiling, writer) = (median(&mut ceiling), median(&mut writer));
+    let arm = |skip: usize| {
+        let mut values: Vec<f64> = rows.iter().skip(skip).step_by(3).map(|r| r.per_second).collect();
+        median(&mut values)
+    };
+    let (ceiling, writer, external) = (arm(0), arm(1), arm(2));
     server.abort();
     sql_pool.close().await;
     pool.close().await;
     stack.drop_database(&database).await?;
-    Ok(WritePath { concurrency, rounds: rows, ceiling_per_second: ceiling, writer_per_second: writer, ratio: writer / ceiling })
+    Ok(WritePath { concurrency, rounds: rows, ceiling_per_second: ceiling, writer_per_second: writer, ratio: writer / ceiling, wrk_per_second: external })
 }
 
 fn lines(n: u64) -> (Vec<&'static str>, Vec<i32>) {

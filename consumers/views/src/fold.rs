@@ -37,10 +37,11 @@ pub async fn apply(db: &Database, delivery: &Delivery) -> anyhow::Result<Outcome
     Ok(if applied.contains(&true) { Outcome::Applied } else { Outcome::Duplicate })
 }
 
-type Touched = Vec<(&'static str, String, Change)>;
+/// Per document an event touches: its collection, its id and the change.
+pub type Touched = Vec<(&'static str, String, Change)>;
 
 /// The documents an event touches and what it changes in each.
-fn changes(delivery: &Delivery) -> Touched {
+pub fn changes(delivery: &Delivery) -> Touched {
     use DomainEvent::*;
     let touch = Touch::of(delivery);
     match &delivery.event {

@@ -28,6 +28,9 @@ use outflow_consumer::{Delivery, Dispatch, HandlerError, Outcome};
 
 pub const GROUP: &str = "outflow-views";
 
+/// Events per partition the view consumer folds at a time (`lanes`).
+pub const LANES: usize = 8;
+
 pub fn topics() -> Vec<String> {
     outflow_events::AggregateType::ALL.iter().map(|t| t.topic()).collect()
 }

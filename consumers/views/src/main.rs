@@ -16,7 +16,7 @@ struct Settings {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     outflow_service::telemetry::init("views-consumer");
-    let defaults = service::defaults(7124, &format!("lanes = 8\n{}", ViewsDatabase::DEFAULTS));
+    let defaults = service::defaults(7124, &format!("lanes = {}\n{}", outflow_views_consumer::LANES, ViewsDatabase::DEFAULTS));
     let settings: Settings = outflow_service::settings::load(&defaults)?;
     let views = Arc::new(Views { db: settings.views.database().await? });
     // scripts/rebuild-views: empty the views, then the consumer replays the topics into them.

@@ -80,8 +80,7 @@ impl Outbox {
     /// Appends `event` to the outbox inside the caller's transaction.
     #[instrument(skip_all, fields(event_type = E::NAME, event_id = event.event_id(), aggregate_id = event.aggregate_id()), err)]
     pub async fn append<E: Event>(&self, tx: &mut PgConnection, event: &E, trace: &TraceContext) -> Result<(), OutboxError> {
-        let strategy = strategy(E::AGGREGATE_TYPE, E::NAME, E::SCHEMA);
-        let payload = self.encoder.encode_struct(event, &strategy).await.map_err(|source| OutboxError::Encode { event_type: E::NAME, source })?;
+        let payload = self.encode(event).await?;
         let id = Uuid::parse_str(event.event_id()).map_err(|_| OutboxError::EventId(event.event_id().to_owned()))?;
         sqlx::query("insert into outbox (id, aggregatetype, aggregateid, type, payload, traceparent) values ($1, $2, $3, $4, $5, $6)")
             .bind(id)
@@ -94,6 +93,15 @@ impl Outbox {
             .await?;
         sqlx::query("delete from outbox where id = $1").bind(id).execute(&mut *tx).await?;
         Ok(())
+    }
+}
+
+impl Outbox {
+    /// `event` as its outbox row's payload: Confluent-framed Avro under its
+    /// topic + record name subject.
+    pub async fn encode<E: Event>(&self, event: &E) -> Result<Vec<u8>, OutboxError> {
+        let strategy = strategy(E::AGGREGATE_TYPE, E::NAME, E::SCHEMA);
+        self.encoder.encode_struct(event, &strategy).await.map_err(|source| OutboxError::Encode { event_type: E::NAME, source })
     }
 }
 
