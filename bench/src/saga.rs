@@ -257,7 +257,7 @@ struct Viewed {
 }
 
 impl Viewed {
-    fn of(placed: &[Placed], views: &HashMap<String, Vec<(String, i64, i64)>>) -> Viewed {
+    fn of(placed: &[Placed], views: &HashMap<String, Timeline>) -> Viewed {
         let mut viewed = Viewed { per_type: BTreeMap::new(), all: Latencies::default(), to_confirmed: Latencies::default(), confirmed_over_time: Vec::new() };
         for p in placed {
             let Some(entries) = views.get(&p.order_id) else { continue };
@@ -289,9 +289,11 @@ fn per_second(points: &[(f64, f64)]) -> Vec<(f64, f64, f64)> {
     buckets.into_iter().enumerate().filter(|(_, b)| b.count() > 0).map(|(i, b)| (i as f64, b.quantile_ms(0.5), b.quantile_ms(0.99))).collect()
 }
 
-/// Each order's timeline as the view shows it: (event type, at, viewed_at) in
-/// ms; waits (up to 60 s) until every view shows CONFIRMED.
-async fn read_views(mongo: &mongodb::Database, placed: &[Placed]) -> anyhow::Result<HashMap<String, Vec<(String, i64, i64)>>> {
+/// An order view's timeline: (event type, committed at, viewed at) in ms.
+type Timeline = Vec<(String, i64, i64)>;
+
+/// Each order's timeline as the view shows it; waits (up to 60 s) until every view shows CONFIRMED.
+async fn read_views(mongo: &mongodb::Database, placed: &[Placed]) -> anyhow::Result<HashMap<String, Timeline>> {
     let orders = mongo.collection::<Document>("order_views");
     let until = Instant::now() + Duration::from_secs(60);
     // One order at a time by `_id`, 16 in flight: FerretDB v1 finds a
@@ -311,12 +313,12 @@ async fn read_views(mongo: &mongodb::Database, placed: &[Placed]) -> anyhow::Res
             }
         })
         .buffer_unordered(16);
-    let found: Vec<Option<(String, Vec<(String, i64, i64)>)>> = reads.try_collect().await?;
+    let found: Vec<Option<(String, Timeline)>> = reads.try_collect().await?;
     Ok(found.into_iter().flatten().collect())
 }
 
-/// An order view's timeline: (event type, committed at, viewed at).
-fn timeline(document: &Document) -> Vec<(String, i64, i64)> {
+/// An order view's timeline, read from its document.
+fn timeline(document: &Document) -> Timeline {
     document
         .get_array("timeline")
         .map(|t| {
