@@ -8,6 +8,13 @@
 -- index on the same expression serves `@>`. This file gives every FerretDB table
 -- one, the existing ones now and new ones as FerretDB creates them (an event
 -- trigger). Applied by scripts/up at every PostgreSQL start; idempotent.
+--
+-- Without GIN's fast update: with it, new entries wait in a pending list until
+-- a vacuum, and every lookup reads the whole list. Every view write inserts an
+-- entry (FerretDB rewrites the row, never a HOT update), and autovacuum comes
+-- after a fifth of the table has changed, so on a large table the list held
+-- 32,000 entries and each write's lookup read them all: PostgreSQL's CPU per
+-- saga doubled with 500,000 more orders in the views (scripts/bench scale).
 
 set client_min_messages = warning;
 
@@ -15,9 +22,20 @@ create or replace function outflow_index_ferretdb_table(tbl regclass) returns vo
 language plpgsql as $$
 declare
     name text := left((select relname from pg_class where oid = tbl), 50) || '_id_gin';
+    idx regclass;
 begin
-    if exists (select 1 from pg_attribute where attrelid = tbl and attname = '_jsonb' and not attisdropped) then
-        execute format('create index if not exists %I on %s using gin ((_jsonb->''_id'') jsonb_path_ops)', name, tbl);
+    if not exists (select 1 from pg_attribute where attrelid = tbl and attname = '_jsonb' and not attisdropped) then
+        return;
+    end if;
+    execute format('create index if not exists %I on %s using gin ((_jsonb->''_id'') jsonb_path_ops) with (fastupdate = off)', name, tbl);
+    select i.indexrelid::regclass into idx
+    from pg_index i join pg_class c on c.oid = i.indexrelid
+    where i.indrelid = tbl and c.relname = name;
+    -- Indexes made before fast update was turned off: turn it off and empty
+    -- the list they hold (turning it off alone leaves it to the next vacuum).
+    if not exists (select 1 from pg_class where oid = idx and 'fastupdate=off' = any(coalesce(reloptions, '{}'))) then
+        execute format('alter index %s set (fastupdate = off)', idx);
+        perform gin_clean_pending_list(idx);
     end if;
 end $$;
 
