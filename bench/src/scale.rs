@@ -117,9 +117,7 @@ pub async fn run(args: Args) -> Result<()> {
     };
     if marker.built < args.orders {
         println!("building {} completed orders in the views and on the topics", args.orders - marker.built);
-        let started = Instant::now();
         build(&stack, &views, &mut marker, args.orders).await?;
-        marker.build_seconds += started.elapsed().as_secs_f64();
     }
     println!("after: with {} more orders (built in {:.0} s)", marker.built, marker.build_seconds);
     let after = measure(&stack, &args).await?;
@@ -200,9 +198,13 @@ async fn write_state(stack: &Stack, views: &mongodb::Database, marker: &mut Mark
     let markers = views.collection::<Document>(MARKER);
     while marker.built < target {
         let count = CHUNK.min(target - marker.built);
+        // Counted per chunk and saved with it, so that a run stopped
+        // midway still records how long the part it built took.
+        let started = Instant::now();
         let written = write_chunk(&outbox, &producer, views, &mut shop, &mut products, marker.built, count).await?;
         move_groups_to_end(stack, written)?;
         marker.built += count;
+        marker.build_seconds += started.elapsed().as_secs_f64();
         let saved = mongodb::bson::to_document(&*marker)?;
         markers.replace_one(doc! { "_id": "state" }, saved).upsert(true).await?;
         if marker.built % 50_000 == 0 || marker.built == target {
