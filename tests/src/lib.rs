@@ -225,6 +225,11 @@ pub async fn wait_for_topic(stack: &Stack, topic: &str, deadline: Duration) -> R
     }
 }
 
+/// Whether the server has replication slot `slot`.
+pub async fn slot_exists(pool: &PgPool, slot: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar("select exists (select 1 from pg_replication_slots where slot_name = $1)").bind(slot).fetch_one(pool).await?)
+}
+
 /// Waits until a logical replication slot is held by a WAL sender, so that rows
 /// written from now on are streamed.
 pub async fn wait_slot_active(pool: &PgPool, slot: &str, deadline: Duration) -> Result<()> {
@@ -329,9 +334,7 @@ impl TestConnector {
         let admin = self.stack.admin_pool().await?;
         let until = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let held: bool =
-                sqlx::query_scalar("select exists (select 1 from pg_replication_slots where slot_name = $1)").bind(&self.name).fetch_one(&admin).await?;
-            if !held {
+            if !slot_exists(&admin, &self.name).await? {
                 return Ok(());
             }
             if tokio::time::Instant::now() > until {

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use outflow_stack_tests::{header_map, read_topic, wait_slot_active, Stack, TestConnector};
+use outflow_stack_tests::{header_map, read_topic, slot_exists, wait_slot_active, Stack, TestConnector};
 use serde_json::Value;
 use sqlx::PgPool;
 
@@ -91,8 +91,7 @@ async fn drop_slot(admin: &PgPool, slot: &str) -> Result<()> {
         .bind(slot)
         .execute(admin)
         .await;
-        let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_replication_slots where slot_name = $1)").bind(slot).fetch_one(admin).await?;
-        if !exists {
+        if !slot_exists(admin, slot).await? {
             return Ok(());
         }
         ensure!(tokio::time::Instant::now() < until, "could not drop slot {slot} within 30 s (last: {:?})", dropped.map(|d| d.rows_affected()));
