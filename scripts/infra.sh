@@ -55,7 +55,7 @@ start_postgres() {
   record_pid postgres "$(head -n 1 "$data/postmaster.pid")"
   wait_healthy postgres 60 healthy_postgres
   local db
-  for db in orders inventory payments registry views; do
+  for db in orders inventory payments shipping registry views; do
     if ! psql_admin postgres -qtA -c "select 1 from pg_database where datname = '$db'" | grep -q 1; then
       psql_admin postgres -q -c "create database $db" || fail_component postgres "could not create database $db"
     fi
@@ -78,7 +78,7 @@ apply_roles() {
   local log="$OUTFLOW_STATE/postgres/roles-sql.log" context reader
   : >"$log"
   psql_admin postgres -q -f "$INFRA/postgres/roles.sql" >>"$log" 2>&1 || roles_failed roles.sql
-  for context in orders inventory payments; do
+  for context in orders inventory payments shipping; do
     reader=(); [ "$context" = orders ] && reader=(-v reader=outflow_monitor)
     psql_admin "$context" -q -v owner="outflow_$context" -v consumer="outflow_${context}_consumer" "${reader[@]}" \
       -f "$INFRA/postgres/owner.sql" >>"$log" 2>&1 || roles_failed "owner.sql in $context"
@@ -244,6 +244,7 @@ kafka_logins() {
     outflow-monitor=OUTFLOW_KAFKA_MONITOR_PASSWORD outflow-orders=OUTFLOW_KAFKA_ORDERS_PASSWORD \
     outflow-inventory=OUTFLOW_KAFKA_INVENTORY_PASSWORD outflow-payments=OUTFLOW_KAFKA_PAYMENTS_PASSWORD \
     outflow-views=OUTFLOW_KAFKA_VIEWS_PASSWORD outflow-notifications=OUTFLOW_KAFKA_NOTIFICATIONS_PASSWORD \
+    outflow-shipping=OUTFLOW_KAFKA_SHIPPING_PASSWORD \
     >"$OUTFLOW_STATE/kafka/logins.log" 2>&1 \
     || { cat "$OUTFLOW_STATE/kafka/logins.log" >&2; fail_component kafka "could not create the Kafka logins and ACLs (infra/kafka/acls.txt)"; }
 }

@@ -4,19 +4,26 @@
 export OUTFLOW_ORDERS_PORT="${OUTFLOW_ORDERS_PORT:-7101}"
 export OUTFLOW_INVENTORY_PORT="${OUTFLOW_INVENTORY_PORT:-7102}"
 export OUTFLOW_PAYMENTS_PORT="${OUTFLOW_PAYMENTS_PORT:-7103}"
+export OUTFLOW_SHIPPING_PORT="${OUTFLOW_SHIPPING_PORT:-7104}"
 export OUTFLOW_SANDBOX_PORT="${OUTFLOW_SANDBOX_PORT:-7199}"
+export OUTFLOW_CARRIER_SANDBOX_PORT="${OUTFLOW_CARRIER_SANDBOX_PORT:-7198}"
+export OUTFLOW_CARRIER_CALLBACK_URL="${OUTFLOW_CARRIER_CALLBACK_URL:-http://127.0.0.1:$OUTFLOW_SHIPPING_PORT/v1/shipments/callbacks}"
+export OUTFLOW_CARRIER_URL="${OUTFLOW_CARRIER_URL:-http://127.0.0.1:$OUTFLOW_CARRIER_SANDBOX_PORT}"
 export OUTFLOW_SANDBOX_NOTIFY_URL="${OUTFLOW_SANDBOX_NOTIFY_URL:-http://127.0.0.1:$OUTFLOW_PAYMENTS_PORT/v1/payments/notifications}"
 
 # The sandbox keeps its transactions across restarts, as a real provider does.
 export OUTFLOW_SANDBOX_JOURNAL="${OUTFLOW_SANDBOX_JOURNAL:-$OUTFLOW_STATE/sandbox/journal.jsonl}"
 export OUTFLOW_SANDBOX_FAILURE_RATE="${OUTFLOW_SANDBOX_FAILURE_RATE:-0.0}"
+# The carrier keeps its shipments across restarts too; by default every one is delivered.
+export OUTFLOW_CARRIER_JOURNAL="${OUTFLOW_CARRIER_JOURNAL:-$OUTFLOW_STATE/carrier/journal.jsonl}"
+export OUTFLOW_CARRIER_FAILURE_RATE="${OUTFLOW_CARRIER_FAILURE_RATE:-0.0}"
 export OUTFLOW_PROVIDER_URL="${OUTFLOW_PROVIDER_URL:-http://127.0.0.1:$OUTFLOW_SANDBOX_PORT}"
 # The saga timeout: a payment still pending after this fails as expired.
 export OUTFLOW_PAYMENT_DEADLINE_MS="${OUTFLOW_PAYMENT_DEADLINE_MS:-20000}"
 # The monitor reads commit-to-view latency from the view consumer's histogram.
 export OUTFLOW_VIEWS_METRICS_URL="${OUTFLOW_VIEWS_METRICS_URL:-http://127.0.0.1:${OUTFLOW_VIEWS_CONSUMER_PORT:-7124}/metrics}"
 
-SERVICE_COMPONENTS=(orders inventory payments sandbox inventory-consumer payments-consumer orders-consumer views-consumer notifications-consumer query monitor)
+SERVICE_COMPONENTS=(orders inventory payments shipping sandbox carrier inventory-consumer payments-consumer orders-consumer shipping-consumer views-consumer notifications-consumer query monitor)
 COMPONENTS=("${INFRA_COMPONENTS[@]}" "${SERVICE_COMPONENTS[@]}")
 RELEASE="$ROOT/target/release"
 
@@ -25,12 +32,15 @@ service_port() {
     orders) echo "$OUTFLOW_ORDERS_PORT" ;;
     inventory) echo "$OUTFLOW_INVENTORY_PORT" ;;
     payments) echo "$OUTFLOW_PAYMENTS_PORT" ;;
+    shipping) echo "$OUTFLOW_SHIPPING_PORT" ;;
     sandbox) echo "$OUTFLOW_SANDBOX_PORT" ;;
+    carrier) echo "$OUTFLOW_CARRIER_SANDBOX_PORT" ;;
     inventory-consumer) echo "${OUTFLOW_INVENTORY_CONSUMER_PORT:-7121}" ;;
     payments-consumer) echo "${OUTFLOW_PAYMENTS_CONSUMER_PORT:-7122}" ;;
     orders-consumer) echo "${OUTFLOW_ORDERS_CONSUMER_PORT:-7123}" ;;
     views-consumer) echo "${OUTFLOW_VIEWS_CONSUMER_PORT:-7124}" ;;
     notifications-consumer) echo "${OUTFLOW_NOTIFICATIONS_CONSUMER_PORT:-7125}" ;;
+    shipping-consumer) echo "${OUTFLOW_SHIPPING_CONSUMER_PORT:-7126}" ;;
     query) echo "${OUTFLOW_QUERY_PORT:-7110}" ;;
     monitor) echo "${OUTFLOW_MONITOR_PORT:-7190}" ;;
   esac
@@ -39,6 +49,7 @@ service_port() {
 service_binary() {
   case "$1" in
     sandbox) echo "$RELEASE/outflow-provider-sandbox" ;;
+    carrier) echo "$RELEASE/outflow-carrier-sandbox" ;;
     *) echo "$RELEASE/outflow-$1" ;;
   esac
 }
@@ -78,12 +89,13 @@ start_service() {
 # PostgreSQL administrator's password or another service's.
 service_command() {
   local name="$1" password keep=()
-  case "$name" in orders|inventory|payments|query|monitor) keep+=(OUTFLOW_JWT_SECRET) ;; esac
+  case "$name" in orders|inventory|payments|shipping|query|monitor) keep+=(OUTFLOW_JWT_SECRET) ;; esac
   case "$name" in payments|payments-consumer|sandbox) keep+=(OUTFLOW_PROVIDER_SERVER_KEY) ;; esac
+  case "$name" in shipping|shipping-consumer|carrier) keep+=(OUTFLOW_CARRIER_KEY) ;; esac
   env_without_secrets "${keep[@]}"
   printf '%s\0' -u OUTFLOW_PG_USER -u OUTFLOW_REGISTRY_USER -u OUTFLOW_KAFKA_USER -u OUTFLOW_KAFKA_ADMIN_USER
   case "$name" in
-    orders|inventory|payments|orders-consumer|inventory-consumer|payments-consumer)
+    orders|inventory|payments|shipping|orders-consumer|inventory-consumer|payments-consumer|shipping-consumer)
       password="OUTFLOW_PG_$(tr 'a-z-' 'A-Z_' <<< "$name")_PASSWORD"
       printf '%s\0' "OUTFLOW_DATABASE__URL=postgres://outflow_${name//-/_}:$(url_encode "${!password}")@127.0.0.1:$OUTFLOW_PG_PORT/${name%-consumer}" ;;
     monitor) printf '%s\0' OUTFLOW_PG_USER=outflow_monitor "OUTFLOW_PG_PASSWORD=$OUTFLOW_PG_MONITOR_PASSWORD" "OUTFLOW_CONNECT_PASSWORD=$OUTFLOW_CONNECT_PASSWORD" ;;
@@ -91,7 +103,7 @@ service_command() {
   esac
   # The registry: those that emit events may register their schemas, the others only read.
   case "$name" in
-    orders|inventory|payments|orders-consumer|inventory-consumer|payments-consumer)
+    orders|inventory|payments|shipping|orders-consumer|inventory-consumer|payments-consumer|shipping-consumer)
       printf '%s\0' OUTFLOW_REGISTRY_USER=outflow-writer "OUTFLOW_REGISTRY_PASSWORD=$OUTFLOW_REGISTRY_WRITER_PASSWORD" ;;
     views-consumer|notifications-consumer)
       printf '%s\0' OUTFLOW_REGISTRY_USER=outflow-reader "OUTFLOW_REGISTRY_PASSWORD=$OUTFLOW_REGISTRY_READER_PASSWORD" ;;
@@ -110,7 +122,7 @@ url_encode() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sy
 
 healthy_service() {
   local path=/readyz
-  case "$1" in *-consumer|sandbox) path=/healthz ;; esac
+  case "$1" in *-consumer|sandbox|carrier) path=/healthz ;; esac
   curl -sf --max-time 2 "http://127.0.0.1:$(service_port "$1")$path" >/dev/null
 }
 

@@ -23,6 +23,7 @@ macro_rules! stock_line {
 stock_line!(ReservedLine);
 stock_line!(ReleasedLine);
 stock_line!(CommittedLine);
+stock_line!(ReturnedLine);
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, AvroSchema)]
 #[avro(namespace = "dev.outflow.events")]
@@ -110,4 +111,15 @@ pub struct StockAdjusted {
     pub reserved: i32,
 }
 
-events!(Inventory: StockReserved, StockRejected, StockReleased, StockCommitted, ProductCreated, StockAdjusted);
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "dev.outflow.events")]
+pub struct StockReturned {
+    pub event_id: String,
+    pub aggregate_id: String,
+    pub aggregate_version: i64,
+    pub occurred_at: crate::TimestampMillis,
+    pub order_id: String,
+    pub lines: Vec<ReturnedLine>,
+}
+
+events!(Inventory: StockReserved, StockRejected, StockReleased, StockCommitted, ProductCreated, StockAdjusted, StockReturned);

@@ -3,7 +3,7 @@
 //! - `schemas/*.avsc`: the one source of truth for every event of the saga;
 //! - [`Event`]: what every event type tells the outbox and the consumers (its
 //!   record name, aggregate type, topic and schema);
-//! - [`order`], [`inventory`], [`payment`]: one struct per event, grouped by the
+//! - [`order`], [`inventory`], [`payment`], [`shipment`]: one struct per event, grouped by the
 //!   aggregate type whose topic carries them; each is checked against its `.avsc`
 //!   by this crate's tests (Parsing Canonical Form equality);
 //! - [`DomainEvent`]: a decoded event of any type, for dispatch by consumers;
@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod order;
 pub mod payment;
 pub mod registry;
+pub mod shipment;
 pub mod sku;
 
 use std::collections::HashSet;
@@ -42,10 +43,11 @@ pub enum AggregateType {
     Order,
     Inventory,
     Payment,
+    Shipment,
 }
 
 impl AggregateType {
-    pub const ALL: [AggregateType; 3] = [AggregateType::Order, AggregateType::Inventory, AggregateType::Payment];
+    pub const ALL: [AggregateType; 4] = [AggregateType::Order, AggregateType::Inventory, AggregateType::Payment, AggregateType::Shipment];
 
     /// The value of the outbox's `aggregatetype` column, which Debezium routes by.
     pub fn as_str(self) -> &'static str {
@@ -53,6 +55,7 @@ impl AggregateType {
             AggregateType::Order => "order",
             AggregateType::Inventory => "inventory",
             AggregateType::Payment => "payment",
+            AggregateType::Shipment => "shipment",
         }
     }
 
@@ -149,10 +152,13 @@ macro_rules! domain_event {
 
 domain_event! {
     OrderPlaced => order, OrderConfirmed => order, OrderCancelled => order,
+    OrderCompleted => order, OrderDeliveryFailed => order,
     StockReserved => inventory, StockRejected => inventory, StockReleased => inventory,
     StockCommitted => inventory, ProductCreated => inventory, StockAdjusted => inventory,
+    StockReturned => inventory,
     PaymentRequested => payment, PaymentCaptured => payment, PaymentFailed => payment,
     PaymentRefunded => payment,
+    ShipmentRequested => shipment, ShipmentDelivered => shipment, ShipmentFailed => shipment,
 }
 
 /// Why a registry-decoded value is not an event this crate knows.
@@ -171,7 +177,7 @@ mod tests {
     #[test]
     fn every_rust_type_matches_its_avsc_file() {
         let catalog = DomainEvent::catalog();
-        assert_eq!(catalog.len(), 13);
+        assert_eq!(catalog.len(), 19);
         for ((name, _, avsc), (derived_name, derived)) in catalog.into_iter().zip(DomainEvent::derived_schemas()) {
             assert_eq!(name, derived_name);
             let file = Schema::parse_str(avsc).unwrap_or_else(|e| panic!("{name}.avsc does not parse: {e}"));

@@ -47,4 +47,25 @@ pub struct OrderCancelled {
     pub reason: String,
 }
 
-events!(Order: OrderPlaced, OrderConfirmed, OrderCancelled);
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "dev.outflow.events")]
+pub struct OrderCompleted {
+    pub event_id: String,
+    pub aggregate_id: String,
+    pub aggregate_version: i64,
+    pub occurred_at: crate::TimestampMillis,
+    pub customer_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, AvroSchema)]
+#[avro(namespace = "dev.outflow.events")]
+pub struct OrderDeliveryFailed {
+    pub event_id: String,
+    pub aggregate_id: String,
+    pub aggregate_version: i64,
+    pub occurred_at: crate::TimestampMillis,
+    pub customer_id: String,
+    pub reason: String,
+}
+
+events!(Order: OrderPlaced, OrderConfirmed, OrderCancelled, OrderCompleted, OrderDeliveryFailed);

@@ -1,6 +1,7 @@
 //! `scripts/demo`: a small shop on the running stack. It creates a few
 //! products (two with little stock, so that some orders run out), makes the
-//! provider sandbox deny a share of the payments, then places orders from a
+//! provider sandbox deny a share of the payments and the carrier sandbox fail
+//! a share of the deliveries (refunded and restocked), then places orders from a
 //! handful of customers at a steady rate until interrupted, following each
 //! saga to its end on Kafka and showing the tally on a progress line.
 
@@ -28,6 +29,7 @@ use crate::{
 
 const INVENTORY: &str = "http://127.0.0.1:7102";
 const SANDBOX: &str = "http://127.0.0.1:7199";
+const CARRIER: &str = "http://127.0.0.1:7198";
 const ORDERS: &str = "127.0.0.1:7101";
 
 /// (sku, name, price in cents, stock)
@@ -51,6 +53,12 @@ pub struct Args {
     /// How long the sandbox's customer "takes" to pay, ms.
     #[arg(long, default_value_t = 300)]
     settle_delay_ms: u64,
+    /// Share of deliveries the carrier sandbox fails (the order is refunded and restocked).
+    #[arg(long, default_value_t = 0.1)]
+    delivery_failure_rate: f64,
+    /// How long the carrier takes to deliver, ms.
+    #[arg(long, default_value_t = 2000)]
+    delivery_delay_ms: u64,
 }
 
 #[derive(Default)]
@@ -72,7 +80,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // the tokens printed for people to use live 12 hours.
     let http = reqwest::Client::new();
     create_products(&http, &keys.mint("demo-admin", Role::Admin, 3600)).await?;
-    let sandbox_before = set_sandbox(&http, &args).await?;
+    let provider = json!({"settle_delay_ms": args.settle_delay_ms, "failure_rate": args.deny_rate});
+    let sandbox_before = set_behaviour(&http, SANDBOX, &provider, "provider sandbox").await?;
+    let carrier = json!({"delivery_delay_ms": args.delivery_delay_ms, "failure_rate": args.delivery_failure_rate});
+    let carrier_before = set_behaviour(&http, CARRIER, &carrier, "carrier sandbox").await?;
     let observer = Observer::start(&stack).await?;
     let first = place_first(&keys.mint(CUSTOMERS[0], Role::Customer, 3600)).await?;
     print_where_to_look(&args, &first, &keys.mint(CUSTOMERS[0], Role::Customer, 12 * 3600), &keys.mint("demo-operator", Role::Admin, 12 * 3600));
@@ -88,7 +99,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     stream.observer.stop();
     restocker.abort();
     http.put(format!("{SANDBOX}/sandbox/behaviour")).json(&sandbox_before).send().await?.error_for_status()?;
-    println!("\ndemo stopped after {}; the sandbox behaves as before; the stack keeps running (scripts/down stops it)", summary(&stream.tally));
+    http.put(format!("{CARRIER}/sandbox/behaviour")).json(&carrier_before).send().await?.error_for_status()?;
+    println!("\ndemo stopped after {}; the sandboxes behave as before; the stack keeps running (scripts/down stops it)", summary(&stream.tally));
     Ok(())
 }
 
@@ -107,31 +119,28 @@ async fn create_products(http: &reqwest::Client, admin: &str) -> anyhow::Result<
     Ok(())
 }
 
-/// Sets the sandbox's settle delay and denial rate; returns its behaviour
+/// Sets a sandbox's behaviour (delay and failure rate); returns its behaviour
 /// before, to restore at the end.
-async fn set_sandbox(http: &reqwest::Client, args: &Args) -> anyhow::Result<serde_json::Value> {
-    let before: serde_json::Value = http
-        .get(format!("{SANDBOX}/sandbox/behaviour"))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await
-        .context("reading the provider sandbox's behaviour (7199)")?;
-    http.put(format!("{SANDBOX}/sandbox/behaviour"))
-        .json(&json!({"settle_delay_ms": args.settle_delay_ms, "failure_rate": args.deny_rate}))
-        .send()
-        .await?
-        .error_for_status()
-        .context("setting the provider sandbox's behaviour (7199)")?;
+async fn set_behaviour(http: &reqwest::Client, sandbox: &str, behaviour: &serde_json::Value, what: &str) -> anyhow::Result<serde_json::Value> {
+    let url = format!("{sandbox}/sandbox/behaviour");
+    let before: serde_json::Value =
+        http.get(&url).send().await?.error_for_status()?.json().await.with_context(|| format!("reading the {what}'s behaviour ({sandbox})"))?;
+    http.put(&url).json(behaviour).send().await?.error_for_status().with_context(|| format!("setting the {what}'s behaviour ({sandbox})"))?;
     Ok(before)
 }
 
 fn print_where_to_look(args: &Args, first: &str, token: &str, admin: &str) {
-    println!("\nOutflow demo: {} orders/s from {} customers; the provider denies {:.0}% of payments.", args.rate, CUSTOMERS.len(), args.deny_rate * 100.0);
+    println!(
+        "\nOutflow demo: {} orders/s from {} customers; the provider denies {:.0}% of payments, the carrier fails {:.0}% of deliveries.",
+        args.rate,
+        CUSTOMERS.len(),
+        args.deny_rate * 100.0,
+        args.delivery_failure_rate * 100.0
+    );
     // The dashboard's data is for admins; the token rides in the fragment, which the browser keeps to itself.
     println!("  dashboard     http://127.0.0.1:7190/#token={admin}");
     println!("  an order view curl -s http://127.0.0.1:7110/v1/orders/{first} -H 'authorization: Bearer {token}'");
+    println!("  its shipment  curl -s http://127.0.0.1:7104/v1/shipments/{first} -H 'authorization: Bearer {token}'");
     println!("  availability  curl -s http://127.0.0.1:7110/v1/products/DEMO-LIMITED/availability");
     println!("  traces        http://127.0.0.1:56686/search?service=outflow-orders (Jaeger: one trace per order)");
     println!("  a new order   curl -s -X POST http://127.0.0.1:7101/v1/orders -H 'authorization: Bearer {token}' -H 'Idempotency-Key: try-1' -H 'content-type: application/json' -d '{{\"items\":[{{\"sku\":\"DEMO-MUG\",\"quantity\":1}}]}}'");

@@ -292,7 +292,8 @@ fn per_second(points: &[(f64, f64)]) -> Vec<(f64, f64, f64)> {
 /// An order view's timeline: (event type, committed at, viewed at) in ms.
 type Timeline = Vec<(String, i64, i64)>;
 
-/// Each order's timeline as the view shows it; waits (up to 60 s) until every view shows CONFIRMED.
+/// Each order's timeline as the view shows it; waits (up to 60 s) until every
+/// view shows CONFIRMED (or the end its shipment took it to since).
 async fn read_views(mongo: &mongodb::Database, placed: &[Placed]) -> anyhow::Result<HashMap<String, Timeline>> {
     let orders = mongo.collection::<Document>("order_views");
     let until = Instant::now() + Duration::from_secs(60);
@@ -304,7 +305,7 @@ async fn read_views(mongo: &mongodb::Database, placed: &[Placed]) -> anyhow::Res
             let orders = orders.clone();
             async move {
                 loop {
-                    let document = orders.find_one(doc! { "_id": &id, "status": "CONFIRMED" }).await?;
+                    let document = orders.find_one(doc! { "_id": &id, "status": { "$in": ["CONFIRMED", "COMPLETED", "DELIVERY_FAILED"] } }).await?;
                     if document.is_some() || Instant::now() > until {
                         return anyhow::Ok(document.map(|d| (id, timeline(&d))));
                     }
@@ -406,7 +407,7 @@ impl SlotLag {
 }
 
 /// The consumer groups of the stack.
-pub const GROUPS: [&str; 5] = ["outflow-inventory", "outflow-payments", "outflow-orders", "outflow-views", "outflow-notifications"];
+pub const GROUPS: [&str; 6] = ["outflow-inventory", "outflow-payments", "outflow-orders", "outflow-shipping", "outflow-views", "outflow-notifications"];
 
 /// Each group's backlog: records on the event topics it reads that it has
 /// not committed yet (a group has no offsets on a topic it does not read).

@@ -16,7 +16,7 @@ login() {
 login "$OUTFLOW_KAFKA_USER" "$OUTFLOW_KAFKA_PASSWORD"
 login outflow-connect-worker "$OUTFLOW_KAFKA_CONNECT_PASSWORD"
 login outflow-monitor "$OUTFLOW_KAFKA_MONITOR_PASSWORD"
-for group in orders inventory payments views notifications; do
+for group in orders inventory payments shipping views notifications; do
   password="OUTFLOW_KAFKA_$(tr 'a-z' 'A-Z' <<< "$group")_PASSWORD"
   login "outflow-$group" "${!password}"
 done

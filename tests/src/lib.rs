@@ -54,6 +54,7 @@ pub struct Stack {
     pub mongo_password: String,
     pub jwt_secret: String,
     pub provider_server_key: String,
+    pub carrier_key: String,
 }
 
 impl Stack {
@@ -80,6 +81,7 @@ impl Stack {
             mongo_password: var("OUTFLOW_MONGO_PASSWORD", ""),
             jwt_secret: var("OUTFLOW_JWT_SECRET", ""),
             provider_server_key: var("OUTFLOW_PROVIDER_SERVER_KEY", ""),
+            carrier_key: var("OUTFLOW_CARRIER_KEY", ""),
         }
     }
 

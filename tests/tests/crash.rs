@@ -10,6 +10,8 @@
 //!   `PaymentRequested` on Kafka;
 //! - orders, killed after PaymentCaptured: the order confirmed once at its next
 //!   version, one `OrderConfirmed` on Kafka;
+//! - shipping, killed after OrderConfirmed: one shipment handed to the
+//!   carrier once, one `ShipmentRequested` on Kafka, delivered once;
 //! - views, killed after OrderConfirmed: the order view shows the confirmation
 //!   at the order's version, with that event once in its timeline, and every
 //!   other event of the saga once too.
@@ -79,6 +81,14 @@ static ORDERS: Consumer = Consumer {
     topics: outflow_orders_consumer::topics,
     failpoint: "PaymentCaptured",
     topic: "outflow.payment.events",
+};
+static SHIPPING: Consumer = Consumer {
+    name: "shipping-consumer",
+    port: 7126,
+    group: outflow_shipping_consumer::GROUP,
+    topics: outflow_shipping_consumer::topics,
+    failpoint: "OrderConfirmed",
+    topic: "outflow.order.events",
 };
 static VIEWS: Consumer = Consumer {
     name: "views-consumer",
@@ -168,6 +178,44 @@ async fn the_payments_consumer_killed_between_its_commit_and_its_offset_opens_on
     let events = event_types(&shop.stack, "outflow.payment.events", order, "PaymentCaptured").await?;
     assert_eq!(count(&events, "PaymentRequested"), 1, "exactly one PaymentRequested for order {order}: {events:?}");
     assert_eq!(count(&events, "PaymentCaptured"), 1, "exactly one PaymentCaptured for order {order}: {events:?}");
+    assert_eq!(shop.stock(&sku).await, (STOCK - QUANTITY, 0), "sold once");
+    Ok(())
+}
+
+/// Shipping: the shipment is handed to the carrier once, one `ShipmentRequested`.
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn the_shipping_consumer_killed_between_its_commit_and_its_offset_ships_once() -> Result<()> {
+    let _alone = ALONE.lock().await;
+    let shop = Shop::new().await;
+    let sku = shop.product(i64::from(STOCK)).await;
+    let shipping = pool(&shop.stack, "shipping");
+
+    let crashed = crash(&SHIPPING, async |armed: &mut Armed| {
+        let order = shop.place("crash-shipping", &[(&sku, i64::from(QUANTITY))]).await;
+        shop.force(&order, "settle").await;
+        shop.ship(&order, "deliver").await;
+        let event_id = armed.killed_by_the_failpoint(&shop.stack, &order).await?;
+        // What the killed process committed: the shipment with the carrier's id
+        // (the carrier may have delivered it already through the callback).
+        let rows: Vec<(String,)> = sqlx::query_as("select status from shipments where order_id = $1").bind(uuid(&order)?).fetch_all(&shipping).await?;
+        ensure!(rows.len() == 1 && ["IN_TRANSIT", "DELIVERED"].contains(&rows[0].0.as_str()), "shipments of {order} after the crash: {rows:?}");
+        ensure!(inbox_claims(&shipping, &event_id, "OrderConfirmed").await? == 1, "OrderConfirmed {event_id} is not claimed in the shipping inbox");
+        Ok(Crashed { order, event_id })
+    })
+    .await?;
+
+    // The restarted consumer gets OrderConfirmed again; the inbox makes it a duplicate.
+    wait_for_the_redelivery(&SHIPPING, &crashed.event_id).await?;
+    let order = &crashed.order;
+    shop.wait_order(order, "COMPLETED").await;
+    shop.wait_shipment(order, "DELIVERED").await;
+    let rows: i64 = sqlx::query_scalar("select count(*) from shipments where order_id = $1").bind(uuid(order)?).fetch_one(&shipping).await?;
+    assert_eq!(rows, 1, "still one shipment of {order}");
+    assert_eq!(inbox_claims(&shipping, &crashed.event_id, "OrderConfirmed").await?, 1, "still one inbox claim of OrderConfirmed");
+    let events = event_types(&shop.stack, "outflow.shipment.events", order, "ShipmentDelivered").await?;
+    assert_eq!(count(&events, "ShipmentRequested"), 1, "exactly one ShipmentRequested for order {order}: {events:?}");
+    assert_eq!(count(&events, "ShipmentDelivered"), 1, "exactly one ShipmentDelivered for order {order}: {events:?}");
     assert_eq!(shop.stock(&sku).await, (STOCK - QUANTITY, 0), "sold once");
     Ok(())
 }

@@ -29,8 +29,10 @@ use serde_json::Value;
 
 const CONNECTORS: [(&str, &str); 3] =
     [("outflow-orders", "outflow_orders"), ("outflow-inventory", "outflow_inventory"), ("outflow-payments", "outflow_payments")];
-const GROUPS: [&str; 5] = ["outflow-inventory", "outflow-payments", "outflow-orders", "outflow-views", "outflow-notifications"];
-const EVENT_TOPICS: [&str; 3] = ["outflow.order.events", "outflow.inventory.events", "outflow.payment.events"];
+const GROUPS: [&str; 6] = ["outflow-inventory", "outflow-payments", "outflow-orders", "outflow-shipping", "outflow-views", "outflow-notifications"];
+const EVENT_TOPICS: [&str; 4] = ["outflow.order.events", "outflow.inventory.events", "outflow.payment.events", "outflow.shipment.events"];
+/// Every order status the monitor counts.
+const STATUSES: [&str; 5] = ["PENDING", "CONFIRMED", "CANCELLED", "COMPLETED", "DELIVERY_FAILED"];
 const SECTIONS: [&str; 7] = ["lag", "cluster", "connectors", "slots", "dlq", "sagas", "latency"];
 
 struct Monitor {
@@ -248,13 +250,14 @@ async fn saga_counts_agree_with_the_orders_table() -> Result<()> {
     let seen: BTreeMap<String, i64> = sagas["counts"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_i64().unwrap())).collect();
     let get = |m: &BTreeMap<String, i64>, k: &str| m.get(k).copied().unwrap_or(0);
     if before == after {
-        for status in ["PENDING", "CONFIRMED", "CANCELLED"] {
+        for status in STATUSES {
             assert_eq!(get(&seen, status), get(&before, status), "{status}: nothing moved, so the monitor must say what the table says");
         }
     }
-    // Orders are only added, and a terminal state is never left: those counts
-    // only grow, so the monitor's lie between the two reads around its sample.
-    for status in ["CONFIRMED", "CANCELLED"] {
+    // Orders are only added, and an ended order never moves again: those
+    // counts only grow, so the monitor's lie between the two reads around its
+    // sample. (CONFIRMED orders move on to COMPLETED or DELIVERY_FAILED.)
+    for status in ["CANCELLED", "COMPLETED", "DELIVERY_FAILED"] {
         let (low, high, value) = (get(&before, status), get(&after, status), get(&seen, status));
         assert!(low <= value && value <= high, "{status}: {low} <= {value} <= {high}");
     }
@@ -270,7 +273,7 @@ async fn saga_counts_agree_with_the_orders_table() -> Result<()> {
     assert!(sagas["stuck_count"].as_i64().unwrap() >= stuck.len() as i64);
     assert!(sagas["stuck_count"].as_i64().unwrap() <= sagas["in_flight"].as_i64().unwrap());
     for s in stuck {
-        assert!(!["CONFIRMED", "CANCELLED"].contains(&s["status"].as_str().unwrap()), "{s}");
+        assert_eq!(s["status"], "PENDING", "only a saga Outflow still drives can be stuck: {s}");
         assert!(s["age_secs"].as_f64().unwrap() >= threshold, "{s}");
     }
     assert!(stuck.windows(2).all(|w| w[0]["age_secs"].as_f64() >= w[1]["age_secs"].as_f64()), "oldest first");
@@ -353,7 +356,7 @@ async fn the_metrics_carry_the_snapshot() -> Result<()> {
         let dlq = format!("{topic}.dlq");
         assert!(value("outflow_dlq_records", &[("topic", dlq.as_str())]).is_some(), "{dlq}");
     }
-    for status in ["PENDING", "CONFIRMED", "CANCELLED"] {
+    for status in STATUSES {
         let gauge = value("outflow_sagas", &[("status", status)]).with_context(|| format!("outflow_sagas{{status={status}}}"))?;
         let json = |o: &Value| o["sagas"]["counts"][status].as_f64();
         assert!(json(&before) == Some(gauge) || json(&after) == Some(gauge), "{status}: {gauge}");

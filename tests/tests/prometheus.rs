@@ -19,16 +19,18 @@ use outflow_stack_tests::services::repo;
 use serde_json::Value;
 
 /// Every `/metrics` of the stack, as `infra/prometheus/prometheus.yml` scrapes them.
-const SCRAPED: [(&str, u16); 10] = [
+const SCRAPED: [(&str, u16); 12] = [
     ("orders", 7101),
     ("inventory", 7102),
     ("payments", 7103),
+    ("shipping", 7104),
     ("query", 7110),
     ("inventory-consumer", 7121),
     ("payments-consumer", 7122),
     ("orders-consumer", 7123),
     ("views-consumer", 7124),
     ("notifications-consumer", 7125),
+    ("shipping-consumer", 7126),
     ("monitor", 7190),
 ];
 

@@ -31,10 +31,11 @@ use sqlx::PgPool;
 /// other's "nothing changed".
 static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-const TABLES: [(&str, &[&str]); 3] = [
+const TABLES: [(&str, &[&str]); 4] = [
     ("orders", &["orders", "order_items", "catalog", "processed_events"]),
     ("inventory", &["products", "reservations", "reservation_lines", "processed_events"]),
     ("payments", &["payments", "provider_notifications", "processed_events"]),
+    ("shipping", &["shipments", "processed_events"]),
 ];
 
 async fn snapshot(pools: &[(String, PgPool)]) -> Vec<(String, String)> {
@@ -119,14 +120,23 @@ fn counting(inner: Handler) -> Replay {
 async fn replaying_every_topic_from_the_start_changes_nothing() {
     let _alone = ALONE.lock().await;
     let stack = Stack::from_env();
-    // Traffic of its own, so there is something to replay even on a fresh stack.
+    // Traffic of its own, so there is something to replay even on a fresh
+    // stack: a sale delivered, a sale whose delivery failed, a refusal.
     let shop = shop::Shop::new().await;
-    let sku = shop.product(1).await;
+    let (sku, returned_sku) = (shop.product(1).await, shop.product(1).await);
     let (sold, refused) = (shop.place("replay-a", &[(&sku, 1)]).await, shop.place("replay-b", &[(&sku, 1)]).await);
-    shop.force(&sold, "settle").await;
-    shop.force(&refused, "settle").await;
+    let returned = shop.place("replay-c", &[(&returned_sku, 1)]).await;
+    for order in [&sold, &refused, &returned] {
+        shop.force(order, "settle").await;
+    }
+    shop.ship(&sold, "deliver").await;
+    shop.ship(&refused, "deliver").await;
+    shop.ship(&returned, "fail").await;
     shop.wait_terminal(&sold, Duration::from_secs(60)).await;
     shop.wait_terminal(&refused, Duration::from_secs(60)).await;
+    shop.wait_order(&returned, "DELIVERY_FAILED").await;
+    shop.wait_payment(&returned, "REFUNDED").await;
+    shop.wait_reservation(&returned, "RETURNED").await;
     let pools: Vec<(String, PgPool)> = TABLES
         .iter()
         .map(|(db, _)| (db.to_string(), sqlx::postgres::PgPoolOptions::new().max_connections(5).connect_lazy(&stack.database_url(db)).unwrap()))
@@ -140,6 +150,7 @@ async fn replaying_every_topic_from_the_start_changes_nothing() {
     let pool = |i: usize| pools[i].1.clone();
     let registry = stack.registry();
     let provider = outflow_provider::ProviderClient::new("http://127.0.0.1:7199", secrecy::SecretString::from(stack.provider_server_key.clone()));
+    let carrier = outflow_carrier::CarrierClient::new(shop::CARRIER, secrecy::SecretString::from(stack.carrier_key.clone()));
     let replays = vec![
         (
             outflow_inventory_consumer::topics(),
@@ -152,6 +163,10 @@ async fn replaying_every_topic_from_the_start_changes_nothing() {
         (
             outflow_orders_consumer::topics(),
             counting(outflow_consumer::handler(Arc::new(outflow_orders_consumer::Steps { pool: pool(0), outbox: Outbox::new(&registry) }))),
+        ),
+        (
+            outflow_shipping_consumer::topics(),
+            counting(outflow_consumer::handler(Arc::new(outflow_shipping_consumer::Steps { pool: pool(3), outbox: Outbox::new(&registry), carrier }))),
         ),
     ];
     let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -187,7 +202,7 @@ async fn replaying_every_topic_from_the_start_changes_nothing() {
     let applied: Vec<u64> = replays.iter().map(|(_, r)| r.applied.load(Ordering::SeqCst)).collect();
     let seen: Vec<u64> = replays.iter().map(|(_, r)| r.seen.load(Ordering::SeqCst)).collect();
     assert!(seen.iter().all(|n| *n > 0), "every consumer replayed events: {seen:?} of {expected:?}");
-    assert_eq!(applied, vec![0, 0, 0], "a replayed event was applied again (replayed {expected:?})");
+    assert_eq!(applied, vec![0, 0, 0, 0], "a replayed event was applied again (replayed {expected:?})");
     assert_eq!(snapshot(&pools).await, before, "the replay changed the databases");
 }
 
@@ -241,6 +256,7 @@ async fn quiet_views(stack: &Stack, views: &mongodb::Database) -> (Vec<(String, 
         (outflow_inventory_consumer::GROUP, outflow_inventory_consumer::topics()),
         (outflow_payments_consumer::GROUP, outflow_payments_consumer::topics()),
         (outflow_orders_consumer::GROUP, outflow_orders_consumer::topics()),
+        (outflow_shipping_consumer::GROUP, outflow_shipping_consumer::topics()),
         (outflow_views_consumer::GROUP, outflow_views_consumer::topics()),
     ];
     let started = tokio::time::Instant::now();

@@ -197,7 +197,7 @@ async fn the_query_service_shows_the_confirmed_order_its_payment_reservation_and
                 .map(|d| format!("{}:{}", d.get_str("kind").unwrap(), d.get_str("customer_id").unwrap()))
                 .collect();
         kinds.sort();
-        if kinds == vec![format!("order_confirmed:{customer}"), format!("order_placed:{customer}")] {
+        if kinds == vec![format!("order_confirmed:{customer}"), format!("order_placed:{customer}"), format!("order_shipped:{customer}")] {
             break;
         }
         assert!(tokio::time::Instant::now() < until, "notifications: {kinds:?}");

@@ -34,12 +34,14 @@ use rdkafka::{
 use shop::Shop;
 use uuid::Uuid;
 
-/// (component, its group, the topics it reads, the port of its second instance)
-const SCALED: [(&str, &str, &[&str], u16); 4] = [
-    ("inventory-consumer", "outflow-inventory", &["outflow.order.events"], 7126),
-    ("payments-consumer", "outflow-payments", &["outflow.inventory.events", "outflow.order.events"], 7127),
-    ("orders-consumer", "outflow-orders", &["outflow.inventory.events", "outflow.payment.events"], 7128),
-    ("notifications-consumer", "outflow-notifications", &["outflow.order.events", "outflow.payment.events"], 7129),
+/// (component, its group, the topics it reads, the port of its second
+/// instance: beside the 7121–7129 the first instances use)
+const SCALED: [(&str, &str, &[&str], u16); 5] = [
+    ("inventory-consumer", "outflow-inventory", &["outflow.order.events"], 7131),
+    ("payments-consumer", "outflow-payments", &["outflow.inventory.events", "outflow.order.events"], 7132),
+    ("orders-consumer", "outflow-orders", &["outflow.inventory.events", "outflow.payment.events", "outflow.shipment.events"], 7133),
+    ("notifications-consumer", "outflow-notifications", &["outflow.order.events", "outflow.payment.events", "outflow.shipment.events"], 7134),
+    ("shipping-consumer", "outflow-shipping", &["outflow.order.events"], 7135),
 ];
 const STALL_LIMIT: Duration = Duration::from_secs(5);
 

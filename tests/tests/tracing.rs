@@ -79,12 +79,15 @@ impl Trace {
 }
 
 /// The saga's steps in causal order: (service, span operation).
-const STEPS: [(&str, &str); 5] = [
+const STEPS: [(&str, &str); 8] = [
     ("outflow-orders", "POST /v1/orders"),
     ("outflow-inventory-consumer", "OrderPlaced"),
     ("outflow-payments-consumer", "StockReserved"),
     ("outflow-payments", "payment notification"),
     ("outflow-orders-consumer", "PaymentCaptured"),
+    ("outflow-shipping-consumer", "OrderConfirmed"),
+    ("outflow-shipping", "shipment callback"),
+    ("outflow-orders-consumer", "ShipmentDelivered"),
 ];
 
 /// Spans that hang off a step without causing the next one.
@@ -109,7 +112,8 @@ async fn one_order_is_one_trace_across_every_service_in_causal_order() -> Result
         .await?;
     ensure!(response.status().as_u16() == 202, "placing the order: {}", response.status());
     let order = response.json::<Value>().await?["order_id"].as_str().context("order_id")?.to_owned();
-    shop.wait_order(&order, "CONFIRMED").await;
+    shop.ship(&order, "deliver").await;
+    shop.wait_order(&order, "COMPLETED").await;
 
     // Spans leave each process in batches: wait until every step's span is in.
     let http = reqwest::Client::new();

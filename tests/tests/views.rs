@@ -1,13 +1,13 @@
 //! The view fold (`outflow_views_consumer::fold::apply`) against the real
 //! MongoDB API, into a scratch database, with the real events of one order
-//! that the saga drove to CONFIRMED (read from the topics and decoded through
+//! that the saga drove to COMPLETED (read from the topics and decoded through
 //! the registry, as the view consumer decodes them).
 //!
 //! Kafka keeps the events of one aggregate in order (one key, one partition),
-//! but the order, its reservation, its payment and its product travel on
-//! different partitions, so the view consumer may see them in any
+//! but the order, its reservation, its payment, its shipment and its product
+//! travel on different partitions, so the view consumer may see them in any
 //! interleaving, and in parallel (one worker per partition). These tests fold
-//! the four streams in every order, and all four at once, and prove that the
+//! the five streams in every order, and all five at once, and prove that the
 //! views end exactly as an in-order fold leaves them: a StockReserved arriving
 //! after the view shows CONFIRMED does not move the order back, a product's
 //! first stock arriving after its last does not move availability back, a
@@ -33,18 +33,20 @@ use shop::Shop;
 const STOCK: i64 = 5;
 const QUANTITY: i64 = 2;
 /// The order's events as the saga produced them, one stream per aggregate.
-const STREAMS: [(&str, &[&str]); 4] = [
-    ("order", &["OrderPlaced", "OrderConfirmed"]),
+const STREAMS: [(&str, &[&str]); 5] = [
+    ("order", &["OrderPlaced", "OrderConfirmed", "OrderCompleted"]),
     ("reservation", &["StockReserved", "StockCommitted"]),
     ("payment", &["PaymentRequested", "PaymentCaptured"]),
+    ("shipment", &["ShipmentRequested", "ShipmentDelivered"]),
     ("product", &["ProductCreated"]),
 ];
 /// Each versioned part of the views: its version field and the fields that
 /// version guards.
-const PARTS: [(&str, &[&str]); 5] = [
+const PARTS: [(&str, &[&str]); 6] = [
     ("/order/order_version", &["/order/status"]),
     ("/order/reservation/version", &["/order/reservation/status"]),
     ("/order/payment/version", &["/order/payment/status"]),
+    ("/order/shipment/version", &["/order/shipment/status"]),
     ("/customer/order_version", &["/customer/status"]),
     ("/product/version", &["/product/on_hand", "/product/reserved", "/product/available"]),
 ];
@@ -52,17 +54,18 @@ const PARTS: [(&str, &[&str]); 5] = [
 #[tokio::test]
 #[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
 async fn events_folded_in_any_order_across_aggregates_end_in_the_in_order_views_and_never_move_back() {
-    let order = ConfirmedOrder::drive().await;
+    let order = CompletedOrder::drive().await;
     let scratch = Scratch::new(&order.shop.stack).await;
 
     for stream in &order.streams {
         scratch.fold(stream).await;
     }
     let expected = scratch.views(&order).await;
-    assert_eq!(expected["order"]["status"], "CONFIRMED", "{expected:#}");
+    assert_eq!(expected["order"]["status"], "COMPLETED", "{expected:#}");
     assert_eq!(expected["order"]["reservation"]["status"], "COMMITTED", "{expected:#}");
     assert_eq!(expected["order"]["payment"]["status"], "CAPTURED", "{expected:#}");
-    assert_eq!(expected["order"]["timeline"].as_array().map(Vec::len), Some(6), "one timeline entry per order event: {expected:#}");
+    assert_eq!(expected["order"]["shipment"]["status"], "DELIVERED", "{expected:#}");
+    assert_eq!(expected["order"]["timeline"].as_array().map(Vec::len), Some(9), "one timeline entry per order event: {expected:#}");
     assert_eq!((expected["product"]["on_hand"].as_i64(), expected["product"]["reserved"].as_i64()), (Some(STOCK - QUANTITY), Some(0)), "{expected:#}");
 
     // A redelivery of every event, newest first, changes nothing.
@@ -72,7 +75,7 @@ async fn events_folded_in_any_order_across_aggregates_end_in_the_in_order_views_
     }
     assert_eq!(scratch.views(&order).await, expected, "a redelivery changed the views");
 
-    // Every interleaving of the four streams, each stream in its own order.
+    // Every interleaving of the five streams, each stream in its own order.
     for permutation in permutations(order.streams.len()) {
         scratch.clear().await;
         let mut before = scratch.views(&order).await;
@@ -92,7 +95,7 @@ async fn events_folded_in_any_order_across_aggregates_end_in_the_in_order_views_
 #[tokio::test]
 #[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
 async fn the_streams_of_one_order_folded_in_parallel_lose_no_write() {
-    let order = ConfirmedOrder::drive().await;
+    let order = CompletedOrder::drive().await;
     let scratch = Scratch::new(&order.shop.stack).await;
     for stream in &order.streams {
         scratch.fold(stream).await;
@@ -110,8 +113,8 @@ async fn the_streams_of_one_order_folded_in_parallel_lose_no_write() {
     scratch.drop().await;
 }
 
-/// An order driven through the saga to CONFIRMED, and its events.
-struct ConfirmedOrder {
+/// An order driven through the saga to COMPLETED, and its events.
+struct CompletedOrder {
     shop: Shop,
     id: String,
     sku: String,
@@ -119,20 +122,22 @@ struct ConfirmedOrder {
     streams: Vec<Vec<Delivery>>,
 }
 
-impl ConfirmedOrder {
+impl CompletedOrder {
     async fn drive() -> Self {
         let shop = Shop::new().await;
         let sku = shop.product(STOCK).await;
         let id = shop.place("fold-customer", &[(&sku, QUANTITY)]).await;
         shop.force(&id, "settle").await;
-        shop.wait_order(&id, "CONFIRMED").await;
+        shop.ship(&id, "deliver").await;
+        shop.wait_order(&id, "COMPLETED").await;
 
         let stack = &shop.stack;
         let mut records = Vec::new();
         for (topic, keys, last) in [
-            ("outflow.order.events", vec![id.clone()], vec!["OrderConfirmed"]),
+            ("outflow.order.events", vec![id.clone()], vec!["OrderCompleted"]),
             ("outflow.inventory.events", vec![id.clone(), sku.clone()], vec!["ProductCreated", "StockCommitted"]),
             ("outflow.payment.events", vec![id.clone()], vec!["PaymentCaptured"]),
+            ("outflow.shipment.events", vec![id.clone()], vec!["ShipmentDelivered"]),
         ] {
             let found = read_topic(
                 stack,
@@ -162,7 +167,7 @@ impl ConfirmedOrder {
             let names: Vec<&str> = stream.iter().map(|d| d.event.name()).collect();
             assert_eq!(names, types, "the {name} events of order {id} on Kafka, in offset order");
         }
-        ConfirmedOrder { shop, id, sku, streams }
+        CompletedOrder { shop, id, sku, streams }
     }
 }
 
@@ -201,7 +206,7 @@ impl Scratch {
     /// sorted by event id, without `viewed_at` (the wall clock of the fold)
     /// and without the revision (how many writes the fold took, which
     /// depends on how many changes it could fold into one write).
-    async fn views(&self, order: &ConfirmedOrder) -> Value {
+    async fn views(&self, order: &CompletedOrder) -> Value {
         let one = |collection: &'static str, id: String| async move {
             let found: Vec<Document> = self.db.collection::<Document>(collection).find(doc! { "_id": id }).await.unwrap().try_collect().await.unwrap();
             found.into_iter().next().map_or(Value::Null, |mut d| {

@@ -4,7 +4,8 @@
 //!
 //! - [`handlers`]: one file per event it reacts to on `outflow.order.events`:
 //!   `order_placed` (reserve every line or none), `order_cancelled` (release),
-//!   `order_confirmed` (commit the sale);
+//!   `order_confirmed` (commit the sale), `order_delivery_failed` (take the
+//!   goods of a failed delivery back on hand);
 //! - [`Steps`]: what every step needs (pool, outbox) and the dispatch.
 //!
 //! Each step is one transaction: claim the event in the inbox, change the rows,
@@ -32,6 +33,7 @@ impl Dispatch for Steps {
             DomainEvent::OrderPlaced(e) => handlers::order_placed::reserve_stock(self, &delivery, e).await,
             DomainEvent::OrderCancelled(e) => handlers::order_cancelled::release_stock(self, &delivery, e).await,
             DomainEvent::OrderConfirmed(e) => handlers::order_confirmed::commit_stock(self, &delivery, e).await,
+            DomainEvent::OrderDeliveryFailed(e) => handlers::order_delivery_failed::return_stock(self, &delivery, e).await,
             _ => Ok(Outcome::Skipped),
         }
     }

@@ -14,9 +14,12 @@ use sqlx::{
 
 use crate::model::{Sagas, Slot, Slots, StuckSaga, Trend};
 
-/// The order statuses, and which of them end a saga.
-pub const STATUSES: [&str; 3] = ["PENDING", "CONFIRMED", "CANCELLED"];
-pub const TERMINAL: [&str; 2] = ["CONFIRMED", "CANCELLED"];
+/// The order statuses, and which of them end the part of a saga that Outflow
+/// drives within its deadlines: a CONFIRMED order is paid and with the
+/// carrier, whose delivery takes as long as it takes (its own count shows it),
+/// so it is neither in flight nor stuck.
+pub const STATUSES: [&str; 5] = ["PENDING", "CONFIRMED", "CANCELLED", "COMPLETED", "DELIVERY_FAILED"];
+pub const TERMINAL: [&str; 4] = ["CONFIRMED", "CANCELLED", "COMPLETED", "DELIVERY_FAILED"];
 
 pub struct PostgresSource {
     pool: PgPool,

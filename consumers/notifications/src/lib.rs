@@ -16,7 +16,8 @@ use outflow_events::DomainEvent;
 pub const GROUP: &str = "outflow-notifications";
 
 pub fn topics() -> Vec<String> {
-    vec![outflow_events::AggregateType::Order.topic(), outflow_events::AggregateType::Payment.topic()]
+    use outflow_events::AggregateType::*;
+    vec![Order.topic(), Payment.topic(), Shipment.topic()]
 }
 
 pub struct Notifications {
@@ -30,6 +31,11 @@ fn message(event: &DomainEvent) -> Option<(&str, &str, String)> {
         DomainEvent::OrderConfirmed(e) => Some((&e.aggregate_id, "order_confirmed", "Your order is paid and confirmed.".into())),
         DomainEvent::OrderCancelled(e) => Some((&e.aggregate_id, "order_cancelled", format!("Your order was cancelled ({}).", e.reason))),
         DomainEvent::PaymentRefunded(e) => Some((&e.order_id, "payment_refunded", format!("We refunded {} to you.", e.amount_minor))),
+        DomainEvent::ShipmentRequested(e) => Some((&e.order_id, "order_shipped", format!("Your order is on its way (shipment {}).", e.shipment_id))),
+        DomainEvent::OrderCompleted(e) => Some((&e.aggregate_id, "order_delivered", "Your order was delivered.".into())),
+        DomainEvent::OrderDeliveryFailed(e) => {
+            Some((&e.aggregate_id, "order_delivery_failed", format!("We could not deliver your order ({}); your payment is refunded.", e.reason)))
+        }
         _ => None,
     }
 }
@@ -39,6 +45,9 @@ fn customer_of(event: &DomainEvent) -> Option<&str> {
         DomainEvent::OrderPlaced(e) => Some(&e.customer_id),
         DomainEvent::OrderConfirmed(e) => Some(&e.customer_id),
         DomainEvent::OrderCancelled(e) => Some(&e.customer_id),
+        DomainEvent::OrderCompleted(e) => Some(&e.customer_id),
+        DomainEvent::OrderDeliveryFailed(e) => Some(&e.customer_id),
+        DomainEvent::ShipmentRequested(e) => Some(&e.customer_id),
         _ => None,
     }
 }

@@ -5,7 +5,9 @@
 //! - [`handlers`]: `payment_captured` (PENDING → CONFIRMED + `OrderConfirmed`),
 //!   `order_failed` (StockRejected / PaymentFailed → CANCELLED with the reason +
 //!   `OrderCancelled`), `catalog` (ProductCreated / StockAdjusted → the local
-//!   catalog replica that prices new orders, guarded by product version);
+//!   catalog replica that prices new orders, guarded by product version),
+//!   `shipment_ended` (ShipmentDelivered → COMPLETED + `OrderCompleted`,
+//!   ShipmentFailed → DELIVERY_FAILED + `OrderDeliveryFailed`);
 //! - [`Steps`]: what every step needs and the dispatch.
 
 pub mod handlers;
@@ -24,7 +26,10 @@ pub struct Steps {
 
 impl Dispatch for Steps {
     async fn dispatch(&self, delivery: Delivery) -> Result<Outcome, HandlerError> {
-        use handlers::{catalog, order_failed, payment_captured};
+        use handlers::{
+            catalog, order_failed, payment_captured,
+            shipment_ended::{self, Ended},
+        };
         match &delivery.event {
             DomainEvent::PaymentCaptured(e) => payment_captured::confirm_order(self, &delivery, e).await,
             DomainEvent::StockRejected(e) => order_failed::cancel_order(self, &delivery, &e.order_id, "out_of_stock").await,
@@ -34,11 +39,14 @@ impl Dispatch for Steps {
             }
             DomainEvent::ProductCreated(e) => catalog::upsert(self, &e.sku, &e.name, e.price_minor, &e.currency, e.aggregate_version).await,
             DomainEvent::StockAdjusted(e) => catalog::upsert(self, &e.sku, &e.name, e.price_minor, &e.currency, e.aggregate_version).await,
+            DomainEvent::ShipmentDelivered(e) => shipment_ended::end_order(self, &delivery, &e.order_id, Ended::Delivered).await,
+            DomainEvent::ShipmentFailed(e) => shipment_ended::end_order(self, &delivery, &e.order_id, Ended::Failed(&e.reason)).await,
             _ => Ok(Outcome::Skipped),
         }
     }
 }
 
 pub fn topics() -> Vec<String> {
-    vec![outflow_events::AggregateType::Inventory.topic(), outflow_events::AggregateType::Payment.topic()]
+    use outflow_events::AggregateType::*;
+    vec![Inventory.topic(), Payment.topic(), Shipment.topic()]
 }

@@ -5,7 +5,8 @@
 //! - [`handlers`]: `stock_reserved` (record the payment, open it with the
 //!   provider, then `PaymentRequested`; nothing for an order given up already),
 //!   `order_cancelled` (give the order up: refund a captured payment, void a
-//!   pending one, or record it so that its payment is never opened);
+//!   pending one, or record it so that its payment is never opened), and the
+//!   same for `OrderDeliveryFailed` (its captured payment is refunded);
 //! - [`expiry`]: the saga timeout: a payment still pending past its deadline
 //!   fails (`PaymentFailed`, reason `expired`), which cancels its order; and
 //!   refunds left owed by a crash or a provider outage are finished;
@@ -22,6 +23,9 @@ use sqlx::PgPool;
 
 pub const GROUP: &str = "outflow-payments";
 
+/// The reason of the refund of an order whose delivery failed.
+pub const DELIVERY_FAILED: &str = "delivery_failed";
+
 pub struct Steps {
     pub pool: PgPool,
     pub outbox: Outbox,
@@ -32,7 +36,8 @@ impl Dispatch for Steps {
     async fn dispatch(&self, delivery: Delivery) -> Result<Outcome, HandlerError> {
         match &delivery.event {
             DomainEvent::StockReserved(e) => handlers::stock_reserved::request_payment(self, &delivery, e).await,
-            DomainEvent::OrderCancelled(e) => handlers::order_cancelled::refund_or_void(self, &delivery, e).await,
+            DomainEvent::OrderCancelled(e) => handlers::order_cancelled::refund_or_void(self, &delivery, &e.aggregate_id, &e.reason).await,
+            DomainEvent::OrderDeliveryFailed(e) => handlers::order_cancelled::refund_or_void(self, &delivery, &e.aggregate_id, DELIVERY_FAILED).await,
             _ => Ok(Outcome::Skipped),
         }
     }

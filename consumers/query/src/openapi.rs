@@ -16,15 +16,17 @@ use utoipa::{OpenApi, ToSchema};
 pub struct ApiDoc;
 
 /// An order's view: the order, its lines, the status timeline, and the
-/// reservation and payment parts once their events arrived.
+/// reservation, payment and shipment parts once their events arrived.
 #[derive(Serialize, ToSchema)]
 #[allow(dead_code)]
 pub struct OrderView {
     #[schema(format = "uuid")]
     order_id: String,
     customer_id: String,
-    /// PENDING, CONFIRMED or CANCELLED.
+    /// PENDING, CONFIRMED, CANCELLED, COMPLETED or DELIVERY_FAILED.
     status: Option<String>,
+    /// Why the order ended unfulfilled (CANCELLED or DELIVERY_FAILED).
+    cancel_reason: Option<String>,
     total_minor: Option<i64>,
     currency: Option<String>,
     lines: Option<Vec<serde_json::Value>>,
@@ -32,6 +34,8 @@ pub struct OrderView {
     timeline: Option<Vec<serde_json::Value>>,
     reservation: Option<serde_json::Value>,
     payment: Option<serde_json::Value>,
+    /// `{status: IN_TRANSIT | DELIVERED | FAILED, shipment_id, reason}` once the carrier took it.
+    shipment: Option<serde_json::Value>,
 }
 
 /// One page of a customer's orders, newest first.

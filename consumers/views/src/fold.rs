@@ -48,6 +48,10 @@ pub fn changes(delivery: &Delivery) -> Touched {
         OrderPlaced(e) => touch.placed(e),
         OrderConfirmed(e) => touch.order_status(&e.aggregate_id, e.aggregate_version, doc! { "status": "CONFIRMED" }),
         OrderCancelled(e) => touch.order_status(&e.aggregate_id, e.aggregate_version, doc! { "status": "CANCELLED", "cancel_reason": &e.reason }),
+        OrderCompleted(e) => touch.order_status(&e.aggregate_id, e.aggregate_version, doc! { "status": "COMPLETED" }),
+        OrderDeliveryFailed(e) => {
+            touch.order_status(&e.aggregate_id, e.aggregate_version, doc! { "status": "DELIVERY_FAILED", "cancel_reason": &e.reason })
+        }
         StockReserved(e) => {
             let lines: Vec<Document> = e.lines.iter().map(|l| doc! { "sku": &l.sku, "quantity": l.quantity }).collect();
             let products = e.lines.iter().map(|l| product(&l.sku, l.on_hand, l.reserved, l.product_version));
@@ -65,6 +69,10 @@ pub fn changes(delivery: &Delivery) -> Touched {
             let products = e.lines.iter().map(|l| product(&l.sku, l.on_hand, l.reserved, l.product_version));
             touch.reservation(&e.order_id, e.aggregate_version, doc! { "reservation.status": "COMMITTED" }, products)
         }
+        StockReturned(e) => {
+            let products = e.lines.iter().map(|l| product(&l.sku, l.on_hand, l.reserved, l.product_version));
+            touch.reservation(&e.order_id, e.aggregate_version, doc! { "reservation.status": "RETURNED" }, products)
+        }
         ProductCreated(e) => vec![product(&e.sku, e.on_hand, 0, e.aggregate_version)],
         StockAdjusted(e) => vec![product(&e.sku, e.on_hand, e.reserved, e.aggregate_version)],
         PaymentRequested(e) => touch.payment(
@@ -75,6 +83,11 @@ pub fn changes(delivery: &Delivery) -> Touched {
         PaymentCaptured(e) => touch.payment(&e.order_id, e.aggregate_version, doc! { "payment.status": "CAPTURED", "payment.transaction_id": &e.transaction_id }),
         PaymentFailed(e) => touch.payment(&e.order_id, e.aggregate_version, doc! { "payment.status": "FAILED", "payment.reason": &e.reason }),
         PaymentRefunded(e) => touch.payment(&e.order_id, e.aggregate_version, doc! { "payment.status": "REFUNDED", "payment.reason": &e.reason }),
+        ShipmentRequested(e) => {
+            touch.shipment(&e.order_id, e.aggregate_version, doc! { "shipment.status": "IN_TRANSIT", "shipment.shipment_id": &e.shipment_id })
+        }
+        ShipmentDelivered(e) => touch.shipment(&e.order_id, e.aggregate_version, doc! { "shipment.status": "DELIVERED" }),
+        ShipmentFailed(e) => touch.shipment(&e.order_id, e.aggregate_version, doc! { "shipment.status": "FAILED", "shipment.reason": &e.reason }),
     }
 }
 
@@ -136,6 +149,10 @@ impl Touch {
 
     fn payment(&self, order_id: &str, version: i64, fields: Document) -> Touched {
         vec![self.order(order_id, "payment.version", version, fields)]
+    }
+
+    fn shipment(&self, order_id: &str, version: i64, fields: Document) -> Touched {
+        vec![self.order(order_id, "shipment.version", version, fields)]
     }
 }
 

@@ -19,8 +19,8 @@ pub async fn confirms_again(orders: &PgPool, ids: &[Uuid], run_started: SystemTi
     for fault in faults.iter_mut() {
         let at = start_s + fault.at_ms as f64 / 1000.0;
         let first: Option<f64> = sqlx::query_scalar(
-            "select extract(epoch from min(updated_at))::float8 from orders
-             where id = any($1) and status = 'CONFIRMED' and created_at >= to_timestamp($2)",
+            "select extract(epoch from min(confirmed_at))::float8 from orders
+             where id = any($1) and confirmed_at is not null and created_at >= to_timestamp($2)",
         )
         .bind(ids)
         .bind(at)
@@ -29,8 +29,8 @@ pub async fn confirms_again(orders: &PgPool, ids: &[Uuid], run_started: SystemTi
         fault.confirms_again_ms = first.map(|t| ((t - at) * 1000.0).max(0.0) as u64);
     }
     let median: Option<f64> = sqlx::query_scalar(
-        "select percentile_cont(0.5) within group (order by extract(epoch from updated_at - created_at)::float8) * 1000
-         from orders where id = any($1) and status = 'CONFIRMED'",
+        "select percentile_cont(0.5) within group (order by extract(epoch from confirmed_at - created_at)::float8) * 1000
+         from orders where id = any($1) and confirmed_at is not null",
     )
     .bind(ids)
     .fetch_one(orders)

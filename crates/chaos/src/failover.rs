@@ -199,11 +199,12 @@ async fn tasks_moved(stack: &Stack, gone: Component, since: Instant) -> Result<u
 async fn confirms_again(orders_db: &PgPool, at: f64) -> Result<u64> {
     let until = tokio::time::Instant::now() + PATIENCE;
     loop {
-        let first: Option<f64> =
-            sqlx::query_scalar("select extract(epoch from min(updated_at))::float8 from orders where status = 'CONFIRMED' and created_at >= to_timestamp($1)")
-                .bind(at)
-                .fetch_one(orders_db)
-                .await?;
+        let first: Option<f64> = sqlx::query_scalar(
+            "select extract(epoch from min(confirmed_at))::float8 from orders where confirmed_at is not null and created_at >= to_timestamp($1)",
+        )
+        .bind(at)
+        .fetch_one(orders_db)
+        .await?;
         if let Some(t) = first {
             return Ok(((t - at) * 1000.0).max(0.0) as u64);
         }
@@ -218,10 +219,10 @@ async fn confirms_again(orders_db: &PgPool, at: f64) -> Result<u64> {
 async fn affected(orders_db: &PgPool, ids: &[Uuid], fault: &Fault) -> Result<(i64, Option<u64>, Option<u64>)> {
     let again = fault.at + fault.confirms_again_ms.unwrap_or(fault.down_ms) as f64 / 1000.0;
     let (count, slowest, median): (i64, Option<f64>, Option<f64>) = sqlx::query_as(
-        "select count(*) filter (where created_at < to_timestamp($3) and updated_at > to_timestamp($2)),
-                max(extract(epoch from updated_at - created_at)::float8 * 1000) filter (where created_at < to_timestamp($3) and updated_at > to_timestamp($2)),
-                percentile_cont(0.5) within group (order by extract(epoch from updated_at - created_at)::float8 * 1000)
-         from orders where id = any($1) and status <> 'PENDING'",
+        "select count(*) filter (where created_at < to_timestamp($3) and settled_at > to_timestamp($2)),
+                max(extract(epoch from settled_at - created_at)::float8 * 1000) filter (where created_at < to_timestamp($3) and settled_at > to_timestamp($2)),
+                percentile_cont(0.5) within group (order by extract(epoch from settled_at - created_at)::float8 * 1000)
+         from (select created_at, coalesce(confirmed_at, updated_at) as settled_at from orders where id = any($1) and status <> 'PENDING') settled",
     )
     .bind(ids)
     .bind(fault.at)

@@ -13,12 +13,13 @@ use rdkafka::{
 use crate::{read::kafka::TIMEOUT, Sources};
 
 /// The saga's consumer groups and the topics each reads.
-pub const GROUPS: [(&str, &[&str]); 5] = [
+pub const GROUPS: [(&str, &[&str]); 6] = [
     ("outflow-inventory", &["outflow.order.events"]),
     ("outflow-payments", &["outflow.inventory.events", "outflow.order.events"]),
-    ("outflow-orders", &["outflow.inventory.events", "outflow.payment.events"]),
-    ("outflow-views", &["outflow.order.events", "outflow.inventory.events", "outflow.payment.events"]),
-    ("outflow-notifications", &["outflow.order.events", "outflow.payment.events"]),
+    ("outflow-orders", &["outflow.inventory.events", "outflow.payment.events", "outflow.shipment.events"]),
+    ("outflow-shipping", &["outflow.order.events"]),
+    ("outflow-views", &["outflow.order.events", "outflow.inventory.events", "outflow.payment.events", "outflow.shipment.events"]),
+    ("outflow-notifications", &["outflow.order.events", "outflow.payment.events", "outflow.shipment.events"]),
 ];
 
 /// The groups did not catch up in time (as opposed to the broker not answering).

@@ -38,6 +38,13 @@ pub struct PaymentRow {
     pub captured_at_provider: bool,
 }
 
+/// An order's shipment: REQUESTED, IN_TRANSIT, DELIVERED or FAILED.
+#[derive(Clone, Debug)]
+pub struct ShipmentRow {
+    pub order_id: Uuid,
+    pub status: String,
+}
+
 #[derive(Clone, Debug)]
 pub struct ReservationRow {
     pub order_id: Uuid,
@@ -115,6 +122,7 @@ pub struct OrderView {
     pub order_version: Option<i64>,
     pub payment_status: Option<String>,
     pub reservation_status: Option<String>,
+    pub shipment_status: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -152,6 +160,7 @@ pub struct Snapshot {
     pub missing_orders: Vec<Uuid>,
     pub payments: HashMap<Uuid, PaymentRow>,
     pub reservations: HashMap<Uuid, ReservationRow>,
+    pub shipments: HashMap<Uuid, ShipmentRow>,
     pub products: Vec<ProductRow>,
     /// SKUs of the scope that the products table does not have.
     pub missing_skus: Vec<String>,

@@ -1,4 +1,4 @@
-//! Where the checker reads: the three service databases, Kafka with its
+//! Where the checker reads: the four service databases, Kafka with its
 //! schema registry, and the views database. Settings come from the same
 //! `OUTFLOW_*` variables as the scripts and the end-to-end tests, with
 //! `infra/dev.env` behind them outside production.
@@ -92,6 +92,7 @@ pub struct Sources {
     pub orders: PgPool,
     pub inventory: PgPool,
     pub payments: PgPool,
+    pub shipping: PgPool,
     pub views: mongodb::Database,
     pub settings: Settings,
 }
@@ -116,12 +117,12 @@ impl Sources {
                     .with_context(|| format!("{at} is not reachable"))
             }
         };
-        let (orders, inventory, payments) = tokio::try_join!(pool("orders"), pool("inventory"), pool("payments"))?;
+        let (orders, inventory, payments, shipping) = tokio::try_join!(pool("orders"), pool("inventory"), pool("payments"), pool("shipping"))?;
         // An unreachable server is named within 10 s, as for the databases, not the driver's 30 s.
         let client = outflow_service::settings::mongo_client(&settings.mongo_url, &settings.mongo_user, &settings.mongo_password.clone().into()).await?;
         let views = client.database(&settings.views_database);
         views.run_command(doc! { "ping": 1 }).await.with_context(|| format!("MongoDB on {} is not reachable", settings.mongo_url))?;
-        Ok(Sources { orders, inventory, payments, views, settings })
+        Ok(Sources { orders, inventory, payments, shipping, views, settings })
     }
 
     pub(crate) fn kafka(&self) -> ClientConfig {

@@ -42,7 +42,7 @@ fn development_secrets() -> impl Iterator<Item = (&'static str, &'static str)> {
 }
 
 /// Refuses, in production, settings that hold a development secret or point
-/// the payment provider at a loopback address. `settings` is every string
+/// the payment provider or the carrier at a loopback address (their sandboxes). `settings` is every string
 /// setting as (key, value), keys dotted as in the TOML (`database.url`).
 pub fn check_settings(environment: Environment, settings: &[(String, String)]) -> Result<()> {
     if environment == Environment::Development {
@@ -54,6 +54,9 @@ pub fn check_settings(environment: Environment, settings: &[(String, String)]) -
         }
         if key.ends_with("provider_url") && is_loopback_url(value) {
             bail!("OUTFLOW_ENV=production: setting {key} points the payment provider at {value}, a local address (the development sandbox); set the real provider's URL");
+        }
+        if key.ends_with("carrier_url") && is_loopback_url(value) {
+            bail!("OUTFLOW_ENV=production: setting {key} points the carrier at {value}, a local address (the development sandbox); set the real carrier's URL");
         }
     }
     Ok(())
@@ -122,6 +125,14 @@ mod tests {
             assert!(check_settings(Environment::Production, &setting("provider_url", url)).is_err(), "{url}");
         }
         assert!(check_settings(Environment::Production, &setting("provider_url", "https://api.provider.example/")).is_ok());
+    }
+
+    #[test]
+    fn production_refuses_a_local_carrier() {
+        for url in ["http://127.0.0.1:7198", "http://localhost:7198/"] {
+            assert!(check_settings(Environment::Production, &setting("carrier_url", url)).is_err(), "{url}");
+        }
+        assert!(check_settings(Environment::Production, &setting("carrier_url", "https://api.carrier.example/")).is_ok());
     }
 
     #[test]

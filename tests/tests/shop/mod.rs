@@ -14,10 +14,23 @@ use sqlx::PgPool;
 pub const ORDERS: &str = "http://127.0.0.1:7101";
 pub const INVENTORY: &str = "http://127.0.0.1:7102";
 pub const PAYMENTS: &str = "http://127.0.0.1:7103";
+pub const SHIPPING: &str = "http://127.0.0.1:7104";
+pub const CARRIER: &str = "http://127.0.0.1:7198";
 pub const SANDBOX: &str = "http://127.0.0.1:7199";
 pub const QUERY: &str = "http://127.0.0.1:7110";
 pub const PRICE: i64 = 1250;
 const WAIT: Duration = Duration::from_secs(30);
+
+/// The shared checker over a test's orders and products, once every
+/// consumer group has caught up (views may trail the tables a moment longer).
+pub async fn invariants_hold(orders: &[&str], skus: &[&str]) {
+    use outflow_invariants::{Options, Scope, Sources};
+    let sources = Sources::from_env().await.expect("the checker's sources");
+    let scope = Scope::parse(orders, skus).expect("order ids are UUIDs");
+    outflow_invariants::wait_caught_up(&sources, Duration::from_secs(120)).await.expect("every consumer group catches up");
+    let report = outflow_invariants::check_until_held(&sources, &scope, &Options::from_env(), Duration::from_secs(30)).await.expect("the checker runs");
+    report.ensure_held().unwrap_or_else(|e| panic!("{e:#}"));
+}
 
 pub fn payment_deadline_ms() -> u64 {
     std::env::var("OUTFLOW_PAYMENT_DEADLINE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000)
@@ -60,7 +73,17 @@ impl Shop {
         sku
     }
 
+    /// Places an order whose shipment, once confirmed, stays in transit at the
+    /// carrier: the tests that are not about shipping check the CONFIRMED
+    /// their saga reaches. [`Shop::ship`] says how a shipment ends instead.
     pub async fn place(&self, customer: &str, lines: &[(&str, i64)]) -> String {
+        let order = self.place_any(customer, lines).await;
+        self.ship(&order, "never").await;
+        order
+    }
+
+    /// Places an order and leaves its shipment to the carrier's behaviour.
+    pub async fn place_any(&self, customer: &str, lines: &[(&str, i64)]) -> String {
         let items: Vec<Value> = lines.iter().map(|(sku, q)| json!({"sku": sku, "quantity": q})).collect();
         let response = self
             .http
@@ -79,6 +102,29 @@ impl Shop {
     pub async fn force(&self, order: &str, outcome: &str) {
         let response = self.http.put(format!("{SANDBOX}/sandbox/orders/{order}/outcome")).json(&json!({"outcome": outcome})).send().await.unwrap();
         assert_eq!(response.status().as_u16(), 204);
+    }
+
+    /// Tells the carrier sandbox how this order's shipment ends: `deliver`,
+    /// `fail` or `never` (stays in transit); decided when the carrier's
+    /// delivery delay after the shipment request has passed, or at once for
+    /// a shipment held with `never`.
+    pub async fn ship(&self, order: &str, outcome: &str) {
+        let response = self.http.put(format!("{CARRIER}/sandbox/shipments/{order}/outcome")).json(&json!({"outcome": outcome})).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 204);
+    }
+
+    /// The shipment as the shipping writer sees it (Null when there is none).
+    pub async fn shipment(&self, order: &str) -> Value {
+        let response = self.http.get(format!("{SHIPPING}/v1/shipments/{order}")).bearer_auth(self.admin()).send().await.unwrap();
+        if response.status().as_u16() != 200 {
+            return Value::Null;
+        }
+        response.json().await.unwrap()
+    }
+
+    pub async fn wait_shipment(&self, order: &str, status: &str) -> Value {
+        self.until(WAIT, &format!("shipment of {order} to be {status}"), || async { self.shipment(order).await["status"] == status }).await;
+        self.shipment(order).await
     }
 
     pub async fn order(&self, order: &str) -> Value {

@@ -13,8 +13,12 @@ use crate::settings::OrderLimits;
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
     Pending,
+    /// Paid; handed to shipping, which ends it COMPLETED or DELIVERY_FAILED.
     Confirmed,
     Cancelled,
+    Completed,
+    /// The carrier could not deliver: refunded and restocked, terminal.
+    DeliveryFailed,
 }
 
 impl OrderStatus {
@@ -23,6 +27,8 @@ impl OrderStatus {
             OrderStatus::Pending => "PENDING",
             OrderStatus::Confirmed => "CONFIRMED",
             OrderStatus::Cancelled => "CANCELLED",
+            OrderStatus::Completed => "COMPLETED",
+            OrderStatus::DeliveryFailed => "DELIVERY_FAILED",
         }
     }
 
@@ -31,6 +37,8 @@ impl OrderStatus {
             "PENDING" => Some(OrderStatus::Pending),
             "CONFIRMED" => Some(OrderStatus::Confirmed),
             "CANCELLED" => Some(OrderStatus::Cancelled),
+            "COMPLETED" => Some(OrderStatus::Completed),
+            "DELIVERY_FAILED" => Some(OrderStatus::DeliveryFailed),
             _ => None,
         }
     }

@@ -1,28 +1,17 @@
-//! The sandbox's memory across restarts. A real provider does not forget a
-//! transaction because one of its processes died: a forgotten capture could
-//! never be refunded (the refund would find nothing) and a forgotten pending
-//! payment would never settle. Every change of a transaction is appended as
-//! one JSON line before the request that made it is answered; on start the
-//! lines are folded (the last line of an order wins), the file is rewritten
-//! compacted, and what was under way is taken up again.
-//!
-//! Each line is one `write` to a file opened for appending, so a SIGKILL of
-//! the sandbox loses nothing it answered; a line torn by a crash mid-write can
-//! only be the last one, and is dropped with a warning. The file is not synced
-//! per line: the sandbox survives its own death, not the machine's.
+//! What the sandbox writes to its journal (`outflow-sandbox-journal`): a
+//! real provider does not forget a transaction because one of its processes
+//! died. A forgotten capture could never be refunded (the refund would find
+//! nothing) and a forgotten pending payment would never settle. The last line
+//! of an order wins.
 
-use std::{
-    collections::HashMap,
-    fs::{self, File, OpenOptions},
-    io::{BufRead, BufReader, Write},
-    path::{Path, PathBuf},
-    sync::Mutex,
-};
+use std::collections::HashMap;
 
-use anyhow::{bail, Context, Result};
+use outflow_sandbox_journal::Fold;
 use serde::{Deserialize, Serialize};
 
 use crate::{Outcome, Transaction};
+
+pub type Journal = outflow_sandbox_journal::Journal<Recovered>;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -38,68 +27,31 @@ pub struct Recovered {
     pub forced: HashMap<String, Outcome>,
 }
 
-pub struct Journal {
-    path: PathBuf,
-    file: Mutex<File>,
-}
+impl Fold for Recovered {
+    type Entry = Entry;
 
-impl Journal {
-    /// Reads what the journal holds, rewrites it compacted and opens it for
-    /// appending. A corrupt line before the last one is refused: the journal
-    /// would otherwise silently lose transactions.
-    pub fn open(path: &Path) -> Result<(Journal, Recovered)> {
-        let recovered = if path.exists() { read(path)? } else { Recovered::default() };
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let compacted = path.with_extension("compacting");
-        {
-            let mut out = File::create(&compacted).with_context(|| format!("creating {}", compacted.display()))?;
-            let transactions = recovered.transactions.values().map(|t| Entry::Transaction(t.clone()));
-            let forced = recovered.forced.iter().map(|(order_id, outcome)| Entry::Forced { order_id: order_id.clone(), outcome: *outcome });
-            for entry in transactions.chain(forced) {
-                out.write_all(&line(&entry)?)?;
+    fn apply(&mut self, entry: Entry) {
+        match entry {
+            Entry::Transaction(t) => {
+                self.transactions.insert(t.order_id.clone(), t);
             }
-            out.sync_all()?;
-        }
-        fs::rename(&compacted, path).with_context(|| format!("replacing {}", path.display()))?;
-        let file = OpenOptions::new().append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
-        Ok((Journal { path: path.to_owned(), file: Mutex::new(file) }, recovered))
-    }
-
-    pub fn append(&self, entry: &Entry) -> Result<()> {
-        let line = line(entry)?;
-        let mut file = self.file.lock().expect("journal lock");
-        file.write_all(&line).with_context(|| format!("appending to {}", self.path.display()))
-    }
-}
-
-fn line(entry: &Entry) -> Result<Vec<u8>> {
-    let mut line = serde_json::to_vec(entry)?;
-    line.push(b'\n');
-    Ok(line)
-}
-
-fn read(path: &Path) -> Result<Recovered> {
-    let lines: Vec<String> = BufReader::new(File::open(path).with_context(|| format!("opening {}", path.display()))?).lines().collect::<Result<_, _>>()?;
-    let mut recovered = Recovered::default();
-    for (n, text) in lines.iter().enumerate() {
-        match serde_json::from_str::<Entry>(text) {
-            Ok(Entry::Transaction(t)) => {
-                recovered.transactions.insert(t.order_id.clone(), t);
+            Entry::Forced { order_id, outcome } => {
+                self.forced.insert(order_id, outcome);
             }
-            Ok(Entry::Forced { order_id, outcome }) => {
-                recovered.forced.insert(order_id, outcome);
-            }
-            Err(e) if n + 1 == lines.len() => tracing::warn!(journal = %path.display(), error = %e, "dropping a torn last line"),
-            Err(e) => bail!("{} line {}: {e}", path.display(), n + 1),
         }
     }
-    Ok(recovered)
+
+    fn entries(&self) -> Vec<Entry> {
+        let transactions = self.transactions.values().map(|t| Entry::Transaction(t.clone()));
+        let forced = self.forced.iter().map(|(order_id, outcome)| Entry::Forced { order_id: order_id.clone(), outcome: *outcome });
+        transactions.chain(forced).collect()
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::{fs, path::PathBuf};
+
     use super::*;
     use crate::Status;
 
@@ -118,7 +70,7 @@ mod tests {
     }
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("outflow-sandbox-journal-{}-{name}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("outflow-provider-sandbox-journal-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         dir.join("journal.jsonl")
     }
@@ -140,19 +92,14 @@ mod tests {
         assert_eq!(fs::read_to_string(&path).unwrap().lines().count(), 3, "compacted to one line per order and forced outcome");
     }
 
+    /// Journals written before the journal was shared by both sandboxes still open.
     #[test]
-    fn a_torn_last_line_is_dropped_and_a_corrupt_earlier_line_refused() {
-        let path = scratch("torn");
-        let (journal, _) = Journal::open(&path).unwrap();
-        journal.append(&Entry::Transaction(transaction("a", Status::Refund))).unwrap();
-        drop(journal);
-        let whole = fs::read_to_string(&path).unwrap();
-        fs::write(&path, format!("{whole}{{\"kind\":\"transaction\",\"order_")).unwrap();
-        let (_, recovered) = Journal::open(&path).unwrap();
-        assert_eq!(recovered.transactions["a"].transaction_status, Status::Refund);
-
-        fs::write(&path, format!("not json\n{whole}")).unwrap();
-        let refused = Journal::open(&path).err().expect("a corrupt line before the last is refused");
-        assert!(refused.to_string().contains("line 1"), "{refused}");
+    fn a_journal_line_keeps_its_shape() {
+        let line = r#"{"kind":"transaction","transaction_id":"t","order_id":"a","gross_amount":"9.90","token":"k","redirect_url":"u","outcome":"settle","transaction_status":"settlement","notified":true,"refunded":false}"#;
+        let mut recovered = Recovered::default();
+        recovered.apply(serde_json::from_str(line).unwrap());
+        recovered.apply(serde_json::from_str(r#"{"kind":"forced","order_id":"b","outcome":"never"}"#).unwrap());
+        assert_eq!(recovered.transactions["a"].outcome, Some(Outcome::Settle));
+        assert_eq!(recovered.forced["b"], Outcome::Never);
     }
 }

@@ -2,9 +2,10 @@
 
 pub mod order_cancelled;
 pub mod order_confirmed;
+pub mod order_delivery_failed;
 pub mod order_placed;
 
-use outflow_events::inventory::{CommittedLine, ReleasedLine, ReservedLine};
+use outflow_events::inventory::{CommittedLine, ReleasedLine, ReservedLine, ReturnedLine};
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
@@ -29,6 +30,7 @@ macro_rules! into_line {
 into_line!(ReservedLine);
 into_line!(ReleasedLine);
 into_line!(CommittedLine);
+into_line!(ReturnedLine);
 
 /// Applies `(on_hand delta, reserved delta) * quantity` to every line of a
 /// reservation, bumping each product's version; returns the stock after.
@@ -59,15 +61,31 @@ pub async fn move_stock(tx: &mut PgConnection, order_id: Uuid, on_hand_sign: i32
     Ok(stock)
 }
 
-/// Locks a reservation and moves it from RESERVED to `to`; None when it is not RESERVED.
-pub async fn close_reservation(tx: &mut PgConnection, order_id: Uuid, to: &str) -> Result<Option<i64>, sqlx::Error> {
+/// How a reservation closes: from which status to which, and how each line's
+/// quantity moves the product's `on_hand` and `reserved` (-1, 0 or +1).
+pub struct Closing {
+    pub from: &'static str,
+    pub to: &'static str,
+    pub on_hand_sign: i32,
+    pub reserved_sign: i32,
+}
+
+/// The order was cancelled: the held stock is given back.
+pub const RELEASE: Closing = Closing { from: "RESERVED", to: "RELEASED", on_hand_sign: 0, reserved_sign: -1 };
+/// The order was confirmed: the held stock is sold.
+pub const COMMIT: Closing = Closing { from: "RESERVED", to: "COMMITTED", on_hand_sign: -1, reserved_sign: -1 };
+/// The order's delivery failed: the sold goods come back on hand.
+pub const RETURN: Closing = Closing { from: "COMMITTED", to: "RETURNED", on_hand_sign: 1, reserved_sign: 0 };
+
+/// Locks a reservation and moves it as `closing` says; None when it is not in `closing.from`.
+pub async fn close_reservation(tx: &mut PgConnection, order_id: Uuid, closing: &Closing) -> Result<Option<i64>, sqlx::Error> {
     let status: Option<(String, i64)> =
         sqlx::query_as("select status, version from reservations where order_id = $1 for update").bind(order_id).fetch_optional(&mut *tx).await?;
     match status {
-        Some((status, version)) if status == "RESERVED" => {
+        Some((status, version)) if status == closing.from => {
             sqlx::query("update reservations set status = $2, version = $3, updated_at = now() where order_id = $1")
                 .bind(order_id)
-                .bind(to)
+                .bind(closing.to)
                 .bind(version + 1)
                 .execute(&mut *tx)
                 .await?;
@@ -91,20 +109,17 @@ async fn given_up_before_reserved(tx: &mut PgConnection, order_id: Uuid, custome
     Ok(inserted.rows_affected() == 1)
 }
 
-/// Closes a RESERVED reservation (to RELEASED or COMMITTED) in one transaction:
-/// claim the event, give the reserved stock back (and, for a sale, take it off
-/// hand: `on_hand_sign` -1), append the event that `build` makes from the
-/// reservation's new version and the stock after. Anything but RESERVED is
-/// left alone (rejected, already closed); an order never reserved is recorded
-/// as closed when `tombstone_for` names its customer (see
-/// [`given_up_before_reserved`]).
-#[allow(clippy::too_many_arguments)]
+/// Closes a reservation as `closing` says (RESERVED to RELEASED or COMMITTED,
+/// COMMITTED to RETURNED) in one transaction: claim the event, move the stock,
+/// append the event that `build` makes from the reservation's new version and
+/// the stock after. A reservation in any other status is left alone
+/// (rejected, already closed); an order never reserved is recorded as closed
+/// when `tombstone_for` names its customer (see [`given_up_before_reserved`]).
 pub async fn close<E: outflow_events::Event>(
     steps: &crate::Steps,
     delivery: &outflow_consumer::Delivery,
     order: &str,
-    to: &str,
-    on_hand_sign: i32,
+    closing: &Closing,
     tombstone_for: Option<&str>,
     build: impl FnOnce(i64, &[StockAfter]) -> E,
 ) -> Result<outflow_consumer::Outcome, outflow_consumer::HandlerError> {
@@ -114,17 +129,17 @@ pub async fn close<E: outflow_events::Event>(
     if !outflow_outbox::inbox::claim(&mut tx, delivery.event_id, delivery.event.name()).await.map_err(db)? {
         return Ok(Outcome::Duplicate);
     }
-    let mut closed = close_reservation(&mut tx, order_id, to).await.map_err(db)?;
+    let mut closed = close_reservation(&mut tx, order_id, closing).await.map_err(db)?;
     if let (None, Some(customer_id)) = (closed, tombstone_for) {
         if !given_up_before_reserved(&mut tx, order_id, customer_id).await.map_err(db)? {
-            closed = close_reservation(&mut tx, order_id, to).await.map_err(db)?;
+            closed = close_reservation(&mut tx, order_id, closing).await.map_err(db)?;
         }
     }
     let Some(version) = closed else {
         tx.commit().await.map_err(db)?;
         return Ok(Outcome::Skipped);
     };
-    let stock = move_stock(&mut tx, order_id, on_hand_sign, -1).await.map_err(db)?;
+    let stock = move_stock(&mut tx, order_id, closing.on_hand_sign, closing.reserved_sign).await.map_err(db)?;
     let event = build(version, &stock);
     let trace = outflow_outbox::TraceContext::child_of(delivery.traceparent.as_deref());
     steps.outbox.append(&mut tx, &event, &trace).await.map_err(|e| HandlerError::Transient(e.into()))?;

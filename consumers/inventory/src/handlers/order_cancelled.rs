@@ -9,7 +9,7 @@ use crate::Steps;
 
 #[instrument(skip_all, fields(order_id = %event.aggregate_id), err(Debug))]
 pub async fn release_stock(steps: &Steps, delivery: &Delivery, event: &OrderCancelled) -> Result<Outcome, HandlerError> {
-    super::close(steps, delivery, &event.aggregate_id, "RELEASED", 0, Some(&event.customer_id), |version, stock| StockReleased {
+    super::close(steps, delivery, &event.aggregate_id, &super::RELEASE, Some(&event.customer_id), |version, stock| StockReleased {
         event_id: new_event_id(),
         aggregate_id: event.aggregate_id.clone(),
         aggregate_version: version,

@@ -9,7 +9,7 @@ use crate::Steps;
 
 #[instrument(skip_all, fields(order_id = %event.aggregate_id), err(Debug))]
 pub async fn commit_stock(steps: &Steps, delivery: &Delivery, event: &OrderConfirmed) -> Result<Outcome, HandlerError> {
-    super::close(steps, delivery, &event.aggregate_id, "COMMITTED", -1, None, |version, stock| StockCommitted {
+    super::close(steps, delivery, &event.aggregate_id, &super::COMMIT, None, |version, stock| StockCommitted {
         event_id: new_event_id(),
         aggregate_id: event.aggregate_id.clone(),
         aggregate_version: version,

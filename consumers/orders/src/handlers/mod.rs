@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod order_failed;
 pub mod payment_captured;
+pub mod shipment_ended;
 
 use outflow_consumer::{db, HandlerError};
 use sqlx::PgConnection;

@@ -20,7 +20,7 @@ pub async fn confirm_order(steps: &Steps, delivery: &Delivery, event: &PaymentCa
         tx.commit().await.map_err(db)?;
         return Ok(Outcome::Skipped);
     };
-    sqlx::query("update orders set status = 'CONFIRMED', version = $2, updated_at = now() where id = $1")
+    sqlx::query("update orders set status = 'CONFIRMED', version = $2, updated_at = now(), confirmed_at = now() where id = $1")
         .bind(id)
         .bind(version)
         .execute(&mut *tx)

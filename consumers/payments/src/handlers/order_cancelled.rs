@@ -1,5 +1,6 @@
-//! OrderCancelled → the order is given up on the payments side, whatever state
-//! its payment is in, or whether it exists yet:
+//! OrderCancelled or OrderDeliveryFailed → the order is given up on the
+//! payments side, whatever state its payment is in, or whether it exists yet
+//! (a failed delivery always finds it CAPTURED, and has it refunded):
 //!
 //! - no payment yet (its StockReserved, on the other topic, is still to come):
 //!   the order is recorded as given up, so that StockReserved opens none;
@@ -13,7 +14,6 @@
 //! - FAILED or REFUNDED: nothing to do.
 
 use outflow_consumer::{db, Delivery, HandlerError, Outcome};
-use outflow_events::order::OrderCancelled;
 use outflow_outbox::{inbox, TraceContext};
 use outflow_payments::{events, refund};
 use sqlx::PgConnection;
@@ -22,9 +22,10 @@ use uuid::Uuid;
 
 use crate::{lock_order, Steps};
 
-#[instrument(skip_all, fields(order_id = %event.aggregate_id), err(Debug))]
-pub async fn refund_or_void(steps: &Steps, delivery: &Delivery, event: &OrderCancelled) -> Result<Outcome, HandlerError> {
-    let order_id = Uuid::parse_str(&event.aggregate_id).map_err(|_| HandlerError::Rejected(format!("order id {} is not a UUID", event.aggregate_id)))?;
+/// `order` gave up for `reason` (the order's cancel reason, or `delivery_failed`).
+#[instrument(skip_all, fields(order_id = %order), err(Debug))]
+pub async fn refund_or_void(steps: &Steps, delivery: &Delivery, order: &str, reason: &str) -> Result<Outcome, HandlerError> {
+    let order_id = Uuid::parse_str(order).map_err(|_| HandlerError::Rejected(format!("order id {order} is not a UUID")))?;
     let trace = TraceContext::child_of(delivery.traceparent.as_deref());
     let mut tx = steps.pool.begin().await.map_err(db)?;
     lock_order(&mut tx, order_id).await?;
@@ -33,7 +34,7 @@ pub async fn refund_or_void(steps: &Steps, delivery: &Delivery, event: &OrderCan
     }
     sqlx::query("insert into given_up_orders (order_id, reason) values ($1, $2) on conflict do nothing")
         .bind(order_id)
-        .bind(&event.reason)
+        .bind(reason)
         .execute(&mut *tx)
         .await
         .map_err(db)?;
@@ -42,9 +43,9 @@ pub async fn refund_or_void(steps: &Steps, delivery: &Delivery, event: &OrderCan
     let owes_refund = match payment {
         Some((status, version)) if status == "PENDING" => {
             void(steps, &mut tx, order_id, version, &trace).await?;
-            inbox::claim(&mut tx, delivery.event_id, "OrderCancelled").await.map_err(db)?;
+            inbox::claim(&mut tx, delivery.event_id, delivery.event.name()).await.map_err(db)?;
             tx.commit().await.map_err(db)?;
-            if let Err(e) = steps.provider.cancel(&event.aggregate_id).await {
+            if let Err(e) = steps.provider.cancel(order).await {
                 warn!(error = format!("{e:#}"), "cancelling the provider transaction failed; a late capture would be refunded");
             }
             return Ok(Outcome::Applied);
@@ -52,7 +53,7 @@ pub async fn refund_or_void(steps: &Steps, delivery: &Delivery, event: &OrderCan
         Some((status, _)) if status == "CAPTURED" => {
             sqlx::query("update payments set status = 'REFUNDING', failure_reason = $2, updated_at = now() where order_id = $1")
                 .bind(order_id)
-                .bind(&event.reason)
+                .bind(reason)
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
@@ -60,13 +61,13 @@ pub async fn refund_or_void(steps: &Steps, delivery: &Delivery, event: &OrderCan
         }
         Some((status, _)) => status == "REFUNDING",
         None => {
-            inbox::claim(&mut tx, delivery.event_id, "OrderCancelled").await.map_err(db)?;
+            inbox::claim(&mut tx, delivery.event_id, delivery.event.name()).await.map_err(db)?;
             tx.commit().await.map_err(db)?;
             return Ok(Outcome::Applied);
         }
     };
     if !owes_refund {
-        inbox::claim(&mut tx, delivery.event_id, "OrderCancelled").await.map_err(db)?;
+        inbox::claim(&mut tx, delivery.event_id, delivery.event.name()).await.map_err(db)?;
         tx.commit().await.map_err(db)?;
         return Ok(Outcome::Skipped);
     }
@@ -95,7 +96,7 @@ async fn void(steps: &Steps, tx: &mut PgConnection, order_id: Uuid, version: i64
 /// redelivery find the payment REFUNDED and change nothing).
 async fn claim_alone(steps: &Steps, delivery: &Delivery) -> Result<Outcome, HandlerError> {
     let mut tx = steps.pool.begin().await.map_err(db)?;
-    let first = inbox::claim(&mut tx, delivery.event_id, "OrderCancelled").await.map_err(db)?;
+    let first = inbox::claim(&mut tx, delivery.event_id, delivery.event.name()).await.map_err(db)?;
     tx.commit().await.map_err(db)?;
     Ok(if first { Outcome::Applied } else { Outcome::Duplicate })
 }

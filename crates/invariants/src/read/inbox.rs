@@ -12,7 +12,7 @@ use crate::{snapshot::InboxDuplicate, Sources};
 /// the table is not scanned; only a database without it pays for the count.
 pub async fn duplicates_in_every_inbox(sources: &Sources, scoped: Option<&[Uuid]>) -> anyhow::Result<Vec<InboxDuplicate>> {
     let mut found = Vec::new();
-    for (database, pool) in [("orders", &sources.orders), ("inventory", &sources.inventory), ("payments", &sources.payments)] {
+    for (database, pool) in [("orders", &sources.orders), ("inventory", &sources.inventory), ("payments", &sources.payments), ("shipping", &sources.shipping)] {
         let rows = duplicates(pool, scoped).await.with_context(|| format!("PostgreSQL database {database}: the inbox"))?;
         found.extend(rows.into_iter().map(|(event_id, rows)| InboxDuplicate { database, event_id, rows }));
     }

@@ -66,6 +66,7 @@ pub async fn snapshot(sources: &Sources, scope: &Scope, options: &Options) -> an
         missing_orders: tables.missing_orders,
         payments: tables.payments,
         reservations: tables.reservations,
+        shipments: tables.shipments,
         products: tables.products,
         missing_skus: tables.missing_skus,
         events,

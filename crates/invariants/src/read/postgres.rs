@@ -1,4 +1,4 @@
-//! The rows of the three service databases, scoped by order id and SKU
+//! The rows of the four service databases, scoped by order id and SKU
 //! (`null` arrays mean everything). A product is read together with the sums
 //! of every reservation of its SKU, in or out of scope, so a scoped check
 //! still checks its SKUs whole.
@@ -10,7 +10,7 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::{
-    snapshot::{Line, OrderRow, PaymentRow, ProductRow, ReservationRow},
+    snapshot::{Line, OrderRow, PaymentRow, ProductRow, ReservationRow, ShipmentRow},
     Scope, Sources,
 };
 
@@ -19,6 +19,7 @@ pub struct Tables {
     pub missing_orders: Vec<Uuid>,
     pub payments: HashMap<Uuid, PaymentRow>,
     pub reservations: HashMap<Uuid, ReservationRow>,
+    pub shipments: HashMap<Uuid, ShipmentRow>,
     pub products: Vec<ProductRow>,
     pub missing_skus: Vec<String>,
 }
@@ -29,16 +30,17 @@ pub async fn read(sources: &Sources, scope: &Scope) -> anyhow::Result<Tables> {
         Scope::Only { orders, skus } => (Some(orders.clone()), Some(skus.clone())),
     };
     let at = |database: &str| format!("PostgreSQL database {database} on {}:{}", sources.settings.pg_host, sources.settings.pg_port);
-    let (orders, payments, (reservations, products)) = tokio::try_join!(
+    let (orders, payments, shipments, (reservations, products)) = tokio::try_join!(
         async { order_rows(&sources.orders, ids.as_deref()).await.with_context(|| at("orders")) },
         async { payment_rows(&sources.payments, ids.as_deref()).await.with_context(|| at("payments")) },
+        async { shipment_rows(&sources.shipping, ids.as_deref()).await.with_context(|| at("shipping")) },
         async { inventory_rows(&sources.inventory, ids.as_deref(), skus.as_deref()).await.with_context(|| at("inventory")) },
     )?;
     let found: HashSet<Uuid> = orders.iter().map(|o| o.id).collect();
     let missing_orders = ids.unwrap_or_default().into_iter().filter(|id| !found.contains(id)).collect();
     let found: HashSet<&str> = products.iter().map(|p| p.sku.as_str()).collect();
     let missing_skus = skus.unwrap_or_default().into_iter().filter(|sku| !found.contains(sku.as_str())).collect();
-    Ok(Tables { orders, missing_orders, payments, reservations, products, missing_skus })
+    Ok(Tables { orders, missing_orders, payments, reservations, shipments, products, missing_skus })
 }
 
 async fn snapshot(pool: &PgPool) -> sqlx::Result<Transaction<'static, Postgres>> {
@@ -89,6 +91,12 @@ async fn payment_rows(pool: &PgPool, ids: Option<&[Uuid]>) -> sqlx::Result<HashM
             (order_id, PaymentRow { order_id, status, amount_minor, transaction_id, captured_at_provider })
         })
         .collect())
+}
+
+async fn shipment_rows(pool: &PgPool, ids: Option<&[Uuid]>) -> sqlx::Result<HashMap<Uuid, ShipmentRow>> {
+    let rows: Vec<(Uuid, String)> =
+        sqlx::query_as("select order_id, status from shipments where $1::uuid[] is null or order_id = any($1)").bind(ids).fetch_all(pool).await?;
+    Ok(rows.into_iter().map(|(order_id, status)| (order_id, ShipmentRow { order_id, status })).collect())
 }
 
 async fn inventory_rows(pool: &PgPool, ids: Option<&[Uuid]>, skus: Option<&[String]>) -> sqlx::Result<(HashMap<Uuid, ReservationRow>, Vec<ProductRow>)> {

@@ -29,7 +29,7 @@ pub async fn read(db: &Database, scope: &Scope, orders: &[String], skus: &[Strin
     };
     let mut views = Views { orders: HashMap::new(), summaries: HashMap::new(), products: HashMap::new() };
     if !orders.is_empty() {
-        let projection = doc! { "status": 1, "order_version": 1, "payment.status": 1, "reservation.status": 1 };
+        let projection = doc! { "status": 1, "order_version": 1, "payment.status": 1, "reservation.status": 1, "shipment.status": 1 };
         for (id, document) in documents(db.collection("order_views"), by_id(orders), projection).await? {
             views.orders.insert(id, order_view(&document));
         }
@@ -67,6 +67,7 @@ fn order_view(document: &Document) -> OrderView {
         order_version: number(document, "order_version"),
         payment_status: nested("payment"),
         reservation_status: nested("reservation"),
+        shipment_status: nested("shipment"),
     }
 }
 

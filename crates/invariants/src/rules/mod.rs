@@ -5,6 +5,7 @@
 pub mod dead_letters;
 pub mod money;
 pub mod once;
+pub mod shipping;
 pub mod stock;
 pub mod terminal;
 pub mod views;
@@ -13,7 +14,8 @@ use crate::{report::Invariant, snapshot::Snapshot, Options};
 
 pub fn all(snapshot: &Snapshot, options: &Options) -> Vec<Invariant> {
     vec![
-        terminal::check(&snapshot.orders, &snapshot.missing_orders, options),
+        terminal::check(&snapshot.orders, &snapshot.shipments, &snapshot.missing_orders, options),
+        shipping::check(&snapshot.orders, &snapshot.shipments),
         money::check(&snapshot.orders, &snapshot.payments, &snapshot.events),
         stock::check(snapshot, options),
         once::check(&snapshot.events, &snapshot.inbox_duplicates),
@@ -32,7 +34,7 @@ pub(crate) fn overdue(age_ms: i64, options: &Options) -> bool {
 pub(crate) mod fixtures {
     use uuid::Uuid;
 
-    use crate::snapshot::{Line, OrderRow, PaymentRow, Recorded, ReservationRow};
+    use crate::snapshot::{Line, OrderRow, PaymentRow, Recorded, ReservationRow, ShipmentRow};
 
     pub fn id(n: u128) -> Uuid {
         Uuid::from_u128(n)
@@ -52,6 +54,10 @@ pub(crate) mod fixtures {
 
     pub fn reservation(n: u128, status: &str, lines: Vec<Line>) -> ReservationRow {
         ReservationRow { order_id: id(n), status: status.into(), lines }
+    }
+
+    pub fn shipment(n: u128, status: &str) -> ShipmentRow {
+        ShipmentRow { order_id: id(n), status: status.into() }
     }
 
     pub fn event(kind: &'static str, event: u128, version: i64, amount: i64) -> Recorded {

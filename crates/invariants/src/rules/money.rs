@@ -1,6 +1,7 @@
-//! `money`: an order is CONFIRMED exactly when its payment is CAPTURED; a
-//! cancelled order keeps no money (no payment, FAILED or REFUNDED); nothing
-//! is refunded that was not captured; what was asked and captured is the
+//! `money`: an order is CONFIRMED or COMPLETED exactly when its payment is
+//! CAPTURED; an order that ends unpaid keeps no money (CANCELLED: no
+//! payment, FAILED or REFUNDED; DELIVERY_FAILED: REFUNDED); nothing is
+//! refunded that was not captured; what was asked and captured is the
 //! order's total.
 
 use std::collections::{HashMap, HashSet};
@@ -48,8 +49,11 @@ pub fn check(orders: &[OrderRow], payments: &HashMap<Uuid, PaymentRow>, events: 
 pub fn status_mismatch(order_status: &str, payment_status: Option<&str>) -> Option<String> {
     let shown = payment_status.unwrap_or("missing");
     match (order_status, payment_status) {
-        ("CONFIRMED", Some("CAPTURED")) => None,
-        ("CONFIRMED", _) => Some(format!("CONFIRMED, but its payment is {shown}")),
+        ("CONFIRMED" | "COMPLETED", Some("CAPTURED")) => None,
+        ("CONFIRMED" | "COMPLETED", _) => Some(format!("{order_status}, but its payment is {shown}")),
+        ("DELIVERY_FAILED", Some("REFUNDED")) => None,
+        ("DELIVERY_FAILED", Some("REFUNDING")) => Some("DELIVERY_FAILED, and its refund is not confirmed by the provider (REFUNDING)".into()),
+        ("DELIVERY_FAILED", _) => Some(format!("DELIVERY_FAILED, but its payment is {shown}, not REFUNDED")),
         ("CANCELLED", None | Some("FAILED" | "REFUNDED")) => None,
         ("CANCELLED", Some("CAPTURED")) => Some("CANCELLED, but its payment is CAPTURED and not refunded".into()),
         ("CANCELLED", Some("REFUNDING")) => Some("CANCELLED, and its refund is not confirmed by the provider (REFUNDING)".into()),
@@ -117,5 +121,14 @@ mod tests {
         assert_eq!(status_mismatch("PENDING", None), None);
         assert!(status_mismatch("PENDING", Some("CAPTURED")).is_some());
         assert!(status_mismatch("CANCELLED", Some("PENDING")).is_some());
+    }
+
+    #[test]
+    fn a_completed_order_keeps_its_money_and_a_failed_delivery_gives_it_back() {
+        assert_eq!(status_mismatch("COMPLETED", Some("CAPTURED")), None);
+        assert!(status_mismatch("COMPLETED", Some("REFUNDED")).is_some());
+        assert_eq!(status_mismatch("DELIVERY_FAILED", Some("REFUNDED")), None);
+        assert!(status_mismatch("DELIVERY_FAILED", Some("CAPTURED")).unwrap().contains("not REFUNDED"));
+        assert!(status_mismatch("DELIVERY_FAILED", Some("REFUNDING")).unwrap().contains("not confirmed"));
     }
 }

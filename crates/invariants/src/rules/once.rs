@@ -20,8 +20,12 @@ const AT_MOST_ONCE: &[&[&str]] = &[
     &["OrderConfirmed"],
     &["OrderCancelled"],
     &["OrderConfirmed", "OrderCancelled"],
+    &["OrderCompleted", "OrderDeliveryFailed", "OrderCancelled"],
     &["StockReserved", "StockRejected"],
     &["StockReleased", "StockCommitted"],
+    &["StockReturned"],
+    &["ShipmentRequested"],
+    &["ShipmentDelivered", "ShipmentFailed"],
     &["PaymentRequested"],
     &["PaymentCaptured"],
     &["PaymentRefunded"],
@@ -45,11 +49,12 @@ pub fn check(events: &EventLog, inbox: &[InboxDuplicate]) -> Invariant {
 }
 
 /// The state machine each event type versions: one order id keys the order,
-/// its reservation and its payment, each with its own version.
+/// its reservation, its payment and its shipment, each with its own version.
 pub fn family(kind: &str) -> &'static str {
     match kind {
-        "OrderPlaced" | "OrderConfirmed" | "OrderCancelled" => "order",
-        "StockReserved" | "StockRejected" | "StockReleased" | "StockCommitted" => "reservation",
+        "OrderPlaced" | "OrderConfirmed" | "OrderCancelled" | "OrderCompleted" | "OrderDeliveryFailed" => "order",
+        "StockReserved" | "StockRejected" | "StockReleased" | "StockCommitted" | "StockReturned" => "reservation",
+        "ShipmentRequested" | "ShipmentDelivered" | "ShipmentFailed" => "shipment",
         "ProductCreated" | "StockAdjusted" => "product",
         _ => "payment",
     }

@@ -1,8 +1,10 @@
 //! `stock`: a reservation's status follows its order's (RESERVED only while
-//! pending, COMMITTED only when confirmed, REJECTED or RELEASED only when
-//! cancelled); every ended order (but one rejected for stock) has one; and
-//! per SKU, `reserved` is what RESERVED reservations hold and `on_hand` is
-//! the initial stock plus restocks minus what was sold.
+//! pending, COMMITTED only when confirmed or completed, RETURNED only when
+//! the delivery failed, REJECTED or RELEASED only when cancelled); every
+//! ended order (but one rejected for stock) has one; and per SKU,
+//! `reserved` is what RESERVED reservations hold and `on_hand` is the
+//! initial stock plus restocks minus what was sold and kept (COMMITTED: a
+//! RETURNED reservation's goods came back).
 
 use std::collections::HashSet;
 
@@ -45,13 +47,14 @@ pub fn check(snapshot: &Snapshot, options: &Options) -> Invariant {
 pub fn reservation_mismatch(order: &OrderRow, reservation: Option<&ReservationRow>, options: &Options) -> Vec<String> {
     let Some(reservation) = reservation else {
         let rejected_for_stock = order.status == "CANCELLED" && order.cancel_reason.as_deref() == Some("out_of_stock");
-        let ended_without = order.status == "CONFIRMED" || (super::overdue(order.age_ms, options) && !rejected_for_stock);
+        let paid = matches!(order.status.as_str(), "CONFIRMED" | "COMPLETED" | "DELIVERY_FAILED");
+        let ended_without = paid || (super::overdue(order.age_ms, options) && !rejected_for_stock);
         return if ended_without { vec![format!("{} and no reservation", order.status)] } else { vec![] };
     };
     let mut wrong = Vec::new();
     let fits = matches!(
         (order.status.as_str(), reservation.status.as_str()),
-        ("PENDING", "RESERVED") | ("CONFIRMED", "COMMITTED") | ("CANCELLED", "REJECTED" | "RELEASED")
+        ("PENDING", "RESERVED") | ("CONFIRMED" | "COMPLETED", "COMMITTED") | ("DELIVERY_FAILED", "RETURNED") | ("CANCELLED", "REJECTED" | "RELEASED")
     );
     if !fits {
         wrong.push(format!("reservation {} for a {} order", reservation.status, order.status));
@@ -123,6 +126,10 @@ mod tests {
         assert!(reservation_mismatch(&cancelled, None, &options).is_empty());
         assert!(reservation_mismatch(&cancelled, Some(&reservation(2, "REJECTED", vec![])), &options).is_empty());
         assert!(reservation_mismatch(&cancelled, Some(&reservation(2, "RELEASED", vec![])), &options).is_empty(), "a tombstone");
+        assert!(reservation_mismatch(&order(3, "COMPLETED"), Some(&reservation(3, "COMMITTED", vec![line("MUG", 2)])), &options).is_empty());
+        assert!(reservation_mismatch(&order(4, "DELIVERY_FAILED"), Some(&reservation(4, "RETURNED", vec![line("MUG", 2)])), &options).is_empty());
+        let kept = reservation_mismatch(&order(5, "DELIVERY_FAILED"), Some(&reservation(5, "COMMITTED", vec![line("MUG", 2)])), &options);
+        assert_eq!(kept, ["reservation COMMITTED for a DELIVERY_FAILED order"]);
     }
 
     #[test]

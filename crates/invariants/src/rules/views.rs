@@ -1,10 +1,10 @@
 //! `views`: each order's `order_views` document (and `customer_orders`
-//! summary) shows the tables' order status and version, payment status and
-//! reservation status; each product's `product_availability` shows its stock.
+//! summary) shows the tables' order status and version, payment status,
+//! reservation status and shipment status; each product's `product_availability` shows its stock.
 
 use crate::{
     report::{Invariant, Offence},
-    snapshot::{OrderRow, OrderView, PaymentRow, ProductRow, ProductView, ReservationRow, Snapshot},
+    snapshot::{OrderRow, OrderView, PaymentRow, ProductRow, ProductView, ReservationRow, ShipmentRow, Snapshot},
 };
 
 pub const NAME: &str = "views";
@@ -13,7 +13,12 @@ pub fn check(snapshot: &Snapshot) -> Invariant {
     let mut broken = Vec::new();
     for order in &snapshot.orders {
         let id = order.id.to_string();
-        let tables = Tables { order, payment: snapshot.payments.get(&order.id), reservation: snapshot.reservations.get(&order.id) };
+        let tables = Tables {
+            order,
+            payment: snapshot.payments.get(&order.id),
+            reservation: snapshot.reservations.get(&order.id),
+            shipment: snapshot.shipments.get(&order.id),
+        };
         let summary = snapshot.order_summaries.get(&id).map(String::as_str);
         for reason in order_mismatch(&tables, snapshot.order_views.get(&id), summary) {
             broken.push(Offence::new(order.id, reason));
@@ -32,11 +37,12 @@ pub struct Tables<'a> {
     pub order: &'a OrderRow,
     pub payment: Option<&'a PaymentRow>,
     pub reservation: Option<&'a ReservationRow>,
+    pub shipment: Option<&'a ShipmentRow>,
 }
 
 /// What the order's view and summary (`customer_orders` status) show that the tables do not say.
 pub fn order_mismatch(tables: &Tables<'_>, view: Option<&OrderView>, summary: Option<&str>) -> Vec<String> {
-    let Tables { order, payment, reservation } = *tables;
+    let Tables { order, payment, reservation, shipment } = *tables;
     let mut wrong = Vec::new();
     match summary {
         None => wrong.push("no customer_orders document".into()),
@@ -61,6 +67,11 @@ pub fn order_mismatch(tables: &Tables<'_>, view: Option<&OrderView>, summary: Op
     if !reservation_shown(reservation, view.reservation_status.as_deref()) {
         let table = reservation.map_or("none", |r| r.status.as_str());
         wrong.push(format!("order_views reservation {}, the reservations table {table}", shown(&view.reservation_status)));
+    }
+    // A REQUESTED shipment has no event yet (ShipmentRequested comes once the carrier took it).
+    let table = shipment.map(|s| s.status.as_str()).filter(|s| *s != "REQUESTED");
+    if view.shipment_status.as_deref() != table {
+        wrong.push(format!("order_views shipment {}, the shipments table {}", shown(&view.shipment_status), table.unwrap_or("none")));
     }
     wrong
 }
@@ -109,7 +120,7 @@ fn shown(value: &Option<String>) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::fixtures::{line, order, payment, reservation};
+    use crate::rules::fixtures::{line, order, payment, reservation, shipment};
 
     fn view(status: &str, version: i64, payment: Option<&str>, reservation: Option<&str>) -> OrderView {
         OrderView {
@@ -117,6 +128,7 @@ mod tests {
             order_version: Some(version),
             payment_status: payment.map(Into::into),
             reservation_status: reservation.map(Into::into),
+            shipment_status: None,
         }
     }
 
@@ -127,11 +139,15 @@ mod tests {
     #[test]
     fn holds_when_the_view_shows_what_the_tables_say() {
         let (confirmed, paid, sold) = (order(1, "CONFIRMED"), payment(1, "CAPTURED"), reservation(1, "COMMITTED", vec![line("MUG", 2)]));
-        let tables = Tables { order: &confirmed, payment: Some(&paid), reservation: Some(&sold) };
+        let tables = Tables { order: &confirmed, payment: Some(&paid), reservation: Some(&sold), shipment: Some(&shipment(1, "REQUESTED")) };
         let seen = view("CONFIRMED", 2, Some("CAPTURED"), Some("COMMITTED"));
+        assert!(order_mismatch(&tables, Some(&seen), Some("CONFIRMED")).is_empty(), "a shipment not yet taken by the carrier has no event");
+        let in_transit = shipment(1, "IN_TRANSIT");
+        let tables = Tables { shipment: Some(&in_transit), ..tables };
+        let seen = OrderView { shipment_status: Some("IN_TRANSIT".into()), ..seen };
         assert!(order_mismatch(&tables, Some(&seen), Some("CONFIRMED")).is_empty());
         let (cancelled, tombstone) = (order(2, "CANCELLED"), reservation(2, "RELEASED", vec![]));
-        let tables = Tables { order: &cancelled, payment: None, reservation: Some(&tombstone) };
+        let tables = Tables { order: &cancelled, payment: None, reservation: Some(&tombstone), shipment: None };
         assert!(order_mismatch(&tables, Some(&view("CANCELLED", 2, None, None)), Some("CANCELLED")).is_empty());
         let shown = ProductView { on_hand: Some(5), reserved: Some(2), available: Some(3) };
         assert!(product_mismatch(&stock(), Some(&shown)).is_empty());
@@ -140,10 +156,11 @@ mod tests {
     #[test]
     fn a_view_behind_the_tables_breaks_it() {
         let (confirmed, paid, sold) = (order(1, "CONFIRMED"), payment(1, "CAPTURED"), reservation(1, "COMMITTED", vec![line("MUG", 2)]));
-        let tables = Tables { order: &confirmed, payment: Some(&paid), reservation: Some(&sold) };
+        let delivered = shipment(1, "DELIVERED");
+        let tables = Tables { order: &confirmed, payment: Some(&paid), reservation: Some(&sold), shipment: Some(&delivered) };
         let behind = view("PENDING", 1, Some("PENDING"), None);
         let wrong = order_mismatch(&tables, Some(&behind), Some("PENDING"));
-        assert_eq!(wrong.len(), 5, "{wrong:?}");
+        assert_eq!(wrong.len(), 6, "{wrong:?}");
         assert_eq!(order_mismatch(&tables, None, None), ["no order_views document", "no customer_orders document"]);
         let stale = product_mismatch(&stock(), Some(&ProductView { on_hand: Some(5), reserved: Some(1), available: Some(4) }));
         assert_eq!(stale, ["product_availability reserved 1, the products table 2", "product_availability available 4, the products table 3"]);

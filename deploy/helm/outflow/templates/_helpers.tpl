@@ -83,6 +83,9 @@ sees the whole URL.
 {{- if $svc.provider }}
 {{ include "outflow.secretEnv" (dict "root" $root "name" "OUTFLOW_PROVIDER_SERVER_KEY" "key" "OUTFLOW_PROVIDER_SERVER_KEY") }}
 {{- end }}
+{{- if $svc.carrier }}
+{{ include "outflow.secretEnv" (dict "root" $root "name" "OUTFLOW_CARRIER_KEY" "key" "OUTFLOW_CARRIER_KEY") }}
+{{- end }}
 {{- if $svc.registryLogin }}
 {{- $login := required (printf "registry.logins.%s is not defined" $svc.registryLogin) (get $root.Values.registry.logins $svc.registryLogin) }}
 {{ include "outflow.secretEnv" (dict "root" $root "name" "OUTFLOW_REGISTRY_PASSWORD" "key" $login.passwordKey) }}
@@ -134,6 +137,10 @@ sees the whole URL.
 {{- if and $svc.provider $root.Values.provider.url }}
 - name: OUTFLOW_PROVIDER_URL
   value: {{ $root.Values.provider.url | quote }}
+{{- end }}
+{{- if and $svc.carrier $root.Values.carrier.url }}
+- name: OUTFLOW_CARRIER_URL
+  value: {{ $root.Values.carrier.url | quote }}
 {{- end }}
 {{- if $svc.registryLogin }}
 - name: OUTFLOW_REGISTRY_URL

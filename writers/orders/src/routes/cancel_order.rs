@@ -1,6 +1,14 @@
 //! `POST /v1/orders/{id}/cancel`: the owner cancels an order that is not yet
 //! confirmed: CANCELLED(customer_request) + `OrderCancelled`, one transaction.
 //! Cancelling a cancelled order again answers as the first time did.
+//!
+//! A confirmed order is refused (409 `order_confirmed`), whether its shipment
+//! is still being handed to the carrier or already on its way: confirmation
+//! hands the order to shipping at once, and a cancel racing that hand-over
+//! would leave goods travelling to a customer who was refunded. What is left
+//! after confirmation is the carrier's word: delivered (COMPLETED) or not
+//! (DELIVERY_FAILED, refunded and restocked). A completed or failed order is
+//! refused the same way (409 `order_ended`).
 
 use axum::{
     extract::{Path, State},
@@ -26,7 +34,7 @@ pub const CUSTOMER_REQUEST: &str = "customer_request";
         (status = 401, description = "No valid bearer token"),
         (status = 403, description = "Another customer's order"),
         (status = 404, description = "No such order"),
-        (status = 409, description = "The order is already confirmed"),
+        (status = 409, description = "The order is already confirmed (handed to shipping) or has ended"),
     ),
     security(("bearer" = []))
 )]
@@ -45,7 +53,10 @@ pub async fn cancel_order(State(state): State<AppState>, caller: Caller, headers
     }
     match OrderStatus::parse(row.get("status")) {
         Some(OrderStatus::Cancelled) => return Ok(Json(OrderAccepted { order_id, status: OrderStatus::Cancelled })),
-        Some(OrderStatus::Confirmed) => return Err(ApiError::conflict("order_confirmed", "a confirmed order cannot be cancelled")),
+        Some(OrderStatus::Confirmed) => return Err(ApiError::conflict("order_confirmed", "a confirmed order is handed to shipping and cannot be cancelled")),
+        Some(status @ (OrderStatus::Completed | OrderStatus::DeliveryFailed)) => {
+            return Err(ApiError::conflict("order_ended", format!("the order has ended {}", status.as_str())))
+        }
         Some(OrderStatus::Pending) => {}
         None => return Err(ApiError::internal(anyhow::anyhow!("order {order_id} has an unknown status"))),
     }

@@ -1,0 +1,3 @@
+//! One file per reaction.
+
+pub mod order_confirmed;

@@ -1,0 +1,1 @@
+../../../crates/outbox/sql/outbox.sql

@@ -1,0 +1,4 @@
+//! One file per endpoint.
+
+pub mod callback;
+pub mod get_shipment;
