@@ -100,7 +100,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     restocker.abort();
     http.put(format!("{SANDBOX}/sandbox/behaviour")).json(&sandbox_before).send().await?.error_for_status()?;
     http.put(format!("{CARRIER}/sandbox/behaviour")).json(&carrier_before).send().await?.error_for_status()?;
-    println!("\ndemo stopped after {}; the sandboxes behave as before; the stack keeps running (scripts/down stops it)", summary(&stream.tally));
+    println!(
+        "\ndemo stopped after {}; the sandboxes behave as before; the stack keeps running (scripts/down stops it)",
+        summary(&stream.tally, stream.observer.deliveries())
+    );
     Ok(())
 }
 
@@ -185,10 +188,10 @@ impl OrderStream {
             }
             n += 1;
             tokio::spawn(self.clone().place(n));
-            bar.set_message(summary(&self.tally));
+            bar.set_message(summary(&self.tally, self.observer.deliveries()));
             // Without a terminal (a log file) the progress line is hidden: a line every 10 s instead.
             if !std::io::stdout().is_terminal() && n % (rate * 10.0).ceil().max(1.0) as u64 == 0 {
-                println!("{}", summary(&self.tally));
+                println!("{}", summary(&self.tally, self.observer.deliveries()));
             }
         }
         bar.finish();
@@ -216,7 +219,8 @@ impl OrderStream {
     }
 }
 
-fn summary(t: &Tally) -> String {
+/// The tally, with the shipments that ended since the demo began: (delivered, failed).
+fn summary(t: &Tally, (delivered, undelivered): (u64, u64)) -> String {
     let (placed, confirmed, oos, failed, other) = (
         t.placed.load(Ordering::Relaxed),
         t.confirmed.load(Ordering::Relaxed),
@@ -226,7 +230,7 @@ fn summary(t: &Tally) -> String {
     );
     let open = placed.saturating_sub(confirmed + oos + failed + other);
     format!(
-        "placed {placed} · confirmed {confirmed} · cancelled: out of stock {oos}, payment denied {failed} · open {open}{}",
+        "placed {placed} · confirmed {confirmed} (delivered {delivered}, delivery failed {undelivered}) · cancelled: out of stock {oos}, payment denied {failed} · open {open}{}",
         match t.refused.load(Ordering::Relaxed) {
             0 => String::new(),
             r => format!(" · refused {r}"),

@@ -7,12 +7,13 @@
 //! - commit → consumable: when this observer received it, minus `occurred_at`.
 //!
 //! It also wakes whoever waits for an order's saga to end (`StockCommitted`,
-//! the saga's last transaction, or `OrderCancelled`).
+//! the saga's last transaction before shipping, or `OrderCancelled`), and
+//! counts the shipments that ended (`OrderCompleted`, `OrderDeliveryFailed`).
 
 use std::{
     collections::HashMap,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex,
     },
     time::Duration,
@@ -55,6 +56,8 @@ struct Shared {
     waiters: Mutex<HashMap<String, Waiter>>,
     hops: Mutex<Vec<Hop>>,
     recording: AtomicBool,
+    delivered: AtomicU64,
+    delivery_failed: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -124,6 +127,11 @@ impl Observer {
         self.shared.hops.lock().unwrap().clone()
     }
 
+    /// Orders delivered and orders whose delivery failed, seen since the start.
+    pub fn deliveries(&self) -> (u64, u64) {
+        (self.shared.delivered.load(Ordering::Relaxed), self.shared.delivery_failed.load(Ordering::Relaxed))
+    }
+
     pub fn stop(&self) {
         self.task.abort();
     }
@@ -147,6 +155,14 @@ async fn watch(consumer: StreamConsumer, decoder: Decoder, shared: Arc<Shared>) 
         let end = match &delivery.event {
             DomainEvent::StockCommitted(e) => Some((e.order_id.clone(), End::Completed)),
             DomainEvent::OrderCancelled(e) => Some((e.aggregate_id.clone(), End::Cancelled(e.reason.clone()))),
+            DomainEvent::OrderCompleted(_) => {
+                shared.delivered.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            DomainEvent::OrderDeliveryFailed(_) => {
+                shared.delivery_failed.fetch_add(1, Ordering::Relaxed);
+                None
+            }
             _ => None,
         };
         if let Some((order_id, end)) = end {

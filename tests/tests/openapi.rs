@@ -58,6 +58,12 @@ fn the_payments_writer_keeps_its_openapi_document() -> Result<()> {
 
 #[test]
 #[ignore = "needs the stack"]
+fn the_shipping_writer_keeps_its_openapi_document() -> Result<()> {
+    fuzz("shipping", "http://127.0.0.1:7104", Role::Customer)
+}
+
+#[test]
+#[ignore = "needs the stack"]
 fn the_query_service_keeps_its_openapi_document() -> Result<()> {
     fuzz("query", "http://127.0.0.1:7110", Role::Admin)
 }

@@ -130,12 +130,13 @@ impl Prometheus {
         let until = Instant::now() + Duration::from_secs(60);
         loop {
             ensure!(self.child.try_wait()?.is_none(), "prometheus exited at its start");
-            if let Ok(data) = self.api("/api/v1/query", &[("query", "min(count_over_time(up[5m])) and count(up) == 10")]).await {
+            let every_target = format!("min(count_over_time(up[5m])) and count(up) == {}", SCRAPED.len());
+            if let Ok(data) = self.api("/api/v1/query", &[("query", &every_target)]).await {
                 if data["result"][0]["value"][1].as_str().and_then(|v| v.parse::<f64>().ok()).is_some_and(|n| n >= scrapes as f64) {
                     return Ok(());
                 }
             }
-            ensure!(Instant::now() < until, "Prometheus did not scrape its 10 targets {scrapes} times within 60 s");
+            ensure!(Instant::now() < until, "Prometheus did not scrape its {} targets {scrapes} times within 60 s", SCRAPED.len());
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }

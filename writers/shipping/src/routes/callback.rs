@@ -23,6 +23,21 @@ use crate::state::AppState;
 /// How far a callback's timestamp may be from our clock.
 pub const FRESH_WITHIN_SECS: i64 = 300;
 
+/// The callback's body as the carrier sends it (`outflow_carrier::Callback`),
+/// described for the OpenAPI document; the handler reads the raw bytes, since
+/// the signature is over them.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CallbackBody {
+    shipment_id: String,
+    #[schema(format = "uuid")]
+    order_id: String,
+    /// `in_transit`, `delivered` or `failed`.
+    status: String,
+    /// Why a shipment failed, in the carrier's words.
+    reason: Option<String>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CallbackOutcome {
     /// `applied`, `duplicate`, `no_change` (still in transit) or `ignored`
@@ -33,7 +48,7 @@ pub struct CallbackOutcome {
 
 #[utoipa::path(
     post, path = "/v1/shipments/callbacks",
-    request_body(content = String, description = "`{shipment_id, order_id, status, reason}` as the carrier sends it; signed in the `x-carrier-timestamp` and `x-carrier-signature` headers"),
+    request_body(content = CallbackBody, content_type = "application/json", description = "Signed in the `x-carrier-timestamp` (unix seconds) and `x-carrier-signature` (hex HMAC-SHA256 over timestamp + \".\" + body) headers"),
     responses(
         (status = 200, body = CallbackOutcome),
         (status = 400, description = "The body is not a callback"),
@@ -120,19 +135,24 @@ async fn apply_once(state: &AppState, callback: &Callback, order_id: Uuid) -> Re
         return Ok(CallbackOutcome { result: "ignored", shipment_status: status });
     }
     let span = outflow_service::telemetry::continuing("shipment callback", traceparent.as_deref());
-    end_shipment(state, &mut tx, callback, order_id, version + 1, &TraceContext::child_of(traceparent.as_deref())).instrument(span).await?;
+    end_shipment(state, &mut tx, callback, order_id, version + 1, traceparent.as_deref()).instrument(span).await?;
     tx.commit().await?;
     Ok(CallbackOutcome { result: "applied", shipment_status: wanted.to_owned() })
 }
 
+/// Runs in the span that continues the order's trace: the event's trace
+/// context is taken here, inside it (`TraceContext::child_of` prefers the
+/// current span over the stored `traceparent`, and outside this span the
+/// current one is the carrier's request, a trace of its own).
 async fn end_shipment(
     state: &AppState,
     tx: &mut PgConnection,
     callback: &Callback,
     order_id: Uuid,
     version: i64,
-    trace: &TraceContext,
+    traceparent: Option<&str>,
 ) -> Result<(), ApiError> {
+    let trace = &TraceContext::child_of(traceparent);
     let reason = (callback.status != ShipmentStatus::Delivered).then(|| callback.reason.clone().unwrap_or_else(|| "delivery_failed".into()));
     let status = if reason.is_none() { "DELIVERED" } else { "FAILED" };
     sqlx::query("update shipments set status = $2, failure_reason = $3, version = $4, updated_at = now() where order_id = $1")
