@@ -27,8 +27,12 @@ use rdkafka::{
 use scraper::{Html, Selector};
 use serde_json::Value;
 
-const CONNECTORS: [(&str, &str); 3] =
-    [("outflow-orders", "outflow_orders"), ("outflow-inventory", "outflow_inventory"), ("outflow-payments", "outflow_payments")];
+const CONNECTORS: [(&str, &str); 4] = [
+    ("outflow-orders", "outflow_orders"),
+    ("outflow-inventory", "outflow_inventory"),
+    ("outflow-payments", "outflow_payments"),
+    ("outflow-shipping", "outflow_shipping"),
+];
 const GROUPS: [&str; 6] = ["outflow-inventory", "outflow-payments", "outflow-orders", "outflow-shipping", "outflow-views", "outflow-notifications"];
 const EVENT_TOPICS: [&str; 4] = ["outflow.order.events", "outflow.inventory.events", "outflow.payment.events", "outflow.shipment.events"];
 /// Every order status the monitor counts.

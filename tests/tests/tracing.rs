@@ -142,7 +142,9 @@ async fn one_order_is_one_trace_across_every_service_in_causal_order() -> Result
             trace.describe()
         );
     }
-    let confirmed_by = step_spans[step_spans.len() - 1];
+    // The branches hang off the step that confirmed the order (PaymentCaptured handled), not the last step.
+    let confirmation = STEPS.iter().position(|step| *step == ("outflow-orders-consumer", "PaymentCaptured")).expect("a step of STEPS");
+    let confirmed_by = step_spans[confirmation];
     for (service, op) in BRANCHES {
         let span = trace.find(service, op).expect("found above");
         ensure!(trace.descends_from(span, confirmed_by), "{service} {op} does not descend from the confirmation:\n{}", trace.describe());

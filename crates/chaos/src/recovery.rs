@@ -88,6 +88,13 @@ const SLOT_LAG_LIMIT: i64 = 1 << 20;
 /// The connectors' replication slots, once each is active with under 1 MiB of
 /// lag; a slot moves only when Debezium confirms (its heartbeat, on a quiet
 /// database), so this waits up to 90 s. Returns the last look either way.
+/// How many slots there must be: one per connector of `connectors/`.
+fn connector_files() -> Result<usize> {
+    let dir = services::repo().join("connectors");
+    let files = std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?;
+    Ok(files.filter_map(|f| f.ok()).filter(|f| f.path().extension().is_some_and(|e| e == "json")).count())
+}
+
 pub async fn slots(admin: &PgPool) -> Result<(bool, Vec<Slot>)> {
     let until = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
@@ -98,7 +105,7 @@ pub async fn slots(admin: &PgPool) -> Result<(bool, Vec<Slot>)> {
         .fetch_all(admin)
         .await?;
         let slots: Vec<Slot> = rows.into_iter().map(|(name, active, wal_status, lag_bytes)| Slot { name, active, wal_status, lag_bytes }).collect();
-        let held = slots.len() == 3
+        let held = slots.len() == connector_files()?
             && slots
                 .iter()
                 .all(|s| s.active && matches!(s.wal_status.as_deref(), Some("reserved" | "extended")) && s.lag_bytes.is_some_and(|l| l < SLOT_LAG_LIMIT));
