@@ -35,15 +35,13 @@ use shop::Shop;
 use uuid::Uuid;
 
 /// (component, its group, the topics it reads, the port of its second
-/// instance: beside the 7121–7129 the first instances use). The shipping
-/// consumer is not here yet: with a second instance, one of its partitions
-/// stood still 5.2 s after a rebalance, over the limit below (session 12's
-/// closing note).
-const SCALED: [(&str, &str, &[&str], u16); 4] = [
+/// instance: beside the 7121–7129 the first instances use)
+const SCALED: [(&str, &str, &[&str], u16); 5] = [
     ("inventory-consumer", "outflow-inventory", &["outflow.order.events"], 7131),
     ("payments-consumer", "outflow-payments", &["outflow.inventory.events", "outflow.order.events"], 7132),
     ("orders-consumer", "outflow-orders", &["outflow.inventory.events", "outflow.payment.events", "outflow.shipment.events"], 7133),
     ("notifications-consumer", "outflow-notifications", &["outflow.order.events", "outflow.payment.events", "outflow.shipment.events"], 7134),
+    ("shipping-consumer", "outflow-shipping", &["outflow.order.events"], 7135),
 ];
 const STALL_LIMIT: Duration = Duration::from_secs(5);
 
