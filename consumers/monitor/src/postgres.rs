@@ -1,7 +1,7 @@
 //! From PostgreSQL: every replication slot's retained WAL and confirmed flush
 //! position (`pg_replication_slots` is cluster-wide, so one connection sees
 //! the slots of every database), and the sagas: orders per status and the ones
-//! that are not terminal after the stuck threshold.
+//! that Outflow still drives (not settled) after the stuck threshold.
 
 use std::collections::BTreeMap;
 
@@ -19,7 +19,7 @@ use crate::model::{Sagas, Slot, Slots, StuckSaga, Trend};
 /// carrier, whose delivery takes as long as it takes (its own count shows it),
 /// so it is neither in flight nor stuck.
 pub const STATUSES: [&str; 5] = ["PENDING", "CONFIRMED", "CANCELLED", "COMPLETED", "DELIVERY_FAILED"];
-pub const TERMINAL: [&str; 4] = ["CONFIRMED", "CANCELLED", "COMPLETED", "DELIVERY_FAILED"];
+pub const SETTLED: [&str; 4] = ["CONFIRMED", "CANCELLED", "COMPLETED", "DELIVERY_FAILED"];
 
 pub struct PostgresSource {
     pool: PgPool,
@@ -102,9 +102,9 @@ impl PostgresSource {
         // figures and the stuck list add up while orders keep moving.
         sqlx::query("set transaction isolation level repeatable read, read only").execute(&mut *tx).await.with_context(context)?;
         let counts = counts(&mut tx).await.with_context(context)?;
-        let terminal: Vec<String> = TERMINAL.iter().map(|s| s.to_string()).collect();
-        let (in_flight, oldest, stuck_count) = self.in_flight(&mut tx, &terminal).await.with_context(context)?;
-        let stuck = self.stuck(&mut tx, &terminal).await.with_context(context)?;
+        let settled: Vec<String> = SETTLED.iter().map(|s| s.to_string()).collect();
+        let (in_flight, oldest, stuck_count) = self.in_flight(&mut tx, &settled).await.with_context(context)?;
+        let stuck = self.stuck(&mut tx, &settled).await.with_context(context)?;
         tx.commit().await.with_context(context)?;
         Ok(Sagas {
             total: counts.values().sum(),
@@ -119,21 +119,21 @@ impl PostgresSource {
     }
 
     /// The sagas not ended yet: how many, the age of the oldest, how many are stuck.
-    async fn in_flight(&self, db: &mut PgConnection, terminal: &[String]) -> sqlx::Result<(i64, Option<f64>, i64)> {
+    async fn in_flight(&self, db: &mut PgConnection, settled: &[String]) -> sqlx::Result<(i64, Option<f64>, i64)> {
         sqlx::query_as(
             "select count(*),
                     extract(epoch from now() - min(created_at))::float8,
                     count(*) filter (where created_at < now() - make_interval(secs => $2))
              from orders where status <> all($1)",
         )
-        .bind(terminal)
+        .bind(settled)
         .bind(self.stuck_after_secs as f64)
         .fetch_one(db)
         .await
     }
 
     /// The stuck sagas, oldest first, at most `stuck_limit` of them.
-    async fn stuck(&self, db: &mut PgConnection, terminal: &[String]) -> sqlx::Result<Vec<StuckSaga>> {
+    async fn stuck(&self, db: &mut PgConnection, settled: &[String]) -> sqlx::Result<Vec<StuckSaga>> {
         sqlx::query(
             "select id::text, customer_id, status, total_minor, currency, created_at, updated_at,
                     extract(epoch from now() - created_at)::float8 as age,
@@ -142,7 +142,7 @@ impl PostgresSource {
              where status <> all($1) and created_at < now() - make_interval(secs => $2)
              order by created_at limit $3",
         )
-        .bind(terminal)
+        .bind(settled)
         .bind(self.stuck_after_secs as f64)
         .bind(self.stuck_limit)
         .fetch_all(db)

@@ -19,7 +19,7 @@ use crate::{
     kafka::KafkaSource,
     latency::LatencySource,
     model::{HistoryPoint, Section, Snapshot, Trend},
-    postgres::{PostgresSource, TERMINAL},
+    postgres::{PostgresSource, SETTLED},
     settings::{MonitorSettings, Settings},
 };
 
@@ -221,7 +221,7 @@ fn fill_trends(snapshot: &mut Snapshot, history: &VecDeque<HistoryPoint>, window
         }
     }
     if let Some(sagas) = snapshot.sagas.ok_mut() {
-        let finished = |counts: &dyn Fn(&str) -> Option<i64>| TERMINAL.iter().map(|s| counts(s)).sum::<Option<i64>>();
+        let finished = |counts: &dyn Fn(&str) -> Option<i64>| SETTLED.iter().map(|s| counts(s)).sum::<Option<i64>>();
         let now_done = finished(&|s| sagas.counts.get(s).copied());
         let then_done = finished(&|s| then.sagas.get(s).copied());
         if let (Some(now_done), Some(then_done), true) = (now_done, then_done, span > 0.0) {

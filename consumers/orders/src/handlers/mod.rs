@@ -9,8 +9,9 @@ use outflow_consumer::{db, HandlerError};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-/// Locks a PENDING order and gives its customer and next version; None when
-/// the order is no longer pending.
+/// Locks an order that is in `status` and gives its customer and next
+/// version; None when it is in another status (PENDING for the payment's
+/// and the stock's answers, CONFIRMED for the shipment's end).
 ///
 /// An order this database does not show yet is retried while the event about
 /// it is recent: PostgreSQL hands a commit to logical decoding once its WAL
@@ -19,13 +20,13 @@ use uuid::Uuid;
 /// reached PaymentCaptured (taking the event as "not pending" left the order
 /// PENDING for good). An order still missing long after the event happened
 /// does not exist, and the event is dead-lettered.
-pub async fn lock_pending(tx: &mut PgConnection, order_id: Uuid, occurred_at: i64) -> Result<Option<(String, i64)>, HandlerError> {
+pub async fn lock_in(tx: &mut PgConnection, order_id: Uuid, occurred_at: i64, status: &str) -> Result<Option<(String, i64)>, HandlerError> {
     let row: Option<(String, String, i64)> =
         sqlx::query_as("select customer_id, status, version from orders where id = $1 for update").bind(order_id).fetch_optional(&mut *tx).await.map_err(db)?;
-    let Some((customer, status, version)) = row else {
+    let Some((customer, found, version)) = row else {
         return Err(missing(order_id, outflow_outbox::now_millis().0 - occurred_at));
     };
-    Ok((status == "PENDING").then_some((customer, version + 1)))
+    Ok((found == status).then_some((customer, version + 1)))
 }
 
 /// How long an event's order may stay invisible before the event is taken to

@@ -7,7 +7,7 @@ use outflow_events::order::OrderCancelled;
 use outflow_outbox::{inbox, new_event_id, now_millis, TraceContext};
 use tracing::instrument;
 
-use super::{lock_pending, order_id};
+use super::{lock_in, order_id};
 use crate::Steps;
 
 #[instrument(skip_all, fields(order_id = %order), err(Debug))]
@@ -17,7 +17,7 @@ pub async fn cancel_order(steps: &Steps, delivery: &Delivery, order: &str, reaso
     if !inbox::claim(&mut tx, delivery.event_id, delivery.event.name()).await.map_err(db)? {
         return Ok(Outcome::Duplicate);
     }
-    let Some((customer_id, version)) = lock_pending(&mut tx, id, delivery.event.occurred_at()).await? else {
+    let Some((customer_id, version)) = lock_in(&mut tx, id, delivery.event.occurred_at(), "PENDING").await? else {
         tx.commit().await.map_err(db)?;
         return Ok(Outcome::Skipped);
     };

@@ -6,7 +6,7 @@ use outflow_events::{order::OrderConfirmed, payment::PaymentCaptured};
 use outflow_outbox::{inbox, new_event_id, now_millis, TraceContext};
 use tracing::instrument;
 
-use super::{lock_pending, order_id};
+use super::{lock_in, order_id};
 use crate::Steps;
 
 #[instrument(skip_all, fields(order_id = %event.order_id), err(Debug))]
@@ -16,7 +16,7 @@ pub async fn confirm_order(steps: &Steps, delivery: &Delivery, event: &PaymentCa
     if !inbox::claim(&mut tx, delivery.event_id, "PaymentCaptured").await.map_err(db)? {
         return Ok(Outcome::Duplicate);
     }
-    let Some((customer_id, version)) = lock_pending(&mut tx, id, delivery.event.occurred_at()).await? else {
+    let Some((customer_id, version)) = lock_in(&mut tx, id, delivery.event.occurred_at(), "PENDING").await? else {
         tx.commit().await.map_err(db)?;
         return Ok(Outcome::Skipped);
     };

@@ -3,14 +3,16 @@
 //! (`OrderDeliveryFailed`), which starts the compensation after confirmation:
 //! the payments consumer refunds, the inventory consumer takes the goods back.
 //! Only a CONFIRMED order moves: a shipment exists only for a confirmed
-//! order, so anything else is a redelivery after the order ended.
+//! order, so anything else is a redelivery after the order ended. The order
+//! is locked as the other steps lock it ([`super::lock_in`]), so one it does
+//! not show is retried while the event is recent, then dead-lettered.
 
 use outflow_consumer::{db, Delivery, HandlerError, Outcome};
 use outflow_events::order::{OrderCompleted, OrderDeliveryFailed};
 use outflow_outbox::{inbox, new_event_id, now_millis, TraceContext};
 use tracing::{instrument, warn};
 
-use super::order_id;
+use super::{lock_in, order_id};
 use crate::Steps;
 
 /// How the shipment ended: delivered, or failed with the carrier's reason.
@@ -26,17 +28,12 @@ pub async fn end_order(steps: &Steps, delivery: &Delivery, order: &str, ended: E
     if !inbox::claim(&mut tx, delivery.event_id, delivery.event.name()).await.map_err(db)? {
         return Ok(Outcome::Duplicate);
     }
-    let row: Option<(String, String, i64)> =
-        sqlx::query_as("select customer_id, status, version from orders where id = $1 for update").bind(id).fetch_optional(&mut *tx).await.map_err(db)?;
-    let Some((customer_id, status, version)) = row else {
-        return Err(HandlerError::Rejected(format!("order {order} does not exist")));
-    };
-    if status != "CONFIRMED" {
-        warn!(%status, "a shipment's end for an order that is not confirmed: nothing to do");
+    let Some((customer_id, version)) = lock_in(&mut tx, id, delivery.event.occurred_at(), "CONFIRMED").await? else {
+        warn!("a shipment's end for an order that is not confirmed: nothing to do");
         tx.commit().await.map_err(db)?;
         return Ok(Outcome::Skipped);
-    }
-    let (version, trace) = (version + 1, TraceContext::child_of(delivery.traceparent.as_deref()));
+    };
+    let trace = TraceContext::child_of(delivery.traceparent.as_deref());
     let (event_id, occurred_at, aggregate_id) = (new_event_id(), now_millis(), order.to_owned());
     let (new_status, reason) = match ended {
         Ended::Delivered => ("COMPLETED", None),
