@@ -440,12 +440,13 @@ healthy_jaeger() {
 # python_tool DIST VERSION; the venv's folder is in $PYTHON_TOOL afterwards.
 python_tool() {
   local dist="$1" version="$2" venv="$OUTFLOW_STATE/tools/$1-$2"
+  shift 2  # the rest: more requirements of the same virtualenv (name==version)
   PYTHON_TOOL="$venv"
   [ -f "$venv/.complete" ] && return 0
   say "$dist: installing $version from PyPI"
   rm -rf "$venv"; mkdir -p "$(dirname "$venv")"
   python3 -m venv "$venv" || die "python3 -m venv failed (apt-get install -y python3-venv)"
-  "$venv/bin/pip" install -q "$dist==$version" >"$venv.log" 2>&1 \
+  "$venv/bin/pip" install -q "$dist==$version" "$@" >"$venv.log" 2>&1 \
     || { tail -n 20 "$venv.log" >&2; rm -rf "$venv"; die "pip could not install $dist==$version (log: $venv.log)"; }
   touch "$venv/.complete"
 }

@@ -27,6 +27,7 @@ mod ceiling;
 mod demo;
 mod drain;
 mod http1;
+mod live;
 mod measure;
 mod observer;
 mod report;

@@ -180,7 +180,8 @@ async fn half_rate(stack: &Stack, shop: &Arc<Shop>, observer: &Observer, max_per
     observer.record(true);
     let mongo = stack.mongo().await?.database("outflow");
     // Order numbers far above the probe's, so no idempotency key repeats.
-    let half = saga::at_rate(shop, observer, &mongo, rate, seconds, 10_000_000_000_000).await?;
+    let live = crate::live::LiveSampler::default();
+    let half = saga::at_rate(shop, observer, &mongo, rate, seconds, 10_000_000_000_000, Some(&live)).await?;
     observer.record(false);
     let hops = observer.hops();
     println!("waiting for every consumer group to work off its backlog");
@@ -307,6 +308,13 @@ fn half_rate_rows(figures: &StackFigures, plan: &Plan) -> Vec<Row> {
         Row::at_most("d", format!("half rate: POST → view CONFIRMED p99 (n={})", half.post_to_view_confirmed.count), half.post_to_view_confirmed.p99_ms, 500.0),
         Row::info("d", "half rate: commit → view p50, every event", half.commit_to_view_all.p50_ms, "ms"),
         Row::at_most("d", format!("half rate: commit → view p99, every event (n={})", half.commit_to_view_all.count), half.commit_to_view_all.p99_ms, 150.0),
+        Row::info("d", format!("half rate: commit → SSE message p50 (every {}th order's stream)", saga::LIVE_SAMPLE), half.commit_to_sse.p50_ms, "ms"),
+        Row::info(
+            "d",
+            format!("half rate: commit → SSE message p99 (n={}, {} streams failed)", half.commit_to_sse.count, half.sse_failures),
+            half.commit_to_sse.p99_ms,
+            "ms",
+        ),
         Row::info("d", "half rate: backlog left, worked off in", figures.half_drained.as_secs_f64(), "s"),
     ]
 }

@@ -32,6 +32,7 @@ use sqlx::PgPool;
 
 use crate::{
     http1::Connection,
+    live::LiveSampler,
     measure::{closed_loop, Latencies, Measurement, Percentiles},
     observer::{End, Observer},
 };
@@ -106,11 +107,16 @@ impl Shop {
     }
 
     /// Places an order of 1–3 lines; returns its id.
+    /// The `authorization` header of the customer who places order `n`.
+    pub fn authorization(&self, n: u64) -> &str {
+        self.customer_tokens[(n % self.customer_tokens.len() as u64) as usize].as_str()
+    }
+
     pub async fn place(&self, connection: &Connection, n: u64) -> anyhow::Result<String> {
         let items: Vec<_> = lines(n).into_iter().map(|(i, quantity)| json!({"sku": self.skus[i], "quantity": quantity})).collect();
         let request = hyper::Request::post("/v1/orders")
             .header("host", "127.0.0.1")
-            .header("authorization", self.customer_tokens[(n % self.customer_tokens.len() as u64) as usize].as_str())
+            .header("authorization", self.authorization(n))
             .header("content-type", "application/json")
             .header("idempotency-key", format!("{}-{n}", self.run_id))
             .body(http_body_util::Full::new(bytes::Bytes::from(serde_json::to_vec(&json!({"items": items}))?)))?;
@@ -160,6 +166,10 @@ pub struct AtRate {
     /// Per event type: commit → the view shows it.
     pub commit_to_view: Vec<(String, Percentiles)>,
     pub commit_to_view_all: Percentiles,
+    /// Commit → the message on the order's stream, over the sampled orders' events.
+    pub commit_to_sse: Percentiles,
+    /// Sampled streams that did not show their order's confirmation.
+    pub sse_failures: usize,
     /// Latency of POST → view CONFIRMED over the run: (second, p50, p99).
     #[serde(skip)]
     pub timeline: Vec<(f64, f64, f64)>,
@@ -168,8 +178,23 @@ pub struct AtRate {
 /// Places orders at `rate` per second for `seconds` (open loop: a slow saga
 /// never delays the next order), waits for every saga to end and then reads
 /// the views' timestamps back.
-pub async fn at_rate(shop: &Arc<Shop>, observer: &Observer, mongo: &mongodb::Database, rate: f64, seconds: u64, first_n: u64) -> anyhow::Result<AtRate> {
-    let offered = offer(shop, observer, rate, seconds, first_n).await?;
+pub async fn at_rate(
+    shop: &Arc<Shop>,
+    observer: &Observer,
+    mongo: &mongodb::Database,
+    rate: f64,
+    seconds: u64,
+    first_n: u64,
+    live: Option<&LiveSampler>,
+) -> anyhow::Result<AtRate> {
+    let offered = offer(shop, observer, rate, seconds, first_n, live).await?;
+    let (commit_to_sse, sse_failures) = match live {
+        Some(live) => live.finish().await,
+        None => Default::default(),
+    };
+    if let Some(first) = sse_failures.first() {
+        eprintln!("{} of the sampled order streams failed; the first: {first}", sse_failures.len());
+    }
     let views = read_views(mongo, &offered.placed).await?;
     let viewed = Viewed::of(&offered.placed, &views);
     let mut saga = Latencies::default();
@@ -188,6 +213,8 @@ pub async fn at_rate(shop: &Arc<Shop>, observer: &Observer, mongo: &mongodb::Dat
         post_to_view_confirmed: Percentiles::of(&viewed.to_confirmed),
         commit_to_view: viewed.per_type.iter().map(|(t, l)| (t.clone(), Percentiles::of(l))).collect(),
         commit_to_view_all: Percentiles::of(&viewed.all),
+        commit_to_sse,
+        sse_failures: sse_failures.len(),
         timeline: per_second(&viewed.confirmed_over_time),
     })
 }
@@ -200,7 +227,10 @@ struct Offered {
     seconds: f64,
 }
 
-async fn offer(shop: &Arc<Shop>, observer: &Observer, rate: f64, seconds: u64, first_n: u64) -> anyhow::Result<Offered> {
+/// Every how many orders of the open loop one has its stream followed.
+pub const LIVE_SAMPLE: u64 = 4;
+
+async fn offer(shop: &Arc<Shop>, observer: &Observer, rate: f64, seconds: u64, first_n: u64, live: Option<&LiveSampler>) -> anyhow::Result<Offered> {
     let total = (rate * seconds as f64).round() as u64;
     let connections: Arc<Vec<Connection>> = Arc::new((0..32).map(|_| Connection::new(ORDERS_URL)).collect());
     let placed: Arc<Mutex<Vec<Placed>>> = Arc::default();
@@ -213,8 +243,9 @@ async fn offer(shop: &Arc<Shop>, observer: &Observer, rate: f64, seconds: u64, f
         tokio::time::sleep_until((started + Duration::from_secs_f64(k as f64 / rate)).into()).await;
         let (shop, observer, connections, placed, failed, bar) =
             (shop.clone(), observer.clone(), connections.clone(), placed.clone(), failed.clone(), bar.clone());
+        let live = live.filter(|_| k % LIVE_SAMPLE == 0).cloned();
         tasks.push(tokio::spawn(async move {
-            let outcome = place_and_follow(&shop, &observer, &connections[(k % 32) as usize], first_n + k).await;
+            let outcome = place_and_follow(&shop, &observer, &connections[(k % 32) as usize], first_n + k, live.as_ref()).await;
             bar.inc(1);
             match outcome {
                 Ok(order) => placed.lock().unwrap().push(order),
@@ -237,10 +268,13 @@ async fn offer(shop: &Arc<Shop>, observer: &Observer, rate: f64, seconds: u64, f
 }
 
 /// Places order `n` and waits for its saga to end; a cancelled saga is a failure.
-async fn place_and_follow(shop: &Shop, observer: &Observer, connection: &Connection, n: u64) -> anyhow::Result<Placed> {
+async fn place_and_follow(shop: &Shop, observer: &Observer, connection: &Connection, n: u64, live: Option<&LiveSampler>) -> anyhow::Result<Placed> {
     let posted_at_ms = chrono::Utc::now().timestamp_millis();
     let t = Instant::now();
     let order_id = shop.place(connection, n).await?;
+    if let Some(live) = live {
+        live.follow(order_id.clone(), shop.authorization(n).to_owned());
+    }
     let end = observer.ended(&order_id, SAGA_DEADLINE).await?;
     anyhow::ensure!(matches!(end, End::Completed), "order {order_id} was cancelled");
     Ok(Placed { order_id, posted_at_ms, saga_ms: t.elapsed().as_secs_f64() * 1000.0 })

@@ -134,7 +134,7 @@ async fn measure(stack: &Stack, args: &Args) -> Result<Side> {
     let saturated = saga::max_rate(&shop, &observer, args.customers, args.seconds, first).await;
     saga::wait_drained(stack, std::time::Duration::from_secs(1800)).await?;
     let mongo = stack.mongo().await?.database("outflow");
-    let half = saga::at_rate(&shop, &observer, &mongo, (saturated.per_second / 2.0).max(1.0), args.half_seconds, first + 500_000_000_000).await?;
+    let half = saga::at_rate(&shop, &observer, &mongo, (saturated.per_second / 2.0).max(1.0), args.half_seconds, first + 500_000_000_000, None).await?;
     observer.stop();
     shop.close().await?;
     Ok(Side {

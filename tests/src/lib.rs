@@ -520,3 +520,17 @@ pub fn header_map(message: &impl rdkafka::Message) -> HashMap<String, String> {
         .map(|h| h.iter().map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
         .unwrap_or_default()
 }
+
+/// Debian's `chromium` (or `chromium-browser`, or `OUTFLOW_CHROMIUM`).
+pub fn chromium() -> Result<std::path::PathBuf> {
+    if let Ok(path) = std::env::var("OUTFLOW_CHROMIUM") {
+        return Ok(path.into());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        if let Some(found) = std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file()) {
+            return Ok(found);
+        }
+    }
+    bail!("no chromium on PATH: apt-get install -y chromium (scripts/prerequisites.sh lists it), or set OUTFLOW_CHROMIUM")
+}

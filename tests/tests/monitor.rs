@@ -455,7 +455,7 @@ fn parse_metrics(text: &str) -> HashMap<(String, BTreeMap<String, String>), f64>
 #[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
 async fn the_page_shows_the_numbers_of_the_json_api_in_headless_chromium() -> Result<()> {
     let monitor = Monitor::from_env();
-    let browser = chromium()?;
+    let browser = outflow_stack_tests::chromium()?;
     monitor.until("the connectors RUNNING", connectors_running).await?;
     let profile = std::env::temp_dir().join(format!("outflow-monitor-chromium-{}", uuid::Uuid::new_v4().simple()));
     let url = format!("{}/#token={}", monitor.base, monitor.token);
@@ -518,20 +518,6 @@ async fn the_page_shows_the_numbers_of_the_json_api_in_headless_chromium() -> Re
     let _ = std::fs::remove_dir_all(&profile);
     println!("screenshot: {} ({} bytes); {} numbers checked", shot.canonicalize()?.display(), png.len(), page.metrics.len());
     Ok(())
-}
-
-/// Debian's `chromium` (or `chromium-browser`, or `OUTFLOW_CHROMIUM`).
-fn chromium() -> Result<PathBuf> {
-    if let Ok(path) = std::env::var("OUTFLOW_CHROMIUM") {
-        return Ok(PathBuf::from(path));
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        if let Some(found) = std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file()) {
-            return Ok(found);
-        }
-    }
-    bail!("no chromium on PATH: apt-get install -y chromium (scripts/prerequisites.sh lists it), or set OUTFLOW_CHROMIUM")
 }
 
 /// Runs headless Chromium on the page until it is done (a virtual-time budget

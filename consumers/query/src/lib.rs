@@ -6,9 +6,14 @@
 //! - `GET /v1/customers/{id}/orders?page=&per_page=`: a customer's orders,
 //!   newest first (that customer or an admin);
 //! - `GET /v1/products/{sku}/availability`: on hand, reserved, available;
+//! - `GET /v1/orders/{id}/events`, `GET /v1/products/{sku}/availability/events`:
+//!   the same views, live (Server-Sent Events, [`live`]);
+//! - `GET /live/orders/{id}`: a small page that shows an order live (EventSource);
 //! - `/healthz`, `/readyz` (MongoDB answers), `/metrics`, `/openapi.json`.
 
+pub mod live;
 pub mod openapi;
+mod streams;
 
 use std::{future::Future, time::Duration};
 
@@ -38,6 +43,7 @@ use serde_json::{json, Value};
 pub struct AppState {
     pub db: Database,
     pub jwt: JwtKeys,
+    pub live: std::sync::Arc<live::Hub>,
 }
 
 impl HasJwtKeys for AppState {
@@ -51,10 +57,14 @@ pub fn router(state: AppState, limits: &EdgeLimits) -> Router {
     let reads = Router::new()
         .route("/v1/orders/{id}", get(order))
         .route("/v1/customers/{id}/orders", get(customer_orders))
-        .route("/v1/products/{sku}/availability", get(availability));
+        .route("/v1/products/{sku}/availability", get(availability))
+        .route("/v1/orders/{id}/events", get(streams::order_events))
+        .route("/v1/products/{sku}/availability/events", get(streams::availability_events));
     let document = <openapi::ApiDoc as utoipa::OpenApi>::openapi();
     let api = edge::limit_clients(reads, RateLimit::per_client(limits))
         .route("/readyz", get(readyz))
+        .route("/live/orders/{id}", get(streams::order_page))
+        .route("/live/order.js", get(streams::order_script))
         .route("/openapi.json", get(move || std::future::ready(Json(document.clone()))))
         .with_state(state)
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
@@ -102,17 +112,22 @@ fn to_json(mut document: Document, id_name: &str) -> Value {
     security(("bearer" = []))
 )]
 async fn order(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    // Views are keyed by order ids; anything else (a NUL, which the views'
-    // store cannot even hold) names no view.
-    if uuid::Uuid::parse_str(&id).is_err() {
-        return Err(ApiError::not_found(format!("no order view {}", id.escape_debug())));
-    }
-    let view = state.db.collection::<Document>("order_views").find_one(doc! { "_id": &id }).await.map_err(mongo)?;
-    let view = view.filter(|v| v.contains_key("customer_id")).ok_or_else(|| ApiError::not_found(format!("no order view {id}")))?;
+    let view = order_view(&state.db, &id).await?;
     if !caller.may_see(view.get_str("customer_id").unwrap_or_default()) {
         return Err(ApiError::forbidden("this order belongs to another customer"));
     }
     Ok(Json(to_json(view, "order_id")))
+}
+
+/// Order `id`'s view, once its order is in it (other parts may come first).
+async fn order_view(db: &Database, id: &str) -> Result<Document, ApiError> {
+    // Views are keyed by order ids; anything else (a NUL, which the views'
+    // store cannot even hold) names no view.
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Err(ApiError::not_found(format!("no order view {}", id.escape_debug())));
+    }
+    let view = db.collection::<Document>(live::ORDERS).find_one(doc! { "_id": id }).await.map_err(mongo)?;
+    view.filter(|v| v.contains_key("customer_id")).ok_or_else(|| ApiError::not_found(format!("no order view {id}")))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -180,9 +195,13 @@ async fn customer_orders(
     responses((status = 200, body = openapi::Availability), (status = 404, description = "No view of this product (yet)"))
 )]
 async fn availability(State(state): State<AppState>, Path(sku): Path<String>) -> Result<Json<Value>, ApiError> {
-    if !outflow_events::sku::is_valid(&sku) {
+    Ok(Json(to_json(availability_view(&state.db, &sku).await?, "sku")))
+}
+
+async fn availability_view(db: &Database, sku: &str) -> Result<Document, ApiError> {
+    if !outflow_events::sku::is_valid(sku) {
         return Err(ApiError::not_found(format!("no product {}", sku.escape_debug())));
     }
-    let view = state.db.collection::<Document>("product_availability").find_one(doc! { "_id": &sku }).await.map_err(mongo)?;
-    view.map(|v| Json(to_json(v, "sku"))).ok_or_else(|| ApiError::not_found(format!("no product {sku}")))
+    let view = db.collection::<Document>(live::PRODUCTS).find_one(doc! { "_id": sku }).await.map_err(mongo)?;
+    view.ok_or_else(|| ApiError::not_found(format!("no product {sku}")))
 }

@@ -9,8 +9,8 @@ use utoipa::{OpenApi, ToSchema};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Outflow query service", description = "The read views in MongoDB, materialized from every event topic: orders, a customer's orders, product availability."),
-    paths(crate::order, crate::customer_orders, crate::availability),
+    info(title = "Outflow query service", description = "The read views in MongoDB, materialized from every event topic: orders, a customer's orders, product availability; and the same views live, as Server-Sent Events."),
+    paths(crate::order, crate::customer_orders, crate::availability, crate::streams::order_events, crate::streams::availability_events),
     modifiers(&BearerAuth, &READER_ERRORS)
 )]
 pub struct ApiDoc;
@@ -86,7 +86,8 @@ mod tests {
     fn every_sku_pattern_is_the_one_rule() {
         use utoipa::OpenApi;
         let patterns = outflow_service::openapi::patterns_of(&super::ApiDoc::openapi(), "sku");
-        assert_eq!(patterns.len(), 1, "{patterns:?}");
+        // The availability and its stream.
+        assert_eq!(patterns.len(), 2, "{patterns:?}");
         assert!(patterns.iter().all(|p| p == outflow_events::sku::PATTERN), "{patterns:?}");
     }
 }

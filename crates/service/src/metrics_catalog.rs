@@ -10,7 +10,19 @@ pub fn describe() {
     describe_http();
     describe_consumers();
     describe_views();
+    describe_live();
     describe_monitor();
+}
+
+fn describe_live() {
+    describe_gauge!("query_live_streams", Unit::Count, "Server-Sent Event streams the query service holds open.");
+    describe_gauge!("query_live_documents", Unit::Count, "View documents the query service watches for its open streams, by collection.");
+    describe_counter!("query_live_messages_total", Unit::Count, "Messages sent on the query service's streams, by stream (order, availability).");
+    describe_counter!(
+        "query_live_dropped_total",
+        Unit::Count,
+        "Streams ended because their client did not keep up (it reconnects with Last-Event-ID), by collection."
+    );
 }
 
 fn describe_http() {

@@ -56,7 +56,7 @@ impl Shop {
         self.jwt.mint(id, Role::Customer, 600)
     }
 
-    fn admin(&self) -> String {
+    pub fn admin(&self) -> String {
         self.jwt.mint("e2e-admin", Role::Admin, 600)
     }
 
