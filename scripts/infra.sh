@@ -55,7 +55,7 @@ start_postgres() {
   record_pid postgres "$(head -n 1 "$data/postmaster.pid")"
   wait_healthy postgres 60 healthy_postgres
   local db
-  for db in orders inventory payments shipping registry views; do
+  for db in orders inventory payments shipping notifications registry views; do
     if ! psql_admin postgres -qtA -c "select 1 from pg_database where datname = '$db'" | grep -q 1; then
       psql_admin postgres -q -c "create database $db" || fail_component postgres "could not create database $db"
     fi
@@ -78,7 +78,7 @@ apply_roles() {
   local log="$OUTFLOW_STATE/postgres/roles-sql.log" context reader
   : >"$log"
   psql_admin postgres -q -f "$INFRA/postgres/roles.sql" >>"$log" 2>&1 || roles_failed roles.sql
-  for context in orders inventory payments shipping; do
+  for context in orders inventory payments shipping notifications; do
     reader=(); [ "$context" = orders ] && reader=(-v reader=outflow_monitor)
     psql_admin "$context" -q -v owner="outflow_$context" -v consumer="outflow_${context}_consumer" "${reader[@]}" \
       -f "$INFRA/postgres/owner.sql" >>"$log" 2>&1 || roles_failed "owner.sql in $context"

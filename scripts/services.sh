@@ -5,6 +5,7 @@ export OUTFLOW_ORDERS_PORT="${OUTFLOW_ORDERS_PORT:-7101}"
 export OUTFLOW_INVENTORY_PORT="${OUTFLOW_INVENTORY_PORT:-7102}"
 export OUTFLOW_PAYMENTS_PORT="${OUTFLOW_PAYMENTS_PORT:-7103}"
 export OUTFLOW_SHIPPING_PORT="${OUTFLOW_SHIPPING_PORT:-7104}"
+export OUTFLOW_NOTIFICATIONS_PORT="${OUTFLOW_NOTIFICATIONS_PORT:-7105}"
 export OUTFLOW_SANDBOX_PORT="${OUTFLOW_SANDBOX_PORT:-7199}"
 export OUTFLOW_CARRIER_SANDBOX_PORT="${OUTFLOW_CARRIER_SANDBOX_PORT:-7198}"
 export OUTFLOW_CARRIER_CALLBACK_URL="${OUTFLOW_CARRIER_CALLBACK_URL:-http://127.0.0.1:$OUTFLOW_SHIPPING_PORT/v1/shipments/callbacks}"
@@ -17,13 +18,22 @@ export OUTFLOW_SANDBOX_FAILURE_RATE="${OUTFLOW_SANDBOX_FAILURE_RATE:-0.0}"
 # The carrier keeps its shipments across restarts too; by default every one is delivered.
 export OUTFLOW_CARRIER_JOURNAL="${OUTFLOW_CARRIER_JOURNAL:-$OUTFLOW_STATE/carrier/journal.jsonl}"
 export OUTFLOW_CARRIER_FAILURE_RATE="${OUTFLOW_CARRIER_FAILURE_RATE:-0.0}"
+# Customers' webhooks: in development they may point at this machine (a
+# production start refuses that), and a failing receiver is retried within
+# seconds rather than hours, its delivery parked after the 5th attempt.
+export OUTFLOW_WEBHOOKS__ALLOW_PRIVATE_NETWORKS="${OUTFLOW_WEBHOOKS__ALLOW_PRIVATE_NETWORKS:-true}"
+export OUTFLOW_DISPATCH__ALLOW_PRIVATE_NETWORKS="${OUTFLOW_DISPATCH__ALLOW_PRIVATE_NETWORKS:-true}"
+export OUTFLOW_DISPATCH__TIMEOUT_MS="${OUTFLOW_DISPATCH__TIMEOUT_MS:-2000}"
+export OUTFLOW_DISPATCH__MAX_ATTEMPTS="${OUTFLOW_DISPATCH__MAX_ATTEMPTS:-5}"
+export OUTFLOW_DISPATCH__FIRST_RETRY_MS="${OUTFLOW_DISPATCH__FIRST_RETRY_MS:-500}"
+export OUTFLOW_DISPATCH__MAX_RETRY_MS="${OUTFLOW_DISPATCH__MAX_RETRY_MS:-4000}"
 export OUTFLOW_PROVIDER_URL="${OUTFLOW_PROVIDER_URL:-http://127.0.0.1:$OUTFLOW_SANDBOX_PORT}"
 # The saga timeout: a payment still pending after this fails as expired.
 export OUTFLOW_PAYMENT_DEADLINE_MS="${OUTFLOW_PAYMENT_DEADLINE_MS:-20000}"
 # The monitor reads commit-to-view latency from the view consumer's histogram.
 export OUTFLOW_VIEWS_METRICS_URL="${OUTFLOW_VIEWS_METRICS_URL:-http://127.0.0.1:${OUTFLOW_VIEWS_CONSUMER_PORT:-7124}/metrics}"
 
-SERVICE_COMPONENTS=(orders inventory payments shipping sandbox carrier inventory-consumer payments-consumer orders-consumer shipping-consumer views-consumer notifications-consumer query monitor)
+SERVICE_COMPONENTS=(orders inventory payments shipping notifications sandbox carrier inventory-consumer payments-consumer orders-consumer shipping-consumer views-consumer notifications-consumer query monitor)
 COMPONENTS=("${INFRA_COMPONENTS[@]}" "${SERVICE_COMPONENTS[@]}")
 RELEASE="$ROOT/target/release"
 
@@ -33,6 +43,7 @@ service_port() {
     inventory) echo "$OUTFLOW_INVENTORY_PORT" ;;
     payments) echo "$OUTFLOW_PAYMENTS_PORT" ;;
     shipping) echo "$OUTFLOW_SHIPPING_PORT" ;;
+    notifications) echo "$OUTFLOW_NOTIFICATIONS_PORT" ;;
     sandbox) echo "$OUTFLOW_SANDBOX_PORT" ;;
     carrier) echo "$OUTFLOW_CARRIER_SANDBOX_PORT" ;;
     inventory-consumer) echo "${OUTFLOW_INVENTORY_CONSUMER_PORT:-7121}" ;;
@@ -89,18 +100,19 @@ start_service() {
 # PostgreSQL administrator's password or another service's.
 service_command() {
   local name="$1" password keep=()
-  case "$name" in orders|inventory|payments|shipping|query|monitor) keep+=(OUTFLOW_JWT_SECRET) ;; esac
+  case "$name" in orders|inventory|payments|shipping|notifications|query|monitor) keep+=(OUTFLOW_JWT_SECRET) ;; esac
   case "$name" in payments|payments-consumer|sandbox) keep+=(OUTFLOW_PROVIDER_SERVER_KEY) ;; esac
   case "$name" in shipping|shipping-consumer|carrier) keep+=(OUTFLOW_CARRIER_KEY) ;; esac
   env_without_secrets "${keep[@]}"
   printf '%s\0' -u OUTFLOW_PG_USER -u OUTFLOW_REGISTRY_USER -u OUTFLOW_KAFKA_USER -u OUTFLOW_KAFKA_ADMIN_USER
   case "$name" in
-    orders|inventory|payments|shipping|orders-consumer|inventory-consumer|payments-consumer|shipping-consumer)
+    orders|inventory|payments|shipping|notifications|orders-consumer|inventory-consumer|payments-consumer|shipping-consumer|notifications-consumer)
       password="OUTFLOW_PG_$(tr 'a-z-' 'A-Z_' <<< "$name")_PASSWORD"
       printf '%s\0' "OUTFLOW_DATABASE__URL=postgres://outflow_${name//-/_}:$(url_encode "${!password}")@127.0.0.1:$OUTFLOW_PG_PORT/${name%-consumer}" ;;
     monitor) printf '%s\0' OUTFLOW_PG_USER=outflow_monitor "OUTFLOW_PG_PASSWORD=$OUTFLOW_PG_MONITOR_PASSWORD" "OUTFLOW_CONNECT_PASSWORD=$OUTFLOW_CONNECT_PASSWORD" ;;
-    views-consumer|notifications-consumer|query) printf '%s\0' "OUTFLOW_MONGO_PASSWORD=$OUTFLOW_MONGO_PASSWORD" ;;
+    views-consumer|query) printf '%s\0' "OUTFLOW_MONGO_PASSWORD=$OUTFLOW_MONGO_PASSWORD" ;;
   esac
+  case "$name" in notifications-consumer) printf '%s\0' "OUTFLOW_MONGO_PASSWORD=$OUTFLOW_MONGO_PASSWORD" ;; esac
   # The registry: those that emit events may register their schemas, the others only read.
   case "$name" in
     orders|inventory|payments|shipping|orders-consumer|inventory-consumer|payments-consumer|shipping-consumer)

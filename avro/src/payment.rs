@@ -53,6 +53,10 @@ pub struct PaymentRefunded {
     pub order_id: String,
     pub amount_minor: i64,
     pub reason: String,
+    /// "" in refunds written before the field was added.
+    #[serde(default)]
+    #[avro(default = "\"\"")]
+    pub customer_id: String,
 }
 
 events!(Payment: PaymentRequested, PaymentCaptured, PaymentFailed, PaymentRefunded);

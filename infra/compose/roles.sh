@@ -7,7 +7,7 @@ set -euo pipefail
 sql=/outflow/postgres
 psql=(psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER")
 "${psql[@]}" -d postgres -q -f "$sql/roles.sql"
-for context in orders inventory payments shipping; do
+for context in orders inventory payments shipping notifications; do
   reader=(); [ "$context" = orders ] && reader=(-v reader=outflow_monitor)
   "${psql[@]}" -d "$context" -q -v owner="outflow_$context" -v consumer="outflow_${context}_consumer" "${reader[@]}" -f "$sql/owner.sql"
 done

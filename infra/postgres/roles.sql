@@ -29,6 +29,8 @@ set client_min_messages = warning;
 \getenv payments_consumer_password OUTFLOW_PG_PAYMENTS_CONSUMER_PASSWORD
 \getenv shipping_password OUTFLOW_PG_SHIPPING_PASSWORD
 \getenv shipping_consumer_password OUTFLOW_PG_SHIPPING_CONSUMER_PASSWORD
+\getenv notifications_password OUTFLOW_PG_NOTIFICATIONS_PASSWORD
+\getenv notifications_consumer_password OUTFLOW_PG_NOTIFICATIONS_CONSUMER_PASSWORD
 \getenv debezium_password OUTFLOW_PG_DEBEZIUM_PASSWORD
 \getenv registry_password OUTFLOW_PG_REGISTRY_PASSWORD
 \getenv mongo_password OUTFLOW_MONGO_PASSWORD
@@ -37,6 +39,7 @@ set client_min_messages = warning;
 select format('create role %I', name)
 from unnest(array['outflow_orders', 'outflow_orders_consumer', 'outflow_inventory', 'outflow_inventory_consumer',
                   'outflow_payments', 'outflow_payments_consumer', 'outflow_shipping', 'outflow_shipping_consumer',
+                  'outflow_notifications', 'outflow_notifications_consumer',
                   'outflow_debezium', 'outflow_registry',
                   :'mongo_user', 'outflow_monitor']) as name
 where not exists (select 1 from pg_roles where rolname = name)
@@ -50,17 +53,21 @@ alter role outflow_payments with login nosuperuser nocreatedb nocreaterole norep
 alter role outflow_payments_consumer with login nosuperuser nocreatedb nocreaterole noreplication nobypassrls password :'payments_consumer_password';
 alter role outflow_shipping with login nosuperuser nocreatedb nocreaterole noreplication nobypassrls password :'shipping_password';
 alter role outflow_shipping_consumer with login nosuperuser nocreatedb nocreaterole noreplication nobypassrls password :'shipping_consumer_password';
+alter role outflow_notifications with login nosuperuser nocreatedb nocreaterole noreplication nobypassrls password :'notifications_password';
+alter role outflow_notifications_consumer with login nosuperuser nocreatedb nocreaterole noreplication nobypassrls password :'notifications_consumer_password';
 -- Logical decoding needs REPLICATION; nothing else is granted at cluster level.
 alter role outflow_debezium with login nosuperuser nocreatedb nocreaterole replication nobypassrls password :'debezium_password';
 alter role outflow_registry with login nosuperuser nocreatedb nocreaterole noreplication nobypassrls password :'registry_password';
 alter role :"mongo_user" with login nosuperuser nocreatedb nocreaterole noreplication nobypassrls password :'mongo_password';
 alter role outflow_monitor with login nosuperuser nocreatedb nocreaterole noreplication nobypassrls password :'monitor_password';
 
-revoke connect, temporary on database orders, inventory, payments, shipping, registry, views from public;
+revoke connect, temporary on database orders, inventory, payments, shipping, notifications, registry, views from public;
 grant connect on database orders to outflow_orders, outflow_orders_consumer, outflow_debezium, outflow_monitor;
 grant connect on database inventory to outflow_inventory, outflow_inventory_consumer, outflow_debezium;
 grant connect on database payments to outflow_payments, outflow_payments_consumer, outflow_debezium;
 grant connect on database shipping to outflow_shipping, outflow_shipping_consumer, outflow_debezium;
+-- No connector reads it: webhooks and their deliveries are not saga events.
+grant connect on database notifications to outflow_notifications, outflow_notifications_consumer;
 grant connect on database registry to outflow_registry;
 -- FerretDB keeps one PostgreSQL schema per MongoDB database.
 grant connect, create on database views to :"mongo_user";

@@ -62,6 +62,14 @@ fn the_shipping_writer_keeps_its_openapi_document() -> Result<()> {
     fuzz("shipping", "http://127.0.0.1:7104", Role::Customer)
 }
 
+/// As a customer: an admin's schema-valid shop-wide webhooks to made-up hosts
+/// would receive every test's notifications meanwhile.
+#[test]
+#[ignore = "needs the stack"]
+fn the_notifications_writer_keeps_its_openapi_document() -> Result<()> {
+    fuzz("notifications", "http://127.0.0.1:7105", Role::Customer)
+}
+
 #[test]
 #[ignore = "needs the stack"]
 fn the_query_service_keeps_its_openapi_document() -> Result<()> {

@@ -19,11 +19,12 @@ use outflow_stack_tests::services::repo;
 use serde_json::Value;
 
 /// Every `/metrics` of the stack, as `infra/prometheus/prometheus.yml` scrapes them.
-const SCRAPED: [(&str, u16); 12] = [
+const SCRAPED: [(&str, u16); 13] = [
     ("orders", 7101),
     ("inventory", 7102),
     ("payments", 7103),
     ("shipping", 7104),
+    ("notifications", 7105),
     ("query", 7110),
     ("inventory-consumer", 7121),
     ("payments-consumer", 7122),

@@ -49,6 +49,9 @@ async fn each_service_role_reaches_its_own_tables_only() -> Result<()> {
         ("outflow_payments_consumer", "OUTFLOW_PG_PAYMENTS_CONSUMER_PASSWORD", "inventory"),
         ("outflow_inventory", "OUTFLOW_PG_INVENTORY_PASSWORD", "views"),
         ("outflow_monitor", "OUTFLOW_PG_MONITOR_PASSWORD", "payments"),
+        ("outflow_notifications_consumer", "OUTFLOW_PG_NOTIFICATIONS_CONSUMER_PASSWORD", "orders"),
+        ("outflow_orders", "OUTFLOW_PG_ORDERS_PASSWORD", "notifications"),
+        ("outflow_debezium", "OUTFLOW_PG_DEBEZIUM_PASSWORD", "notifications"),
     ] {
         let refused = connect_as(&stack, role, &dev(secret), foreign).await.err().with_context(|| format!("{role} connected to {foreign}"))?;
         assert!(refused.to_string().contains("permission denied"), "{role} on {foreign}: {refused}");
@@ -205,6 +208,15 @@ async fn production_mode_refuses_development_secrets_sandboxes_and_unknown_modes
     assert!(log.contains("provider_url"), "{log}");
     let log = start_refused("outflow-provider-sandbox", &[("OUTFLOW_ENV", "production".into())]).await?;
     assert!(log.contains("refuses to run with OUTFLOW_ENV=production"), "{log}");
+    // Customers' webhooks into this machine or a private network: development only.
+    let notifications = vec![
+        ("OUTFLOW_ENV", "production".to_owned()),
+        ("OUTFLOW_JWT_SECRET", "a-real-secret-from-the-vault".into()),
+        ("OUTFLOW_WEBHOOKS__ALLOW_PRIVATE_NETWORKS", "true".into()),
+        ("OUTFLOW_DATABASE__URL", format!("postgres://outflow_notifications:real@127.0.0.1:{}/notifications", stack.pg_port)),
+    ];
+    let log = start_refused("outflow-notifications", &notifications).await?;
+    assert!(log.contains("allow_private_networks"), "{log}");
     Ok(())
 }
 

@@ -49,6 +49,10 @@ pub struct LiveSettings {
     pub buffer: usize,
     /// Streams open at once in this process; one more is refused with 503.
     pub max_streams: usize,
+    /// Streams one client holds at once (a customer, or an address for the
+    /// streams anyone may open); one more is refused with 429, so that one
+    /// client cannot take every stream.
+    pub per_client: usize,
     /// The longest a stream stays open (a customer's also ends when the
     /// token does); the client reconnects with its `Last-Event-ID`.
     pub max_lifetime_secs: u64,
@@ -56,7 +60,7 @@ pub struct LiveSettings {
 
 impl Default for LiveSettings {
     fn default() -> Self {
-        LiveSettings { poll_ms: 100, buffer: 32, max_streams: 1_000, max_lifetime_secs: 600 }
+        LiveSettings { poll_ms: 100, buffer: 32, max_streams: 1_000, per_client: 20, max_lifetime_secs: 600 }
     }
 }
 
@@ -95,45 +99,80 @@ pub struct Hub {
     settings: LiveSettings,
     watched: Mutex<HashMap<Key, Watch>>,
     slots: Arc<Semaphore>,
+    clients: Arc<Mutex<HashMap<String, usize>>>,
 }
 
-/// A stream's place among the open ones, and its queue.
+/// A stream's place among the open ones and its client's, and its queue.
 pub struct Subscription {
     pub documents: mpsc::Receiver<Arc<Document>>,
     _slot: OwnedSemaphorePermit,
+    client: String,
+    clients: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
         metrics::gauge!("query_live_streams").decrement(1.0);
+        let mut clients = self.clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(held) = clients.get_mut(&self.client) {
+            *held -= 1;
+            if *held == 0 {
+                clients.remove(&self.client);
+            }
+        }
     }
+}
+
+/// Why a stream could not start.
+#[derive(Debug, PartialEq)]
+pub enum Refused {
+    /// `max_streams` are open, or the service is stopping.
+    Full,
+    /// This client holds `per_client` streams already.
+    ClientFull,
 }
 
 impl Hub {
     pub fn new(db: Database, settings: LiveSettings) -> Arc<Self> {
         let slots = Arc::new(Semaphore::new(settings.max_streams));
-        Arc::new(Hub { db, settings, watched: Mutex::default(), slots })
+        Arc::new(Hub { db, settings, watched: Mutex::default(), slots, clients: Arc::default() })
     }
 
     pub fn settings(&self) -> &LiveSettings {
         &self.settings
     }
 
-    /// A queue of the new versions of document `id` of `collection`, or None
-    /// when `max_streams` are open already.
-    pub fn subscribe(&self, collection: &'static str, id: &str) -> Option<Subscription> {
-        let slot = self.slots.clone().try_acquire_owned().ok()?;
-        let (sender, documents) = mpsc::channel(self.settings.buffer.max(1));
-        self.watched().entry((collection, id.to_owned())).or_default().streams.push(sender);
+    /// A queue of the new versions of document `id` of `collection`, for
+    /// `client`'s stream.
+    pub fn subscribe(&self, collection: &'static str, id: &str, client: String) -> Result<Subscription, Refused> {
+        let slot = self.slots.clone().try_acquire_owned().map_err(|_| Refused::Full)?;
+        {
+            let mut clients = self.clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let held = clients.entry(client.clone()).or_default();
+            if *held >= self.settings.per_client {
+                return Err(Refused::ClientFull);
+            }
+            *held += 1;
+        }
         metrics::gauge!("query_live_streams").increment(1.0);
-        Some(Subscription { documents, _slot: slot })
+        let (sender, documents) = mpsc::channel(self.settings.buffer.max(1));
+        let subscription = Subscription { documents, _slot: slot, client, clients: self.clients.clone() };
+        let mut watched = self.watched();
+        // Checked under the lock [`Hub::close`] takes: a stream that starts
+        // as the service stops would otherwise outlive the hub.
+        if self.slots.is_closed() {
+            return Err(Refused::Full);
+        }
+        watched.entry((collection, id.to_owned())).or_default().streams.push(sender);
+        Ok(subscription)
     }
 
     /// Ends every stream (the service is stopping): their queues close, so
     /// the connections finish and the graceful shutdown is not held open.
     pub fn close(&self) {
+        let mut watched = self.watched();
         self.slots.close();
-        self.watched().clear();
+        watched.clear();
     }
 
     fn watched(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Watch>> {
@@ -158,7 +197,11 @@ impl Hub {
     async fn poll(&self, collection: &'static str) -> anyhow::Result<()> {
         let ids: Vec<String> = {
             let mut watched = self.watched();
-            watched.retain(|_, watch| watch.streams.iter().any(|s| !s.is_closed()));
+            // Streams whose client left; a document nobody streams any more.
+            watched.retain(|_, watch| {
+                watch.streams.retain(|s| !s.is_closed());
+                !watch.streams.is_empty()
+            });
             watched.keys().filter(|(c, _)| *c == collection).map(|(_, id)| id.clone()).collect()
         };
         metrics::gauge!("query_live_documents", "collection" => collection).set(ids.len() as f64);
@@ -172,7 +215,7 @@ impl Hub {
             revisions
                 .iter()
                 .filter_map(|r| Some((r.get_str("_id").ok()?, revision(r))))
-                .filter(|(id, rev)| watched.get(&(collection, (*id).to_owned())).is_some_and(|w| w.revision < Some(*rev)))
+                .filter(|(id, rev)| watched.get(&(collection, (*id).to_owned())).is_some_and(|w| w.revision != Some(*rev)))
                 .map(|(id, _)| Bson::String(id.to_owned()))
                 .collect()
         };
@@ -184,7 +227,10 @@ impl Hub {
         for document in changed {
             let (Ok(id), rev) = (document.get_str("_id").map(str::to_owned), revision(&document)) else { continue };
             let Some(watch) = watched.get_mut(&(collection, id.clone())) else { continue };
-            if watch.revision >= Some(rev) {
+            // Any other revision: one that went back (views rebuilt, or a late
+            // write undone) is handed out too, and the stream's own version
+            // filter decides what is new.
+            if watch.revision == Some(rev) {
                 continue;
             }
             watch.revision = Some(rev);
@@ -287,6 +333,28 @@ mod tests {
         assert_eq!(message.data, serde_json::json!({ "sku": "SKU-1", "on_hand": 5, "reserved": 2, "available": 3, "version": 7 }));
         assert_eq!(availability_message(&product, 7), None);
         assert_eq!(availability_message(&doc! { "_id": "SKU-2" }, 0), None);
+    }
+
+    /// A hub on a MongoDB client that never connects: subscribing reads nothing.
+    async fn hub(settings: LiveSettings) -> Arc<Hub> {
+        let options = mongodb::options::ClientOptions::parse("mongodb://127.0.0.1:9/").await.unwrap();
+        Hub::new(mongodb::Client::with_options(options).unwrap().database("unused"), settings)
+    }
+
+    #[tokio::test]
+    async fn a_client_holds_its_share_of_the_streams_and_none_start_once_the_hub_closes() {
+        let hub = hub(LiveSettings { max_streams: 3, per_client: 2, ..LiveSettings::default() }).await;
+        let first = hub.subscribe(ORDERS, "o-1", "a".into()).unwrap();
+        let _second = hub.subscribe(PRODUCTS, "SKU-1", "a".into()).unwrap();
+        assert_eq!(hub.subscribe(ORDERS, "o-2", "a".into()).err(), Some(Refused::ClientFull));
+        let _other = hub.subscribe(ORDERS, "o-1", "b".into()).unwrap();
+        assert_eq!(hub.subscribe(ORDERS, "o-3", "c".into()).err(), Some(Refused::Full), "max_streams in all");
+        drop(first);
+        let again = hub.subscribe(ORDERS, "o-2", "a".into()).expect("a closed stream gives its places back");
+        hub.close();
+        drop(again);
+        assert_eq!(hub.subscribe(ORDERS, "o-4", "d".into()).err(), Some(Refused::Full), "closed");
+        assert!(hub.watched().is_empty(), "closing forgets every stream, so they end");
     }
 
     #[tokio::test]

@@ -2,10 +2,10 @@
 //! Server-Sent Events ([`crate::live`] says what each message is), and the
 //! page that shows an order live in a browser.
 
-use std::{convert::Infallible, sync::Arc, time::Duration};
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
-    extract::{Path, State},
+    extract::{ConnectInfo, Path, State},
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{
         sse::{Event, KeepAlive, Sse},
@@ -22,7 +22,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::{
-    live::{self, Message, Subscription},
+    live::{self, Message, Refused, Subscription},
     AppState,
 };
 
@@ -52,6 +52,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
         (status = 400, description = "A Last-Event-ID that is not a version, or a query parameter this endpoint does not take"),
         (status = 403, description = "Another customer's order"),
         (status = 404, description = "No view of this order (yet)"),
+        (status = 429, description = "This customer holds as many streams as one may (live.per_client)"),
         (status = 503, description = "Too many streams open; retry later"),
     ),
     security(("bearer" = []))
@@ -66,7 +67,7 @@ pub async fn order_events(
     let sent = last_event_id(&headers)?;
     // Subscribed before the view is read: a change in between is in both,
     // and the version filters the repeat out.
-    let subscription = subscribe(&state, live::ORDERS, &id)?;
+    let subscription = subscribe(&state, live::ORDERS, &id, format!("customer {}", caller.id))?;
     let view = crate::order_view(&state.db, &id).await?;
     if !caller.may_see(view.get_str("customer_id").unwrap_or_default()) {
         return Err(ApiError::forbidden("this order belongs to another customer"));
@@ -85,12 +86,18 @@ pub async fn order_events(
          description = "`event: availability`, `id:` the product's version, `data:` {sku, on_hand, reserved, available, version}"),
         (status = 400, description = "A Last-Event-ID that is not a version"),
         (status = 404, description = "No view of this product (yet)"),
+        (status = 429, description = "This address holds as many streams as one may (live.per_client)"),
         (status = 503, description = "Too many streams open; retry later"),
     )
 )]
-pub async fn availability_events(State(state): State<AppState>, headers: HeaderMap, Path(sku): Path<String>) -> Result<Response, ApiError> {
+pub async fn availability_events(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(sku): Path<String>,
+) -> Result<Response, ApiError> {
     let sent = last_event_id(&headers)?;
-    let subscription = subscribe(&state, live::PRODUCTS, &sku)?;
+    let subscription = subscribe(&state, live::PRODUCTS, &sku, format!("address {}", outflow_service::edge::client_key(peer.ip())))?;
     let view = crate::availability_view(&state.db, &sku).await?;
     let lifetime = Duration::from_secs(state.live.settings().max_lifetime_secs);
     Ok(respond(messages("availability", view, subscription, sent, lifetime, |view, sent| live::availability_message(view, sent).into_iter().collect())))
@@ -125,11 +132,14 @@ fn last_event_id(headers: &HeaderMap) -> Result<i64, ApiError> {
     }
 }
 
-fn subscribe(state: &AppState, collection: &'static str, id: &str) -> Result<Subscription, ApiError> {
-    state
-        .live
-        .subscribe(collection, id)
-        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too_many_streams", "this query service holds as many streams as it may; retry later"))
+fn subscribe(state: &AppState, collection: &'static str, id: &str, client: String) -> Result<Subscription, ApiError> {
+    state.live.subscribe(collection, id, client).map_err(|refused| match refused {
+        Refused::Full => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too_many_streams", "this query service holds as many streams as it may; retry later"),
+        Refused::ClientFull => ApiError::too_many_requests(
+            format!("at most {} streams per client at once; close one first", state.live.settings().per_client),
+            Duration::from_secs(5),
+        ),
+    })
 }
 
 /// The stream of `name` events: what `render` makes of the first view, then
@@ -187,7 +197,7 @@ pub async fn order_script() -> Response {
 fn static_file(body: &'static str, content_type: &'static str) -> Response {
     let headers = [
         (header::CONTENT_TYPE, content_type),
-        (header::CONTENT_SECURITY_POLICY, "default-src 'self'; style-src 'self' 'unsafe-inline'"),
+        (header::CONTENT_SECURITY_POLICY, "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
     ];

@@ -136,8 +136,9 @@ async fn client_gate(State(limit): State<RateLimit>, request: Request, next: Nex
     next.run(request).await
 }
 
-/// An IPv6 client usually holds a whole /64: one bucket per /64.
-fn client_key(ip: IpAddr) -> String {
+/// Whose requests count together: an IPv4 address, or an IPv6 /64 (an IPv6
+/// client usually holds a whole /64).
+pub fn client_key(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

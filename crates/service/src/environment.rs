@@ -32,6 +32,16 @@ impl Environment {
     }
 }
 
+/// Refuses a flag that lets customers' webhooks reach this machine or a
+/// private network, in production. Checked on the typed settings as well as
+/// in [`check_settings`], since a flag may be written `1`, `yes` or `on`.
+pub fn refuse_private_networks(environment: Environment, allowed: bool, setting: &str) -> Result<()> {
+    if environment == Environment::Production && allowed {
+        bail!("OUTFLOW_ENV=production: setting {setting} lets customers' webhooks reach this machine and private networks (development only)");
+    }
+    Ok(())
+}
+
 /// The secret values of `infra/dev.env` (every value but the login names).
 fn development_secrets() -> impl Iterator<Item = (&'static str, &'static str)> {
     DEV_ENV
@@ -58,6 +68,9 @@ pub fn check_settings(environment: Environment, settings: &[(String, String)]) -
         if key.ends_with("carrier_url") && is_loopback_url(value) {
             bail!("OUTFLOW_ENV=production: setting {key} points the carrier at {value}, a local address (the development sandbox); set the real carrier's URL");
         }
+        if key.ends_with("allow_private_networks") && value == "true" {
+            bail!("OUTFLOW_ENV=production: setting {key} lets customers' webhooks reach this machine and private networks (development only)");
+        }
     }
     Ok(())
 }
@@ -72,11 +85,12 @@ fn is_loopback_url(url: &str) -> bool {
     host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
 }
 
-/// Every string in a settings tree, as (dotted key, value).
+/// Every string and flag in a settings tree, as (dotted key, value).
 pub fn strings(value: &serde_json::Value) -> Vec<(String, String)> {
     fn walk(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, String)>) {
         match value {
             serde_json::Value::String(s) => out.push((prefix.to_owned(), s.clone())),
+            serde_json::Value::Bool(b) => out.push((prefix.to_owned(), b.to_string())),
             serde_json::Value::Object(map) => {
                 for (key, value) in map {
                     let key = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
@@ -136,10 +150,20 @@ mod tests {
     }
 
     #[test]
-    fn every_string_is_found_with_its_key() {
-        let tree = serde_json::json!({"database": {"url": "u"}, "ports": [1], "names": ["a"]});
+    fn production_refuses_webhooks_into_private_networks() {
+        for key in ["webhooks.allow_private_networks", "dispatch.allow_private_networks"] {
+            assert!(check_settings(Environment::Production, &setting(key, "true")).is_err(), "{key}");
+            assert!(check_settings(Environment::Production, &setting(key, "false")).is_ok(), "{key}");
+            assert!(check_settings(Environment::Development, &setting(key, "true")).is_ok(), "{key}");
+        }
+    }
+
+    #[test]
+    fn every_string_and_flag_is_found_with_its_key() {
+        let tree = serde_json::json!({"database": {"url": "u"}, "ports": [1], "names": ["a"], "webhooks": {"allow_private_networks": true}});
         let mut found = strings(&tree);
         found.sort();
-        assert_eq!(found, vec![("database.url".to_owned(), "u".to_owned()), ("names".to_owned(), "a".to_owned())]);
+        let expected = [("database.url", "u"), ("names", "a"), ("webhooks.allow_private_networks", "true")];
+        assert_eq!(found, expected.map(|(k, v)| (k.to_owned(), v.to_owned())));
     }
 }

@@ -11,7 +11,17 @@ pub fn describe() {
     describe_consumers();
     describe_views();
     describe_live();
+    describe_webhooks();
     describe_monitor();
+}
+
+fn describe_webhooks() {
+    describe_counter!(
+        "webhook_deliveries_total",
+        Unit::Count,
+        "Webhook delivery attempts, by outcome: delivered, failed (retried later) or dead (parked after the last attempt)."
+    );
+    describe_histogram!("webhook_delivery_seconds", Unit::Seconds, "Time one POST of a webhook delivery took, until the answer or the timeout.");
 }
 
 fn describe_live() {

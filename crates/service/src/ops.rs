@@ -155,9 +155,16 @@ pub async fn serve(listener: TcpListener, router: Router, limits: &EdgeLimits, s
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // A client that stopped reading holds its response (a stream above all)
+    // however willing the server is to end it.
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        tracing::warn!("connections still open {DRAIN:?} after the shutdown signal; closing them");
+    }
     Ok(())
 }
+
+/// How long in-flight requests may take to finish once the service stops.
+const DRAIN: Duration = Duration::from_secs(20);
 
 /// Completes on SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {

@@ -36,12 +36,12 @@ pub async fn finish(pool: &PgPool, outbox: &Outbox, provider: &ProviderClient, o
         return Err(RefundError::Provider(e));
     }
     let mut tx = pool.begin().await?;
-    let payment: Option<(i64, i64, Option<String>)> =
-        sqlx::query_as("select version, amount_minor, failure_reason from payments where order_id = $1 and status = 'REFUNDING' for update")
+    let payment: Option<(i64, i64, Option<String>, String)> =
+        sqlx::query_as("select version, amount_minor, failure_reason, customer_id from payments where order_id = $1 and status = 'REFUNDING' for update")
             .bind(order_id)
             .fetch_optional(&mut *tx)
             .await?;
-    let Some((version, amount_minor, reason)) = payment else { return Ok(false) };
+    let Some((version, amount_minor, reason, customer_id)) = payment else { return Ok(false) };
     sqlx::query("update payments set status = 'REFUNDED', version = $2, updated_at = now() where order_id = $1")
         .bind(order_id)
         .bind(version + 1)
@@ -56,6 +56,7 @@ pub async fn finish(pool: &PgPool, outbox: &Outbox, provider: &ProviderClient, o
         order_id: id,
         amount_minor,
         reason: reason.unwrap_or_else(|| "refund".into()),
+        customer_id,
     };
     outbox.append(&mut tx, &refunded, trace).await?;
     tx.commit().await?;
