@@ -1,11 +1,11 @@
 //! Live streams of the views (Server-Sent Events).
 //!
 //! The views' store (FerretDB v1 on PostgreSQL) has no change streams, so the
-//! [`Hub`] watches the documents somebody streams: every `poll` it asks for
-//! their revisions (`_rev`, one more per write of the view consumer) in one
-//! query per collection, reads again only the documents whose revision moved,
-//! and hands each new document to that document's streams. No stream reads
-//! the database on its own, and nothing is read while nobody streams.
+//! [`Hub`] watches the documents somebody streams: every `poll` it reads each
+//! of them once by `_id`, however many streams follow it, and hands a document
+//! whose revision (`_rev`, one more per write of the view consumer) moved to
+//! that document's streams. No stream reads the database on its own, and
+//! nothing is read while nobody streams.
 //!
 //! What a stream sends is computed from the document alone, so a reconnect
 //! with `Last-Event-ID` resumes exactly where the client stopped:
@@ -28,7 +28,7 @@ use std::{
     time::Duration,
 };
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use mongodb::{
     bson::{doc, Bson, Document},
     Database,
@@ -208,23 +208,20 @@ impl Hub {
         if ids.is_empty() {
             return Ok(());
         }
+        // One lookup by `_id` per document: FerretDB v1 answers those from
+        // the index, but reads the whole collection for an `$in` (seconds
+        // on a shop's order views).
         let documents = self.db.collection::<Document>(collection);
-        let revisions: Vec<Document> = documents.find(doc! { "_id": { "$in": &ids } }).projection(doc! { "_rev": 1 }).await?.try_collect().await?;
-        let moved: Vec<Bson> = {
-            let watched = self.watched();
-            revisions
-                .iter()
-                .filter_map(|r| Some((r.get_str("_id").ok()?, revision(r))))
-                .filter(|(id, rev)| watched.get(&(collection, (*id).to_owned())).is_some_and(|w| w.revision != Some(*rev)))
-                .map(|(id, _)| Bson::String(id.to_owned()))
-                .collect()
-        };
-        if moved.is_empty() {
-            return Ok(());
-        }
-        let changed: Vec<Document> = documents.find(doc! { "_id": { "$in": moved } }).await?.try_collect().await?;
+        let found: Vec<Option<Document>> = futures::stream::iter(ids)
+            .map(|id| {
+                let documents = documents.clone();
+                async move { documents.find_one(doc! { "_id": id }).await }
+            })
+            .buffer_unordered(LOOKUPS_IN_FLIGHT)
+            .try_collect()
+            .await?;
         let mut watched = self.watched();
-        for document in changed {
+        for document in found.into_iter().flatten() {
             let (Ok(id), rev) = (document.get_str("_id").map(str::to_owned), revision(&document)) else { continue };
             let Some(watch) = watched.get_mut(&(collection, id.clone())) else { continue };
             // Any other revision: one that went back (views rebuilt, or a late
@@ -243,6 +240,9 @@ impl Hub {
         Ok(())
     }
 }
+
+/// How many of a poll's lookups run at once.
+const LOOKUPS_IN_FLIGHT: usize = 16;
 
 /// The revision the view consumer wrote a document at (0 before revisions).
 fn revision(document: &Document) -> i64 {
