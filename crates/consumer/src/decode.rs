@@ -81,7 +81,15 @@ impl Decoder {
             SchemaLookup::Unknown => Err(Undecodable::UnknownSchemaId(id).into()),
             SchemaLookup::Known => self.decoder.decode(Some(payload)).await.map_err(|e| {
                 self.decoder.remove_errors_from_cache();
-                Undecodable::UndecodableBody { id, reason: format!("{} {}", e.error, e.cause.as_deref().unwrap_or_default()) }.into()
+                let reason = format!("{} {}", e.error, e.cause.as_deref().unwrap_or_default());
+                // The decoder's own call to the registry failed again (the
+                // scale-out test saw a loaded registry drop it): an outage to
+                // wait out, not a body that can never decode.
+                if e.retriable {
+                    DecodeFailure::RegistryUnavailable(reason)
+                } else {
+                    Undecodable::UndecodableBody { id, reason }.into()
+                }
             }),
         }
     }
