@@ -177,12 +177,18 @@ impl Instance {
     }
 
     /// SIGTERM, then waits for the exit (in-flight events finish first).
-    pub async fn stop(mut self) -> Result<std::process::ExitStatus> {
+    pub async fn stop(self) -> Result<std::process::ExitStatus> {
+        Ok(self.stop_with_output().await?.0)
+    }
+
+    /// [`Instance::stop`], and everything the instance printed (its log
+    /// goes with it).
+    pub async fn stop_with_output(mut self) -> Result<(std::process::ExitStatus, String)> {
         signal(self.child.id(), "-TERM")?;
         let until = tokio::time::Instant::now() + Duration::from_secs(40);
         loop {
             if let Some(status) = self.child.try_wait()? {
-                return Ok(status);
+                return Ok((status, self.output()));
             }
             ensure!(tokio::time::Instant::now() < until, "the second {} did not stop within 40 s of SIGTERM", self.name);
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -59,29 +59,14 @@ async fn two_instances_per_group_with_rebalances_keep_every_invariant() {
     for (name, _, _, port) in SCALED {
         seconds.push(Some(start(name, port).await));
     }
+    let (began, wall_began) = (tokio::time::Instant::now(), chrono::Utc::now());
     let done = Arc::new(AtomicBool::new(false));
     let stalls = tokio::spawn(watch_stalls(shop.stack.clone(), done.clone()));
     let traffic = tokio::spawn(place_orders(shop.clone(), skus.clone(), orders, rate));
 
-    // Stop or start one group's second instance every few seconds until the
-    // traffic ends: each is a rebalance of that group.
-    let mut rebalances = 0;
-    let mut turn = 0;
-    while !traffic.is_finished() {
-        tokio::time::sleep(Duration::from_secs(6)).await;
-        let index = turn % SCALED.len();
-        let (name, _, _, port) = SCALED[index];
-        seconds[index] = match seconds[index].take() {
-            Some(running) => {
-                let status = running.stop().await.unwrap();
-                assert!(status.success(), "the second {name} stopped with {status}");
-                None
-            }
-            None => Some(start(name, port).await),
-        };
-        rebalances += 1;
-        turn += 1;
-    }
+    // What the stopped second instances printed, by component.
+    let mut outputs = Vec::new();
+    let (rebalances, timeline) = churn(&mut seconds, &traffic, began, &mut outputs).await;
     let placed = traffic.await.unwrap();
     assert!(rebalances >= 6, "only {rebalances} rebalances during the run: raise OUTFLOW_SCALE_OUT_ORDERS");
     for order in &placed {
@@ -89,6 +74,7 @@ async fn two_instances_per_group_with_rebalances_keep_every_invariant() {
     }
     for instance in seconds.iter_mut().flatten() {
         assert!(instance.exited().unwrap().is_none(), "the second {} died; its log:\n{}", instance.name, instance.tail());
+        outputs.push((instance.name.clone(), instance.output()));
     }
     let sources = Sources::from_env().await.unwrap();
     outflow_invariants::wait_caught_up(&sources, Duration::from_secs(180)).await.unwrap();
@@ -96,11 +82,77 @@ async fn two_instances_per_group_with_rebalances_keep_every_invariant() {
     let stalled = stalls.await.unwrap();
     let scope = Scope::Only { orders: placed.iter().map(|o| Uuid::parse_str(o).unwrap()).collect(), skus: skus.clone() };
     let report = outflow_invariants::check_until_held(&sources, &scope, &Options::from_env(), Duration::from_secs(60)).await.unwrap();
-    let longest = stalled.values().max().copied().unwrap_or_default();
+    let longest = stalled.values().map(|(length, _)| *length).max().unwrap_or_default();
     println!("scale-out: {} orders, {rebalances} rebalances, longest partition stall {longest:?}\n{report}", placed.len());
     report.ensure_held().unwrap_or_else(|e| panic!("{e:#}"));
-    let over: Vec<_> = stalled.iter().filter(|(_, d)| **d > STALL_LIMIT).collect();
-    assert!(over.is_empty(), "partitions that stood still with work waiting for longer than {STALL_LIMIT:?}: {over:?}");
+    let over: Vec<_> = stalled
+        .iter()
+        .filter(|(_, (length, _))| *length > STALL_LIMIT)
+        .map(|(key, (length, from))| {
+            let at = from.saturating_duration_since(began);
+            format!("{key}: {length:.1?} from {at:.1?}\n{}", log_excerpt(key, &outputs, wall_began + at, *length))
+        })
+        .collect();
+    assert!(
+        over.is_empty(),
+        "partitions that stood still with work waiting for longer than {STALL_LIMIT:?}:\n{}\nthe second instances, from the start of the run: {timeline:#?}",
+        over.join("\n")
+    );
+}
+
+/// Stops or starts one group's second instance every few seconds until the
+/// traffic ends: each is a rebalance of that group. Returns how many, and
+/// what was done to which group when (to place a stall among them).
+async fn churn(
+    seconds: &mut [Option<Instance>],
+    traffic: &tokio::task::JoinHandle<Vec<String>>,
+    began: tokio::time::Instant,
+    outputs: &mut Vec<(String, String)>,
+) -> (usize, Vec<String>) {
+    let mut timeline = Vec::new();
+    let mut turn = 0;
+    while !traffic.is_finished() {
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let index = turn % SCALED.len();
+        let (name, _, _, port) = SCALED[index];
+        let at = began.elapsed();
+        let what = match seconds[index].take() {
+            Some(running) => {
+                let (status, output) = running.stop_with_output().await.unwrap();
+                assert!(status.success(), "the second {name} stopped with {status}");
+                outputs.push((name.to_owned(), output));
+                "stop"
+            }
+            None => {
+                seconds[index] = Some(start(name, port).await);
+                "start"
+            }
+        };
+        timeline.push(format!("{at:.1?} {what} {name} (took {:.1?})", began.elapsed() - at));
+        turn += 1;
+    }
+    (turn, timeline)
+}
+
+/// What the instances of the stalled group (`group/topic/partition`) logged
+/// about their partitions, and every warning, from 10 s before the stall
+/// until its end: the first instance's log, and the second ones' `outputs`.
+fn log_excerpt(stalled: &str, outputs: &[(String, String)], from: chrono::DateTime<chrono::Utc>, length: Duration) -> String {
+    let Some((name, ..)) = SCALED.iter().find(|(_, group, ..)| stalled.starts_with(&format!("{group}/"))) else { return String::new() };
+    let stamp = |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let (first, last) = (stamp(from - chrono::TimeDelta::seconds(10)), stamp(from + chrono::TimeDelta::from_std(length).unwrap_or_default()));
+    let own = std::fs::read_to_string(outflow_stack_tests::services::state().join(name).join(format!("{name}.log"))).unwrap_or_default();
+    let seconds = outputs.iter().filter(|(component, _)| component == name).map(|(_, output)| output.as_str());
+    let mut lines: Vec<String> = std::iter::once(("first", own.as_str()))
+        .chain(seconds.map(|output| ("second", output)))
+        .flat_map(|(which, output)| output.lines().map(move |line| (which, line)))
+        .filter(|(_, line)| line.get(..first.len()).is_some_and(|at| at >= first.as_str() && at <= last.as_str()))
+        .filter(|(_, line)| [" WARN ", " ERROR ", "revoke", "assigned", "stopping"].iter().any(|mark| line.contains(mark)))
+        .map(|(which, line)| format!("  {which}: {}", line.chars().take(300).collect::<String>()))
+        .collect();
+    lines.sort_by(|a, b| a.split_once(": ").map(|x| x.1).cmp(&b.split_once(": ").map(|x| x.1)));
+    lines.truncate(80);
+    lines.join("\n")
 }
 
 async fn start(name: &str, port: u16) -> Instance {
@@ -142,10 +194,10 @@ async fn place_orders(shop: Arc<Shop>, skus: Vec<String>, orders: usize, rate: u
 
 /// Samples every scaled group's committed offsets twice a second until `done`;
 /// returns, per (group, topic, partition), the longest time its committed
-/// offset stood still while records were waiting behind it.
-async fn watch_stalls(stack: Stack, done: Arc<AtomicBool>) -> HashMap<String, Duration> {
+/// offset stood still while records were waiting behind it, and when that began.
+async fn watch_stalls(stack: Stack, done: Arc<AtomicBool>) -> HashMap<String, (Duration, tokio::time::Instant)> {
     let mut since: HashMap<String, (i64, tokio::time::Instant)> = HashMap::new();
-    let mut longest: HashMap<String, Duration> = HashMap::new();
+    let mut longest: HashMap<String, (Duration, tokio::time::Instant)> = HashMap::new();
     let consumers: Arc<Vec<BaseConsumer>> =
         Arc::new(SCALED.iter().map(|(_, group, _, _)| stack.kafka_config().set("group.id", *group).create().unwrap()).collect());
     while !done.load(Ordering::Relaxed) {
@@ -168,8 +220,10 @@ async fn watch_stalls(stack: Stack, done: Arc<AtomicBool>) -> HashMap<String, Du
             if committed != entry.0 || committed >= high {
                 *entry = (committed, now);
             }
-            let worst = longest.entry(key).or_default();
-            *worst = (*worst).max(now - entry.1);
+            let worst = longest.entry(key).or_insert((Duration::ZERO, now));
+            if now - entry.1 > worst.0 {
+                *worst = (now - entry.1, entry.1);
+            }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

@@ -192,6 +192,11 @@ fn consumer_config(settings: &ConsumerSettings) -> ClientConfig {
         // nothing happened, with no gain in latency. 500 is Kafka's default;
         // a partition resumed after a pause may wait out one such fetch.
         .set("fetch.wait.max.ms", "500")
-        .set("session.timeout.ms", "10000");
+        .set("session.timeout.ms", "10000")
+        // A member learns that its group rebalances (another member joined or
+        // left) only from a heartbeat's answer: at the default 3 s, each
+        // partition of the group stood still for up to 3 s at every scale-out
+        // step, waiting for the members that had not heard yet.
+        .set("heartbeat.interval.ms", "1000");
     config
 }
