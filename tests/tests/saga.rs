@@ -128,7 +128,10 @@ async fn two_hundred_concurrent_orders_for_ten_units_confirm_exactly_ten() {
     let mut confirmed = 0;
     for order in &placed {
         let status = shop.wait_terminal(order, Duration::from_secs(120)).await;
-        if status["status"] == "CONFIRMED" {
+        // `place` holds the shipment in transit, but only once the order is
+        // placed: among 200 at once, an order can be confirmed, shipped and
+        // delivered (the carrier's 300 ms) before that reaches the carrier.
+        if ["CONFIRMED", "COMPLETED"].contains(&status["status"].as_str().unwrap_or_default()) {
             confirmed += 1;
         } else {
             assert_eq!(status["cancel_reason"], "out_of_stock", "{status}");
