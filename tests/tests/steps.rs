@@ -15,6 +15,10 @@
 //! rebalance redelivering across instances could swap them): the stock always
 //! ends as it began, nothing reserved. (OrderConfirmed cannot come before
 //! OrderPlaced: it follows the StockReserved that OrderPlaced produced.)
+//!
+//! The notifications consumer over every order of OrderPlaced and
+//! PaymentRefunded (two topics), each twice: every event is told to the
+//! order's customer once, and queued once for the customer's webhook.
 
 mod shop;
 
@@ -23,7 +27,8 @@ use std::sync::Arc;
 use outflow_consumer::{Delivery, Dispatch, Outcome};
 use outflow_events::{
     inventory::{ReservedLine, StockReserved},
-    order::OrderCancelled,
+    order::{OrderCancelled, OrderLine, OrderPlaced},
+    payment::PaymentRefunded,
     DomainEvent,
 };
 use outflow_outbox::{new_event_id, now_millis, Outbox};
@@ -86,6 +91,20 @@ impl Saga {
             Input::First => self.reserved.clone(),
             Input::Second => self.cancelled.clone(),
         }
+    }
+}
+
+/// `order` placed by the steps' customer: `quantity` of STEPS-1 at 12.50.
+fn placed(order: &str, quantity: i32) -> OrderPlaced {
+    OrderPlaced {
+        event_id: new_event_id(),
+        aggregate_id: order.to_owned(),
+        aggregate_version: 1,
+        occurred_at: now_millis(),
+        customer_id: "steps-customer".into(),
+        lines: vec![OrderLine { sku: "STEPS-1".into(), quantity, unit_price_minor: 1250 }],
+        total_minor: 1250 * i64::from(quantity),
+        currency: "EUR".into(),
     }
 }
 
@@ -190,21 +209,11 @@ async fn inventory_steps(stack: &Stack) -> (String, outflow_inventory_consumer::
 #[tokio::test]
 #[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
 async fn every_order_of_order_placed_and_order_cancelled_and_their_redeliveries_leaves_the_stock_as_it_was() {
-    use outflow_events::order::{OrderLine, OrderPlaced};
     let stack = Stack::from_env();
     let (database, steps) = inventory_steps(&stack).await;
     for sequence in interleavings() {
         let order = Uuid::now_v7().to_string();
-        let placed = OrderPlaced {
-            event_id: new_event_id(),
-            aggregate_id: order.clone(),
-            aggregate_version: 1,
-            occurred_at: now_millis(),
-            customer_id: "steps-customer".into(),
-            lines: vec![OrderLine { sku: "STEPS-1".into(), quantity: 2, unit_price_minor: 1250 }],
-            total_minor: 2500,
-            currency: "EUR".into(),
-        };
+        let placed = placed(&order, 2);
         let cancelled = cancelled_by_customer(&order);
         let (placed, cancelled) =
             (delivery(DomainEvent::OrderPlaced(placed), "outflow.order.events"), delivery(DomainEvent::OrderCancelled(cancelled), "outflow.order.events"));
@@ -226,4 +235,91 @@ async fn every_order_of_order_placed_and_order_cancelled_and_their_redeliveries_
     }
     steps.pool.close().await;
     stack.drop_database(&database).await.unwrap();
+}
+
+/// The notifications consumer (`outflow_notifications_consumer::Notifications`,
+/// the code the service runs) over every order of an order's OrderPlaced
+/// (order topic) and its PaymentRefunded (payment topic), each twice, on a
+/// fresh notifications database with one webhook of the customer's. A refund
+/// seen first (a lagging partition or a rebalance can do that) is told to
+/// the order's customer all the same; each event is one notification and one
+/// delivery to the webhook, whatever came first.
+#[tokio::test]
+#[ignore = "needs the stack: scripts/up (scripts/test runs it)"]
+async fn every_order_of_order_placed_and_payment_refunded_notifies_the_customer_once_each() {
+    use futures::TryStreamExt;
+    use mongodb::bson::{doc, Document};
+    let stack = Stack::from_env();
+    let (database, pool) = stack.fresh_database("steps").await.unwrap();
+    sqlx::migrate!("../writers/notifications/migrations").run(&pool).await.unwrap();
+    let webhook = Uuid::new_v4();
+    sqlx::query(
+        "insert into webhooks (id, owner, shop_wide, url, secret, created_by, created_at)
+         values ($1, 'steps-customer', false, 'https://receiver.example/hook', 'whsec_c3RlcHM=', 'steps-customer', now() - interval '1 minute')",
+    )
+    .bind(webhook)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let views = stack.mongo().await.unwrap().database("outflow");
+    let collection = views.collection::<Document>("notifications");
+    let notifications = outflow_notifications_consumer::Notifications { db: views, pool: pool.clone() };
+    let mut orders = Vec::new();
+    for sequence in interleavings() {
+        let (order, placed, refunded) = placed_and_refunded();
+        let mut outcomes = Vec::new();
+        for input in &sequence {
+            let event = if matches!(input, Input::First) { placed.clone() } else { refunded.clone() };
+            outcomes.push(notifications.dispatch(event).await.unwrap_or_else(|e| panic!("{sequence:?}: {e}")));
+        }
+        let case = format!("{sequence:?} → {outcomes:?}");
+        assert_eq!(outcomes.iter().filter(|o| **o == Outcome::Duplicate).count(), 2, "{case}: each redelivery is a duplicate");
+        let mut told: Vec<(String, String)> = collection
+            .find(doc! { "order_id": &order })
+            .await
+            .unwrap()
+            .map_ok(|d| (d.get_str("kind").unwrap_or_default().to_owned(), d.get_str("customer_id").unwrap_or_default().to_owned()))
+            .try_collect()
+            .await
+            .unwrap();
+        told.sort();
+        let customer = "steps-customer".to_owned();
+        assert_eq!(
+            told,
+            [("order_placed".to_owned(), customer.clone()), ("payment_refunded".to_owned(), customer)],
+            "{case}: one notification per event, to the customer"
+        );
+        let mut delivered: Vec<String> = sqlx::query_scalar("select event_id from deliveries where webhook_id = $1 and order_id = $2")
+            .bind(webhook)
+            .bind(&order)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        delivered.sort();
+        let mut expected = vec![placed.event_id.to_string(), refunded.event_id.to_string()];
+        expected.sort();
+        assert_eq!(delivered, expected, "{case}: one delivery per event to the customer's webhook");
+        orders.push(order);
+    }
+    collection.delete_many(doc! { "order_id": { "$in": &orders } }).await.unwrap();
+    pool.close().await;
+    stack.drop_database(&database).await.unwrap();
+}
+
+/// A new order's OrderPlaced, and the refund of its payment (which names
+/// the customer, as refunds do since they carry `customer_id`).
+fn placed_and_refunded() -> (String, Delivery, Delivery) {
+    let order = Uuid::now_v7().to_string();
+    let placed = placed(&order, 1);
+    let refunded = PaymentRefunded {
+        event_id: new_event_id(),
+        aggregate_id: Uuid::now_v7().to_string(),
+        aggregate_version: 3,
+        occurred_at: now_millis(),
+        order_id: order.clone(),
+        amount_minor: placed.total_minor,
+        reason: "order_cancelled".into(),
+        customer_id: "steps-customer".into(),
+    };
+    (order, delivery(DomainEvent::OrderPlaced(placed), "outflow.order.events"), delivery(DomainEvent::PaymentRefunded(refunded), "outflow.payment.events"))
 }
