@@ -95,7 +95,7 @@ fn mongo(error: mongodb::error::Error) -> ApiError {
 /// A view document as JSON, with `_id` under its proper name and without
 /// the view consumer's revision (`_rev`).
 fn to_json(mut document: Document, id_name: &str) -> Value {
-    document.remove("_rev");
+    document.remove(outflow_service::views::REVISION);
     if let Some(id) = document.remove("_id") {
         document.insert(id_name, id);
     }

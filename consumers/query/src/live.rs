@@ -33,6 +33,7 @@ use mongodb::{
     bson::{doc, Bson, Document},
     Database,
 };
+use outflow_service::views::{revision, REVISION};
 use serde::Deserialize;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
@@ -244,16 +245,6 @@ impl Hub {
 /// How many of a poll's lookups run at once.
 const LOOKUPS_IN_FLIGHT: usize = 16;
 
-/// The revision the view consumer wrote a document at (0 before revisions).
-fn revision(document: &Document) -> i64 {
-    match document.get("_rev") {
-        Some(Bson::Int32(v)) => i64::from(*v),
-        Some(Bson::Int64(v)) => *v,
-        Some(Bson::Double(v)) => *v as i64,
-        _ => 0,
-    }
-}
-
 /// One message of a stream: its id (the view's version) and its JSON data.
 #[derive(Debug, PartialEq)]
 pub struct Message {
@@ -267,7 +258,7 @@ pub fn order_messages(view: &Document, sent: i64) -> Vec<Message> {
     let Ok(timeline) = view.get_array("timeline") else { return Vec::new() };
     let mut order = view.clone();
     order.remove("timeline");
-    order.remove("_rev");
+    order.remove(REVISION);
     let id = order.remove("_id").unwrap_or(Bson::Null);
     order.insert("order_id", id);
     let order = Bson::Document(order).into_relaxed_extjson();
@@ -294,7 +285,7 @@ pub fn availability_message(view: &Document, sent: i64) -> Option<Message> {
         return None;
     }
     let mut availability = view.clone();
-    availability.remove("_rev");
+    availability.remove(REVISION);
     let sku = availability.remove("_id").unwrap_or(Bson::Null);
     availability.insert("sku", sku);
     Some(Message { id: version, data: Bson::Document(availability).into_relaxed_extjson() })

@@ -15,7 +15,7 @@ use axum::{
 use futures::{stream, Stream, StreamExt};
 use mongodb::bson::Document;
 use outflow_service::{
-    auth::{bearer_token, Caller},
+    auth::Caller,
     error::{ApiError, ApiQuery},
 };
 use serde::Deserialize;
@@ -106,15 +106,7 @@ pub async fn availability_events(
 /// The caller of a stream, from the Authorization header or `access_token`,
 /// and when its token expires.
 fn stream_caller(state: &AppState, headers: &HeaderMap, query_token: Option<&str>) -> Result<(Caller, i64), ApiError> {
-    let token = match (bearer_token(headers), query_token) {
-        (Some(token), _) | (None, Some(token)) => token,
-        (None, None) if headers.contains_key(header::AUTHORIZATION) => {
-            return Err(ApiError::unauthorized("invalid_token", "the Authorization header is not a bearer token"))
-        }
-        (None, None) => return Err(ApiError::unauthorized("missing_token", "send Authorization: Bearer <token>, or access_token=<token>")),
-    };
-    let claims = state.jwt.verify(token)?;
-    Ok((Caller { id: claims.sub, role: claims.role }, claims.exp))
+    Caller::from_token(&state.jwt, headers, query_token, "send Authorization: Bearer <token>, or access_token=<token>")
 }
 
 /// The version after which the stream starts: the `Last-Event-ID` a

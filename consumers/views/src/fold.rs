@@ -23,6 +23,8 @@ use mongodb::{
 };
 use outflow_consumer::{Delivery, Outcome};
 use outflow_events::DomainEvent;
+pub use outflow_service::views::REVISION;
+use outflow_service::views::{integer, revision as revision_of};
 use tokio::sync::oneshot;
 
 const ORDERS: &str = "order_views";
@@ -226,15 +228,6 @@ fn set_path(document: &mut Document, path: &str, value: Bson) {
     }
 }
 
-fn integer(value: &Bson) -> Option<i64> {
-    match value {
-        Bson::Int32(v) => Some(i64::from(*v)),
-        Bson::Int64(v) => Some(*v),
-        Bson::Double(v) => Some(*v as i64),
-        _ => None,
-    }
-}
-
 /// A change waiting for its document, and where its answer goes.
 struct Queued {
     change: Change,
@@ -379,13 +372,6 @@ async fn fold_into(collection: &Collection<Document>, key: &Key, changes: &[&Cha
             return Err(anyhow!("{} {id} kept changing under the view consumer (another writer on the views database?)", key.0));
         }
     }
-}
-
-/// The field holding a view document's revision.
-pub const REVISION: &str = "_rev";
-
-fn revision_of(document: &Document) -> i64 {
-    document.get(REVISION).and_then(integer).unwrap_or(0)
 }
 
 /// Document `id` at `revision` (documents written before revisions have none).

@@ -196,6 +196,21 @@ impl Caller {
     pub fn may_see(&self, owner_id: &str) -> bool {
         self.role == Role::Admin || self.id == owner_id
     }
+
+    /// The caller the request's bearer token names, with the token's expiry
+    /// (seconds since the epoch). `other` is a token sent another way, for a
+    /// client that cannot send headers (a browser's EventSource), taken only
+    /// when there is no Authorization header; `missing` tells the client how
+    /// to send one.
+    pub fn from_token(keys: &JwtKeys, headers: &HeaderMap, other: Option<&str>, missing: &str) -> Result<(Caller, i64), ApiError> {
+        let token = match (headers.get(axum::http::header::AUTHORIZATION), other) {
+            (None, Some(token)) => token,
+            (None, None) => return Err(ApiError::unauthorized("missing_token", missing)),
+            (Some(_), _) => bearer_token(headers).ok_or_else(|| ApiError::unauthorized("invalid_token", "the Authorization header is not a bearer token"))?,
+        };
+        let claims = keys.verify(token)?;
+        Ok((Caller { id: claims.sub, role: claims.role }, claims.exp))
+    }
 }
 
 /// Lets handlers take a [`Caller`] argument; the state must give out [`JwtKeys`].
@@ -211,12 +226,7 @@ impl<S: HasJwtKeys + Send + Sync> FromRequestParts<S> for Caller {
         if let Some(caller) = parts.extensions.get::<Caller>() {
             return Ok(caller.clone());
         }
-        if parts.headers.get(axum::http::header::AUTHORIZATION).is_none() {
-            return Err(ApiError::unauthorized("missing_token", "send Authorization: Bearer <token>"));
-        }
-        let token = bearer_token(&parts.headers).ok_or_else(|| ApiError::unauthorized("invalid_token", "the Authorization header is not a bearer token"))?;
-        let claims = state.jwt_keys().verify(token)?;
-        Ok(Caller { id: claims.sub, role: claims.role })
+        Ok(Caller::from_token(state.jwt_keys(), &parts.headers, None, "send Authorization: Bearer <token>")?.0)
     }
 }
 
@@ -226,6 +236,20 @@ mod tests {
 
     fn keys() -> JwtKeys {
         JwtKeys::new(&SecretString::from("test-secret"))
+    }
+
+    #[test]
+    fn the_header_comes_first_and_another_token_only_without_one() {
+        let (token, other) = (keys().mint("c-1", Role::Customer, 60), keys().mint("c-2", Role::Customer, 60));
+        let mut headers = HeaderMap::new();
+        let caller = |headers: &HeaderMap, other: Option<&str>| Caller::from_token(&keys(), headers, other, "how").map(|(c, _)| c.id).map_err(|e| e.code);
+        assert_eq!(caller(&headers, None), Err("missing_token"));
+        assert_eq!(caller(&headers, Some(&other)), Ok("c-2".to_owned()));
+        headers.insert(axum::http::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+        assert_eq!(caller(&headers, Some(&other)), Ok("c-1".to_owned()));
+        headers.insert(axum::http::header::AUTHORIZATION, format!("Basic {token}").parse().unwrap());
+        assert_eq!(caller(&headers, Some(&other)), Err("invalid_token"), "a header that is not a bearer token is refused, not passed over");
+        assert_eq!(caller(&HeaderMap::new(), Some("not-a-token")), Err("invalid_token"));
     }
 
     #[test]

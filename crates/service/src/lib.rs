@@ -16,7 +16,9 @@
 //!   [`error::ApiJson`] extractor that turns every bad body into one;
 //! - [`openapi`]: the bearer security scheme and the check-in of OpenAPI files;
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, the request metrics layer, and
-//!   the server loop with graceful shutdown.
+//!   the server loop with graceful shutdown;
+//! - `views` (feature `mongo`): the read views' revision field, which the view
+//!   consumer writes and the query service watches.
 
 pub mod app;
 pub mod auth;
@@ -28,3 +30,5 @@ pub mod openapi;
 pub mod ops;
 pub mod settings;
 pub mod telemetry;
+#[cfg(feature = "mongo")]
+pub mod views;
