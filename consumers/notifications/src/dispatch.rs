@@ -108,6 +108,7 @@ impl Dispatcher {
     /// written (NOTIFY), at least every second for the retries that come
     /// due, and again as soon as a place frees up (up to `batch` in flight).
     pub async fn run(self: Arc<Self>) {
+        tokio::spawn(count_dead(self.pool.clone()));
         let mut listener = None;
         let mut in_flight = tokio::task::JoinSet::new();
         loop {
@@ -220,6 +221,19 @@ impl Dispatcher {
         .execute(&self.pool)
         .await
         .map(drop)
+    }
+}
+
+/// Keeps `webhook_deliveries_dead` at the number of parked deliveries, for
+/// the alert: a replay takes one off, which a counter of attempts cannot say.
+async fn count_dead(pool: PgPool) {
+    let mut every = tokio::time::interval(Duration::from_secs(15));
+    loop {
+        every.tick().await;
+        match sqlx::query_scalar::<_, i64>("select count(*) from deliveries where status = 'DEAD'").fetch_one(&pool).await {
+            Ok(dead) => metrics::gauge!("webhook_deliveries_dead").set(dead as f64),
+            Err(e) => tracing::warn!(error = %e, "counting the dead webhook deliveries failed"),
+        }
     }
 }
 

@@ -22,6 +22,11 @@ fn describe_webhooks() {
         "Webhook delivery attempts, by outcome: delivered, failed (retried later) or dead (parked after the last attempt)."
     );
     describe_histogram!("webhook_delivery_seconds", Unit::Seconds, "Time one POST of a webhook delivery took, until the answer or the timeout.");
+    describe_gauge!(
+        "webhook_deliveries_dead",
+        Unit::Count,
+        "Webhook deliveries parked as dead letters (DEAD), waiting for an admin's replay; sampled every 15 s."
+    );
 }
 
 fn describe_live() {
