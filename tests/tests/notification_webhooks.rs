@@ -28,6 +28,9 @@ enum Answer {
     Fail,
     /// Answers only after the dispatcher's 2 s timeout.
     Hang,
+    /// Fails after 1.5 s: within the timeout, so the dispatcher is waiting
+    /// for exactly as long as the receiver holds the request.
+    Slow,
 }
 
 #[derive(Default)]
@@ -40,6 +43,9 @@ struct Inbox {
     attempts: Vec<(String, Answer)>,
     /// The accepted ones whose signature verified: (webhook-id, body).
     accepted: Vec<(String, Value)>,
+    /// POSTs being answered now, and the most there ever were at once.
+    open: usize,
+    most_open: usize,
 }
 
 struct Receiver {
@@ -103,6 +109,16 @@ async fn receive(State(inbox): State<Arc<Mutex<Inbox>>>, headers: HeaderMap, bod
     };
     match answer {
         Answer::Fail => return StatusCode::INTERNAL_SERVER_ERROR,
+        Answer::Slow => {
+            {
+                let mut inbox = inbox.lock().unwrap();
+                inbox.open += 1;
+                inbox.most_open = inbox.most_open.max(inbox.open);
+            }
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            inbox.lock().unwrap().open -= 1;
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
         Answer::Hang => {
             tokio::time::sleep(Duration::from_secs(5)).await;
             return StatusCode::OK;
@@ -310,4 +326,42 @@ async fn a_registration_that_cannot_be_kept_is_refused_and_changes_nothing() {
     assert_eq!(listed["webhooks"][0]["id"], theirs.as_str());
     assert!(listed["webhooks"][0].get("secret").is_none(), "the secret is shown at registration only");
     delete(&shop, &other, &theirs).await;
+}
+
+/// `dispatch.per_webhook` as `scripts/services.sh` leaves it (the default),
+/// with the stack's one notifications consumer.
+const PER_WEBHOOK: usize = 4;
+
+/// A receiver that holds every POST for 1.5 s, with many deliveries due,
+/// gets at most `per_webhook` of them at once; another customer's webhook
+/// is served meanwhile.
+#[tokio::test]
+#[ignore = "needs the stack (scripts/up)"]
+async fn a_slow_receiver_holds_only_its_share_of_the_dispatcher() {
+    let shop = Shop::new().await;
+    let (slow_customer, customer) = (format!("slow-{}", uuid::Uuid::new_v4().simple()), format!("hooked-{}", uuid::Uuid::new_v4().simple()));
+    let slow = Receiver::start(&[], Answer::Slow).await;
+    let (slow_webhook, _) = register(&shop, &shop.customer(&slow_customer), json!({"url": slow.url()})).await;
+    let receiver = Receiver::start(&[], Answer::Accept).await;
+    let (webhook, secret) = register(&shop, &shop.customer(&customer), json!({"url": receiver.url()})).await;
+    receiver.set(&secret, Answer::Accept);
+
+    // Six orders make 18 notifications (placed, confirmed, shipped) due at
+    // the slow receiver; the dispatcher has 32 places.
+    let sku = shop.product(10).await;
+    for _ in 0..6 {
+        shop.place(&slow_customer, &[(&sku, 1)]).await;
+    }
+    let order = shop.place(&customer, &[(&sku, 1)]).await;
+    receiver.until("the other customer's three notifications", |a| kinds_of(a, &order).len() >= 3).await;
+    let until = tokio::time::Instant::now() + WAIT;
+    while slow.attempts().len() < 18 {
+        assert!(tokio::time::Instant::now() < until, "the slow receiver got {} POSTs within {WAIT:?}", slow.attempts().len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let most = slow.inbox.lock().unwrap().most_open;
+    assert!(most <= PER_WEBHOOK, "the slow receiver had {most} POSTs open at once; a webhook gets at most {PER_WEBHOOK}");
+    assert!(most >= 2, "the slow receiver never had more than {most} POST open: the test did not load it");
+    delete(&shop, &shop.customer(&slow_customer), &slow_webhook).await;
+    delete(&shop, &shop.customer(&customer), &webhook).await;
 }

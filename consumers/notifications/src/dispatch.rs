@@ -38,13 +38,25 @@ pub struct DispatchSettings {
     /// Deliveries in flight at once per dispatcher: a receiver that is slow
     /// to answer holds one place, not the others' turn.
     pub batch: i64,
+    /// Of those, at most this many to one webhook: a receiver that answers
+    /// slowly, or not at all, with many deliveries due would otherwise take
+    /// every place, and every other receiver would wait for its timeouts.
+    pub per_webhook: i64,
     /// Lets webhooks reach this machine and private networks (development).
     pub allow_private_networks: bool,
 }
 
 impl Default for DispatchSettings {
     fn default() -> Self {
-        DispatchSettings { timeout_ms: 10_000, max_attempts: 12, first_retry_ms: 5_000, max_retry_ms: 3_600_000, batch: 32, allow_private_networks: false }
+        DispatchSettings {
+            timeout_ms: 10_000,
+            max_attempts: 12,
+            first_retry_ms: 5_000,
+            max_retry_ms: 3_600_000,
+            batch: 32,
+            per_webhook: 4,
+            allow_private_networks: false,
+        }
     }
 }
 
@@ -52,6 +64,7 @@ impl DispatchSettings {
     /// Refuses settings the dispatcher cannot work with.
     pub fn check(&self) -> anyhow::Result<()> {
         anyhow::ensure!((1..=1_000).contains(&self.batch), "dispatch.batch is 1 to 1000, not {}", self.batch);
+        anyhow::ensure!((1..=self.batch).contains(&self.per_webhook), "dispatch.per_webhook is 1 to dispatch.batch ({}), not {}", self.batch, self.per_webhook);
         anyhow::ensure!((100..=300_000).contains(&self.timeout_ms), "dispatch.timeout_ms is 100 to 300000, not {}", self.timeout_ms);
         anyhow::ensure!(self.max_attempts >= 1, "dispatch.max_attempts is at least 1, not {}", self.max_attempts);
         anyhow::ensure!(self.first_retry_ms <= self.max_retry_ms, "dispatch.first_retry_ms is at most dispatch.max_retry_ms");
@@ -132,21 +145,39 @@ impl Dispatcher {
         }
     }
 
-    /// Takes up to `free` due deliveries (none when nothing is free).
+    /// Takes up to `free` due deliveries (none when nothing is free), oldest
+    /// first, but from each webhook only as many as leave it at most
+    /// `per_webhook` being sent. Two dispatchers that claim at the same
+    /// moment each count what was sent before: together they may send up to
+    /// twice as many to one webhook for a while.
     async fn take_due(&self, free: i64) -> sqlx::Result<Vec<Due>> {
         if free <= 0 {
             return Ok(Vec::new());
         }
         sqlx::query_as(
-            "update deliveries d set next_attempt_at = now() + make_interval(secs => $2)
-             from (select webhook_id, event_id from deliveries
-                   where status = 'PENDING' and next_attempt_at <= now()
-                   order by next_attempt_at limit $1 for update skip locked) taken, webhooks w
+            "with due as (
+                 select d.webhook_id, d.event_id, d.next_attempt_at from webhooks w
+                 cross join lateral (
+                     select webhook_id, event_id, next_attempt_at from deliveries
+                     where webhook_id = w.id and status = 'PENDING' and next_attempt_at <= now()
+                     order by next_attempt_at
+                     limit greatest($3 - (select count(*) from deliveries s where s.webhook_id = w.id and s.sending_until > now()), 0)
+                 ) d
+                 order by d.next_attempt_at limit $1
+             ), taken as (
+                 select webhook_id, event_id from deliveries
+                 where (webhook_id, event_id) in (select webhook_id, event_id from due)
+                   and status = 'PENDING' and next_attempt_at <= now()
+                 for update skip locked
+             )
+             update deliveries d set next_attempt_at = now() + make_interval(secs => $2), sending_until = now() + make_interval(secs => $2)
+             from taken, webhooks w
              where d.webhook_id = taken.webhook_id and d.event_id = taken.event_id and w.id = d.webhook_id
              returning d.webhook_id, d.event_id, d.body, d.attempts, w.url, w.secret, d.next_attempt_at as leased_until",
         )
         .bind(free)
         .bind(self.settings.lease().as_secs_f64())
+        .bind(self.settings.per_webhook)
         .fetch_all(&self.pool)
         .await
     }
@@ -186,7 +217,7 @@ impl Dispatcher {
     async fn delivered(&self, delivery: &Due, attempts: i32) -> sqlx::Result<()> {
         metrics::counter!("webhook_deliveries_total", "outcome" => "delivered").increment(1);
         sqlx::query(
-            "update deliveries set status = 'DELIVERED', attempts = $3, delivered_at = now(), last_error = null
+            "update deliveries set status = 'DELIVERED', attempts = $3, delivered_at = now(), last_error = null, sending_until = null
              where webhook_id = $1 and event_id = $2 and status = 'PENDING' and next_attempt_at = $4",
         )
         .bind(delivery.webhook_id)
@@ -206,7 +237,7 @@ impl Dispatcher {
         }
         let retry_after = self.settings.retry_after(attempts);
         sqlx::query(
-            "update deliveries set attempts = $3, last_error = $4,
+            "update deliveries set attempts = $3, last_error = $4, sending_until = null,
                 status = case when $5 then 'DEAD' else 'PENDING' end,
                 next_attempt_at = now() + make_interval(secs => $6)
              where webhook_id = $1 and event_id = $2 and status = 'PENDING' and next_attempt_at = $7",
@@ -284,5 +315,15 @@ mod tests {
             let step = Duration::from_millis((1_000_u64 << (attempts - 1).min(10)).min(10_000));
             assert!(wait >= step && wait <= step * 2, "after {attempts} failures: {wait:?} (step {step:?})");
         }
+    }
+
+    #[test]
+    fn a_webhook_gets_at_least_one_place_and_at_most_the_batch() {
+        assert!(DispatchSettings::default().check().is_ok());
+        for per_webhook in [0, 33] {
+            let settings = DispatchSettings { per_webhook, ..DispatchSettings::default() };
+            assert!(settings.check().is_err(), "per_webhook {per_webhook} of a batch of 32");
+        }
+        assert!(DispatchSettings { per_webhook: 32, ..DispatchSettings::default() }.check().is_ok());
     }
 }

@@ -226,7 +226,7 @@ pub async fn replay(
         Some("DEAD") => {}
         Some(other) => return Err(ApiError::conflict("not_dead", format!("the delivery is {other}, not parked"))),
     }
-    sqlx::query("update deliveries set status = 'PENDING', attempts = 0, next_attempt_at = now(), last_error = null where webhook_id = $1 and event_id = $2")
+    sqlx::query("update deliveries set status = 'PENDING', attempts = 0, next_attempt_at = now(), last_error = null, sending_until = null where webhook_id = $1 and event_id = $2")
         .bind(webhook)
         .bind(&event_id)
         .execute(&mut *tx)
